@@ -1,0 +1,3 @@
+from slotguard.cli import main
+
+main()
