@@ -1,0 +1,93 @@
+"""The resource model: which calls acquire what, and how it is released.
+
+``Model`` answers questions about qualified names against the built-in catalog
+merged with the user's configuration. Questions about a particular piece of
+code (what does this name hold here?) are answered by ``slotguard.model.infer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from slotguard.model.catalog import BUILTIN
+from slotguard.model.vocabulary import Catalog, Constructor, Kind, Method, ResourceType
+
+__all__ = ["Catalog", "Constructor", "Kind", "Method", "Model", "ResourceType"]
+
+
+class Model:
+    """Lookups over a catalog, indexed once."""
+
+    def __init__(self, catalog: Catalog = BUILTIN, extension: Catalog | None = None) -> None:
+        if extension is not None:
+            catalog = catalog.merged(extension)
+        self.catalog = catalog
+        self.extension = extension
+        self._types: dict[str, ResourceType] = {}
+        self._annotations: dict[str, ResourceType] = {}
+        for resource_type in catalog.types:
+            self._types[resource_type.name] = resource_type
+            self._annotations[resource_type.name] = resource_type
+            for annotation in resource_type.annotations:
+                self._annotations[annotation] = resource_type
+        self._constructors = {c.callee: c for c in catalog.constructors}
+        self._releasing_functions = frozenset(catalog.releasing_functions)
+        self._owner_classes = frozenset(catalog.owner_classes)
+        self._method_names = frozenset(
+            m.name for t in catalog.types for m in t.methods
+        )
+
+    def type(self, name: str) -> ResourceType:
+        return self._types[name]
+
+    def types(self) -> Iterable[ResourceType]:
+        return self._types.values()
+
+    def annotated(self, qualified: str) -> ResourceType | None:
+        """The type an annotation's qualified name denotes."""
+        return self._annotations.get(qualified)
+
+    def constructor(self, qualified: str) -> Constructor | None:
+        return self._constructors.get(qualified)
+
+    def releases_argument(self, qualified: str) -> bool:
+        """Whether the function releases the resource passed as its first argument."""
+        return qualified in self._releasing_functions
+
+    def is_owner_class(self, qualified: str) -> bool:
+        return qualified in self._owner_classes
+
+    def is_acquiring_method(self, name: str) -> bool:
+        """Whether some known type has a method of this name that produces a value."""
+        return name in self._method_names
+
+    def libraries(self) -> frozenset[str]:
+        """Top-level module names whose import makes a file worth analysing."""
+        roots = {name.split(".", 1)[0] for name in self._constructors}
+        roots.update(name.split(".", 1)[0] for name in self._annotations)
+        roots.update(name.split(".", 1)[0] for name in self._releasing_functions)
+        roots.update(name.split(".", 1)[0] for name in self._owner_classes)
+        return frozenset(roots)
+
+    def trigger_words(self) -> frozenset[str]:
+        """Identifiers of which at least one must occur in a file for any rule
+        to find something in it.
+
+        A value gets a type only through an import of a library (whose root
+        name then occurs in the file) or, for the user's own wrappers, through
+        their name, which even a relative import spells out.
+        """
+        words = set(self.libraries())
+        if self.extension is not None:
+            extension = self.extension
+            for qualified in (
+                *(c.callee for c in extension.constructors),
+                *(a for t in extension.types for a in (t.name, *t.annotations)),
+                *extension.releasing_functions,
+                *extension.owner_classes,
+            ):
+                words.add(qualified.rsplit(".", 1)[-1])
+        return frozenset(words)
+
+    def kinds(self, *kinds: Kind) -> frozenset[str]:
+        return frozenset(t.name for t in self._types.values() if t.kind in kinds)

@@ -1,0 +1,394 @@
+"""What the database libraries are: the table of SPEC section 1, as data.
+
+Every rule asks this table (through ``slotguard.model.Model``) whether a call
+acquires something, what it acquired and how that is released. Nothing else in
+slotguard spells out a library's names.
+
+Type names are slotguard's own; ``annotations`` lists the qualified names user
+code writes for them. Sync and async twins (``Session``/``AsyncSession``) are
+separate types, because one is entered with ``with`` and the other with
+``async with``.
+"""
+
+from __future__ import annotations
+
+from slotguard.model.vocabulary import Catalog, Constructor, Kind, Method, ResourceType
+
+_ASYNCPG = (
+    ResourceType(
+        name="asyncpg.Pool",
+        kind=Kind.POOL,
+        library="asyncpg",
+        annotations=("asyncpg.Pool", "asyncpg.pool.Pool"),
+        release_methods=("close", "terminate"),
+        methods=(Method("acquire", "asyncpg.PoolConnection", awaited=True),),
+        context_manager_form="async with asyncpg.create_pool(...) as pool",
+        is_async=True,
+    ),
+    ResourceType(
+        name="asyncpg.PoolConnection",
+        kind=Kind.POOLED_CONNECTION,
+        library="asyncpg",
+        annotations=("asyncpg.pool.PoolConnectionProxy",),
+        returned_by=("release",),
+        transaction_methods=("transaction",),
+        context_manager_form="async with pool.acquire() as conn",
+        is_async=True,
+    ),
+    ResourceType(
+        name="asyncpg.Connection",
+        kind=Kind.CONNECTION,
+        library="asyncpg",
+        annotations=("asyncpg.Connection", "asyncpg.connection.Connection"),
+        release_methods=("close", "terminate"),
+        with_releases=False,
+        with_note="an asyncpg connection is not a context manager; close it in `finally`",
+        transaction_methods=("transaction",),
+        is_async=True,
+    ),
+)
+
+_PSYCOPG = (
+    ResourceType(
+        name="psycopg.Connection",
+        kind=Kind.CONNECTION,
+        library="psycopg",
+        annotations=("psycopg.Connection", "psycopg.connection.Connection"),
+        release_methods=("close",),
+        transaction_methods=("transaction",),
+        context_manager_form="with psycopg.connect(...) as conn",
+    ),
+    ResourceType(
+        name="psycopg.AsyncConnection",
+        kind=Kind.CONNECTION,
+        library="psycopg",
+        annotations=("psycopg.AsyncConnection", "psycopg.connection_async.AsyncConnection"),
+        release_methods=("close",),
+        transaction_methods=("transaction",),
+        context_manager_form="async with await psycopg.AsyncConnection.connect(...) as conn",
+        is_async=True,
+    ),
+    ResourceType(
+        name="psycopg_pool.ConnectionPool",
+        kind=Kind.POOL,
+        library="psycopg_pool",
+        annotations=("psycopg_pool.ConnectionPool", "psycopg_pool.NullConnectionPool",
+                     "psycopg_pool.pool.ConnectionPool"),
+        release_methods=("close",),
+        methods=(
+            Method("getconn", "psycopg_pool.PoolConnection", awaited=False,
+                   context_manager="connection"),
+            Method("connection", "psycopg_pool.PoolConnection", context_manager_only=True),
+        ),
+        context_manager_form="with ConnectionPool(...) as pool",
+    ),
+    ResourceType(
+        name="psycopg_pool.AsyncConnectionPool",
+        kind=Kind.POOL,
+        library="psycopg_pool",
+        annotations=("psycopg_pool.AsyncConnectionPool", "psycopg_pool.AsyncNullConnectionPool",
+                     "psycopg_pool.pool_async.AsyncConnectionPool"),
+        release_methods=("close",),
+        methods=(
+            Method("getconn", "psycopg_pool.AsyncPoolConnection", awaited=True,
+                   context_manager="connection"),
+            Method("connection", "psycopg_pool.AsyncPoolConnection", context_manager_only=True),
+        ),
+        context_manager_form="async with AsyncConnectionPool(...) as pool",
+        is_async=True,
+    ),
+    ResourceType(
+        name="psycopg_pool.PoolConnection",
+        kind=Kind.POOLED_CONNECTION,
+        library="psycopg_pool",
+        returned_by=("putconn",),
+        transaction_methods=("transaction",),
+        context_manager_form="with pool.connection() as conn",
+    ),
+    ResourceType(
+        name="psycopg_pool.AsyncPoolConnection",
+        kind=Kind.POOLED_CONNECTION,
+        library="psycopg_pool",
+        returned_by=("putconn",),
+        transaction_methods=("transaction",),
+        context_manager_form="async with pool.connection() as conn",
+        is_async=True,
+    ),
+)
+
+_PSYCOPG2 = (
+    ResourceType(
+        name="psycopg2.Connection",
+        kind=Kind.CONNECTION,
+        library="psycopg2",
+        annotations=("psycopg2.extensions.connection",),
+        release_methods=("close",),
+        with_releases=False,
+        with_note="psycopg2's connection context manager only commits or rolls back",
+    ),
+    ResourceType(
+        name="psycopg2.Pool",
+        kind=Kind.POOL,
+        library="psycopg2",
+        annotations=(
+            "psycopg2.pool.SimpleConnectionPool",
+            "psycopg2.pool.ThreadedConnectionPool",
+            "psycopg2.pool.AbstractConnectionPool",
+        ),
+        release_methods=("closeall",),
+        methods=(Method("getconn", "psycopg2.PoolConnection", awaited=False),),
+        with_releases=False,
+    ),
+    ResourceType(
+        name="psycopg2.PoolConnection",
+        kind=Kind.POOLED_CONNECTION,
+        library="psycopg2",
+        returned_by=("putconn",),
+        with_releases=False,
+        with_note="a connection from `getconn()` goes back to the pool only through `putconn()`",
+    ),
+)
+
+
+def _aio_library(library: str) -> tuple[ResourceType, ...]:
+    """aiopg, aiomysql and asyncmy share asyncpg's pool shape."""
+    return (
+        ResourceType(
+            name=f"{library}.Pool",
+            kind=Kind.POOL,
+            library=library,
+            annotations=(f"{library}.Pool", f"{library}.pool.Pool"),
+            release_methods=("close", "terminate"),
+            methods=(Method("acquire", f"{library}.PoolConnection", awaited=True),),
+            context_manager_form=f"async with {library}.create_pool(...) as pool",
+            is_async=True,
+        ),
+        ResourceType(
+            name=f"{library}.PoolConnection",
+            kind=Kind.POOLED_CONNECTION,
+            library=library,
+            returned_by=("release",),
+            context_manager_form="async with pool.acquire() as conn",
+            is_async=True,
+        ),
+        ResourceType(
+            name=f"{library}.Connection",
+            kind=Kind.CONNECTION,
+            library=library,
+            annotations=(f"{library}.Connection", f"{library}.connection.Connection"),
+            release_methods=("close", "ensure_closed"),
+            context_manager_form=f"async with {library}.connect(...) as conn",
+            is_async=True,
+        ),
+        ResourceType(
+            name=f"{library}.sa.Engine",
+            kind=Kind.POOL,
+            library=library,
+            annotations=(f"{library}.sa.Engine", f"{library}.sa.engine.Engine"),
+            release_methods=("close", "terminate"),
+            methods=(Method("acquire", f"{library}.PoolConnection", awaited=True),),
+            is_async=True,
+        ),
+    )
+
+
+def _sqlalchemy(prefix: str, is_async: bool) -> tuple[ResourceType, ...]:
+    """SQLAlchemy's sync types (``prefix`` "") and async twins ("Async")."""
+    a = prefix
+    asyncio = "sqlalchemy.ext.asyncio"
+    if is_async:
+        engine_names = (f"{asyncio}.AsyncEngine", f"{asyncio}.engine.AsyncEngine")
+        connection_names = (f"{asyncio}.AsyncConnection", f"{asyncio}.engine.AsyncConnection")
+        session_names = (f"{asyncio}.AsyncSession", f"{asyncio}.session.AsyncSession",
+                         "sqlmodel.ext.asyncio.session.AsyncSession")
+        factory_names = (f"{asyncio}.async_sessionmaker", f"{asyncio}.session.async_sessionmaker")
+        scoped_names = (f"{asyncio}.async_scoped_session", f"{asyncio}.scoping.async_scoped_session")
+    else:
+        engine_names = ("sqlalchemy.Engine", "sqlalchemy.engine.Engine",
+                        "sqlalchemy.engine.base.Engine")
+        connection_names = ("sqlalchemy.Connection", "sqlalchemy.engine.Connection",
+                            "sqlalchemy.engine.base.Connection")
+        session_names = ("sqlalchemy.orm.Session", "sqlalchemy.orm.session.Session",
+                         "sqlmodel.Session", "sqlmodel.orm.session.Session")
+        factory_names = ("sqlalchemy.orm.sessionmaker", "sqlalchemy.orm.session.sessionmaker")
+        scoped_names = ("sqlalchemy.orm.scoped_session", "sqlalchemy.orm.scoping.scoped_session")
+    session_cm = "async with AsyncSession(...) as session" if is_async else (
+        "with Session(...) as session"
+    )
+    return (
+        ResourceType(
+            name=f"sqlalchemy.{a}Engine",
+            kind=Kind.POOL,
+            library="sqlalchemy",
+            annotations=engine_names,
+            release_methods=("dispose",),
+            methods=(
+                Method("connect", f"sqlalchemy.{a}Connection", awaited=is_async),
+                *(() if is_async else (
+                    Method("raw_connection", "sqlalchemy.RawConnection", awaited=False),
+                )),
+            ),
+            transaction_methods=("begin",),
+            with_releases=False,
+            is_async=is_async,
+        ),
+        ResourceType(
+            name=f"sqlalchemy.{a}Connection",
+            kind=Kind.ENGINE_CONNECTION,
+            library="sqlalchemy",
+            annotations=connection_names,
+            release_methods=("close", "invalidate"),
+            transaction_methods=("begin", "begin_nested"),
+            context_manager_form=("async " if is_async else "") + "with engine.connect() as conn",
+            is_async=is_async,
+        ),
+        ResourceType(
+            name=f"sqlalchemy.{a}Session",
+            kind=Kind.SESSION,
+            library="sqlalchemy",
+            annotations=session_names,
+            release_methods=("close",),
+            transaction_methods=("begin", "begin_nested"),
+            context_manager_form=session_cm,
+            is_async=is_async,
+        ),
+        ResourceType(
+            name=f"sqlalchemy.{a.lower()}{'_' if a else ''}sessionmaker",
+            kind=Kind.FACTORY,
+            library="sqlalchemy",
+            annotations=factory_names,
+            calling_produces=f"sqlalchemy.{a}Session",
+            transaction_methods=("begin",),
+            is_async=is_async,
+        ),
+        ResourceType(
+            name=f"sqlalchemy.{a.lower()}{'_' if a else ''}scoped_session",
+            kind=Kind.SESSION,
+            library="sqlalchemy",
+            annotations=scoped_names,
+            release_methods=("remove",),
+            with_releases=False,
+            with_note="a scoped_session registry is released by `remove()`",
+            transaction_methods=("begin", "begin_nested"),
+            is_async=is_async,
+        ),
+    )
+
+
+_SQLALCHEMY = (
+    *_sqlalchemy("", is_async=False),
+    *_sqlalchemy("Async", is_async=True),
+    ResourceType(
+        name="sqlalchemy.RawConnection",
+        kind=Kind.ENGINE_CONNECTION,
+        library="sqlalchemy",
+        release_methods=("close", "invalidate"),
+        with_releases=False,
+        with_note="a raw DBAPI connection goes back to the pool only through `close()`",
+    ),
+)
+
+_DATABASES = (
+    ResourceType(
+        name="databases.Database",
+        kind=Kind.POOL,
+        library="databases",
+        annotations=("databases.Database", "databases.core.Database"),
+        release_methods=("disconnect",),
+        methods=(Method("connection", "databases.Connection", context_manager_only=True),),
+        transaction_methods=("transaction",),
+        context_manager_form="async with Database(...) as database",
+        is_async=True,
+    ),
+    ResourceType(
+        name="databases.Connection",
+        kind=Kind.ENGINE_CONNECTION,
+        library="databases",
+        annotations=("databases.core.Connection",),
+        transaction_methods=("transaction",),
+        context_manager_form="async with database.connection() as conn",
+        is_async=True,
+    ),
+)
+
+_DJANGO = (ResourceType(name="django.Atomic", kind=Kind.TRANSACTION, library="django"),)
+
+TYPES: tuple[ResourceType, ...] = (
+    _ASYNCPG
+    + _PSYCOPG
+    + _PSYCOPG2
+    + _aio_library("aiopg")
+    + _aio_library("aiomysql")
+    + _aio_library("asyncmy")
+    + _SQLALCHEMY
+    + _DATABASES
+    + _DJANGO
+)
+
+
+def _aio_constructors(library: str) -> tuple[Constructor, ...]:
+    return (
+        Constructor(f"{library}.create_pool", f"{library}.Pool", awaited=True),
+        Constructor(f"{library}.pool.create_pool", f"{library}.Pool", awaited=True),
+        Constructor(f"{library}.connect", f"{library}.Connection", awaited=True),
+        Constructor(f"{library}.connection.connect", f"{library}.Connection", awaited=True),
+        Constructor(f"{library}.sa.create_engine", f"{library}.sa.Engine", awaited=True),
+        Constructor(f"{library}.sa.engine.create_engine", f"{library}.sa.Engine", awaited=True),
+    )
+
+
+def _sqlalchemy_constructors() -> tuple[Constructor, ...]:
+    asyncio = "sqlalchemy.ext.asyncio"
+    sync = (
+        ("sqlalchemy.create_engine", "sqlalchemy.Engine"),
+        ("sqlalchemy.engine.create_engine", "sqlalchemy.Engine"),
+        ("sqlalchemy.engine_from_config", "sqlalchemy.Engine"),
+        ("sqlmodel.create_engine", "sqlalchemy.Engine"),
+        ("sqlalchemy.orm.Session", "sqlalchemy.Session"),
+        ("sqlalchemy.orm.session.Session", "sqlalchemy.Session"),
+        ("sqlmodel.Session", "sqlalchemy.Session"),
+        ("sqlmodel.orm.session.Session", "sqlalchemy.Session"),
+        ("sqlalchemy.orm.sessionmaker", "sqlalchemy.sessionmaker"),
+        ("sqlalchemy.orm.session.sessionmaker", "sqlalchemy.sessionmaker"),
+        ("sqlalchemy.orm.scoped_session", "sqlalchemy.scoped_session"),
+        ("sqlalchemy.orm.scoping.scoped_session", "sqlalchemy.scoped_session"),
+    )
+    async_ = (
+        (f"{asyncio}.create_async_engine", "sqlalchemy.AsyncEngine"),
+        (f"{asyncio}.engine.create_async_engine", "sqlalchemy.AsyncEngine"),
+        (f"{asyncio}.async_engine_from_config", "sqlalchemy.AsyncEngine"),
+        (f"{asyncio}.AsyncSession", "sqlalchemy.AsyncSession"),
+        (f"{asyncio}.session.AsyncSession", "sqlalchemy.AsyncSession"),
+        ("sqlmodel.ext.asyncio.session.AsyncSession", "sqlalchemy.AsyncSession"),
+        (f"{asyncio}.async_sessionmaker", "sqlalchemy.async_sessionmaker"),
+        (f"{asyncio}.session.async_sessionmaker", "sqlalchemy.async_sessionmaker"),
+        (f"{asyncio}.async_scoped_session", "sqlalchemy.async_scoped_session"),
+        (f"{asyncio}.scoping.async_scoped_session", "sqlalchemy.async_scoped_session"),
+    )
+    return tuple(Constructor(callee, produces) for callee, produces in sync + async_)
+
+
+CONSTRUCTORS: tuple[Constructor, ...] = (
+    Constructor("asyncpg.create_pool", "asyncpg.Pool", awaited=True),
+    Constructor("asyncpg.pool.create_pool", "asyncpg.Pool", awaited=True),
+    Constructor("asyncpg.connect", "asyncpg.Connection", awaited=True),
+    Constructor("asyncpg.connection.connect", "asyncpg.Connection", awaited=True),
+    Constructor("psycopg.connect", "psycopg.Connection"),
+    Constructor("psycopg.Connection.connect", "psycopg.Connection"),
+    Constructor("psycopg.AsyncConnection.connect", "psycopg.AsyncConnection", awaited=True),
+    Constructor("psycopg_pool.ConnectionPool", "psycopg_pool.ConnectionPool"),
+    Constructor("psycopg_pool.NullConnectionPool", "psycopg_pool.ConnectionPool"),
+    Constructor("psycopg_pool.AsyncConnectionPool", "psycopg_pool.AsyncConnectionPool"),
+    Constructor("psycopg_pool.AsyncNullConnectionPool", "psycopg_pool.AsyncConnectionPool"),
+    Constructor("psycopg2.connect", "psycopg2.Connection"),
+    Constructor("psycopg2.pool.SimpleConnectionPool", "psycopg2.Pool"),
+    Constructor("psycopg2.pool.ThreadedConnectionPool", "psycopg2.Pool"),
+    *_aio_constructors("aiopg"),
+    *_aio_constructors("aiomysql"),
+    *_aio_constructors("asyncmy"),
+    *_sqlalchemy_constructors(),
+    Constructor("databases.Database", "databases.Database"),
+    Constructor("django.db.transaction.atomic", "django.Atomic"),
+)
+
+BUILTIN = Catalog(types=TYPES, constructors=CONSTRUCTORS)

@@ -1,0 +1,808 @@
+"""What the names of one module hold, inferred from the code and the model.
+
+Sources of knowledge, in SPEC section 1's order: assignments from acquiring
+calls; parameter and variable annotations (``Optional``, unions,
+``Annotated[..., Depends(...)]``, string annotations, module-level aliases of
+those); attributes assigned on ``self`` in the same class; attributes on
+application state (``app.state.pool``); dependency providers that yield a
+session; functions of the module that return what they acquired. A name none
+of these explains has no type: slotguard does not guess.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TypeVar
+
+import libcst as cst
+
+from slotguard.model import Model
+from slotguard.model.names import ImportMap
+from slotguard.model.vocabulary import Kind, Method, ResourceType
+from slotguard.syntax import (
+    assigned_names,
+    decorator_names,
+    dotted_name,
+    string_value,
+    unwrap_await,
+    walk_scope,
+)
+
+_STATE_ATTRIBUTES = ("state", "ctx")
+"""``app.state`` (Starlette, FastAPI, Litestar) and ``app.ctx`` (Sanic)."""
+
+_DEPENDENCY_MARKERS = ("Depends", "Security", "Provide")
+_CONTEXT_MANAGER_DECORATORS = ("contextlib.contextmanager", "contextlib.asynccontextmanager")
+_FIXTURE_DECORATORS = ("pytest.fixture", "pytest_asyncio.fixture")
+_MAX_WRAPPER_DEPTH = 3
+
+_T = TypeVar("_T")
+
+
+class Origin(enum.Enum):
+    """How a name came to hold its value; decides who must release it."""
+
+    ACQUIRED = "acquired"
+    """Assigned from an acquiring call in this scope: this scope must release it."""
+    PARAMETER = "parameter"
+    """Received from the caller, who owns it."""
+    INJECTED = "injected"
+    """Provided by a dependency (``Depends(get_db)``): request-scoped."""
+    ENTERED = "entered"
+    """Bound by ``with ... as name``: released when the block ends."""
+    ALIAS = "alias"
+    """Another name for a value bound in this scope."""
+    OUTER = "outer"
+    """Found in an enclosing function, the class, application state or the module."""
+
+
+@dataclass(frozen=True, slots=True)
+class Produced:
+    """An expression that produces a value of a known type by calling something."""
+
+    type: ResourceType
+    expression: cst.BaseExpression
+    """The whole producing expression: the ``Await`` when awaited, else the call."""
+    call: cst.Call
+    complete: bool
+    """False when nothing is held yet: an unawaited coroutine, or a context
+    manager that must be entered (``pool.connection()``)."""
+    callee: str
+    """How the code spells what it called, for messages (``pool.acquire``)."""
+    method: Method | None = None
+    """The catalog method that produced it, when it was a method call."""
+
+    @property
+    def acquires(self) -> bool:
+        """Whether evaluating the expression leaves the caller holding a resource."""
+        return self.complete and self.type.kind.is_resource
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    name: str
+    type: ResourceType
+    origin: Origin
+    node: cst.CSTNode
+
+
+@dataclass(eq=False, slots=True)
+class ClassInfo:
+    node: cst.ClassDef
+    name: str
+    methods: dict[str, FunctionInfo]
+    annotations: dict[str, cst.BaseExpression]
+
+
+class FunctionInfo:
+    """One ``def`` or ``async def``, with where it sits."""
+
+    def __init__(
+        self,
+        module: ModuleInfo,
+        node: cst.FunctionDef,
+        cls: ClassInfo | None,
+        parent: FunctionInfo | None,
+    ) -> None:
+        self.module = module
+        self.node = node
+        self.name = node.name.value
+        self.cls = cls
+        self.parent = parent
+        self.is_async = node.asynchronous is not None
+        self.decorators = [module.qualify(name) or name for name in decorator_names(node)]
+        self._scope: Scope | None = None
+
+    @property
+    def scope(self) -> Scope:
+        if self._scope is None:
+            scope = Scope(self.module, self)
+            if not self.module.settled:
+                return scope
+            self._scope = scope
+        return self._scope
+
+    @cached_property
+    def is_generator(self) -> bool:
+        return any(isinstance(n, cst.Yield) for n in walk_scope(self.node.body))
+
+    @property
+    def is_method(self) -> bool:
+        return self.cls is not None and self.parent is None
+
+    @property
+    def is_context_manager(self) -> bool:
+        """``__enter__``/``__aenter__`` or a ``@contextmanager`` generator."""
+        if self.is_method and self.name in ("__enter__", "__aenter__"):
+            return True
+        return any(d in _CONTEXT_MANAGER_DECORATORS for d in self.decorators)
+
+    @property
+    def is_fixture(self) -> bool:
+        return any(d in _FIXTURE_DECORATORS for d in self.decorators)
+
+    @cached_property
+    def is_dependency_provider(self) -> bool:
+        """Referenced as ``Depends(f)``/``Provide(f)`` in this module."""
+        return self.name in self.module.dependency_targets
+
+    @property
+    def lends_what_it_yields(self) -> bool:
+        """A context-manager generator or dependency provider: what it yields is
+        lent to the caller and comes back when the generator resumes."""
+        return self.is_generator and (
+            self.is_context_manager or self.is_dependency_provider or self.is_fixture
+        )
+
+    @property
+    def self_name(self) -> str | None:
+        """The name of the instance parameter of a method."""
+        if not self.is_method:
+            return None
+        if "staticmethod" in self.decorators or "classmethod" in self.decorators:
+            return None
+        params = self.node.params
+        positional = [*params.posonly_params, *params.params]
+        return positional[0].name.value if positional else None
+
+    def yielded_type(self) -> ResourceType | None:
+        """The resource type this generator yields, if it yields one."""
+        if not self.is_generator:
+            return None
+        scope = self.scope
+        for node in walk_scope(self.node.body):
+            if isinstance(node, cst.Yield) and isinstance(node.value, cst.BaseExpression):
+                typed = scope.type_of(node.value)
+                if typed is not None and typed.kind.is_resource:
+                    return typed
+        return None
+
+    def returned_acquisition(self, depth: int = 0) -> ResourceType | None:
+        """The type this function acquires and returns to its caller, if any:
+        such a function is an acquiring call itself."""
+        if self.is_generator or depth > _MAX_WRAPPER_DEPTH:
+            return None
+        scope = Scope(self.module, self, wrapper_depth=depth + 1)
+        for node in walk_scope(self.node.body):
+            if isinstance(node, cst.Return) and node.value is not None:
+                produced = scope.produced(node.value)
+                if produced is not None and produced.acquires:
+                    return produced.type
+                if isinstance(node.value, cst.Name):
+                    binding = scope.binding(node.value.value)
+                    if binding is not None and binding.origin is Origin.ACQUIRED:
+                        return binding.type
+        return None
+
+    def __repr__(self) -> str:
+        return f"<FunctionInfo {self.name}>"
+
+
+class ModuleInfo:
+    """Definitions, imports and typed state of one module."""
+
+    def __init__(
+        self,
+        tree: cst.Module,
+        model: Model,
+        module_name: str | None = None,
+        *,
+        is_package: bool = False,
+    ) -> None:
+        self.tree = tree
+        self.model = model
+        self.module_name = module_name
+        self.imports = ImportMap(module_name, is_package=is_package)
+        self.functions: list[FunctionInfo] = []
+        self.classes: list[ClassInfo] = []
+        self.definitions: dict[str, FunctionInfo | ClassInfo] = {}
+        self.dependency_targets: set[str] = set()
+        self._module_annotations: dict[str, cst.BaseExpression] = {}
+        self._memo: dict[str, object] = {}
+        self._provisional = 0
+        self._collect(tree.body, None, None, top_level=True)
+
+    def _guarded(self, key: str, compute: Callable[[], _T], provisional: _T) -> _T:
+        """Memoise ``compute``; a cycle back into it sees ``provisional``.
+
+        What is computed while some provisional value is in play may be
+        incomplete, so it is kept only by the outermost computation.
+        """
+        if key in self._memo:
+            return self._memo[key]  # type: ignore[return-value]
+        self._memo[key] = provisional
+        self._provisional += 1
+        try:
+            value = compute()
+        finally:
+            self._provisional -= 1
+        if self._provisional == 0:
+            self._memo[key] = value
+        else:
+            del self._memo[key]
+        return value
+
+    @property
+    def settled(self) -> bool:
+        """No provisional value is in play: results may be memoised."""
+        return self._provisional == 0
+
+    # -- collection -------------------------------------------------------
+
+    def _collect(
+        self,
+        body: object,
+        cls: ClassInfo | None,
+        parent: FunctionInfo | None,
+        *,
+        top_level: bool,
+    ) -> None:
+        for node in _statements(body):
+            if isinstance(node, cst.FunctionDef):
+                info = FunctionInfo(self, node, cls, parent)
+                self.functions.append(info)
+                if cls is not None and parent is None:
+                    cls.methods.setdefault(info.name, info)
+                elif top_level:
+                    self.definitions[info.name] = info
+                self._collect(node.body, None, info, top_level=False)
+                self._note_dependencies(node)
+            elif isinstance(node, cst.ClassDef):
+                class_info = ClassInfo(node, node.name.value, {}, {})
+                self.classes.append(class_info)
+                if top_level:
+                    self.definitions[class_info.name] = class_info
+                for statement in _statements(node.body):
+                    if isinstance(statement, cst.AnnAssign) and isinstance(
+                        statement.target, cst.Name
+                    ):
+                        class_info.annotations[statement.target.value] = (
+                            statement.annotation.annotation
+                        )
+                self._collect(node.body, class_info, parent, top_level=False)
+            elif isinstance(node, (cst.Import, cst.ImportFrom)):
+                self.imports.add(node)
+            elif top_level and isinstance(node, (cst.Assign, cst.AnnAssign)):
+                self._note_module_assignment(node)
+            if isinstance(node, (cst.Assign, cst.AnnAssign, cst.Expr)):
+                self._note_dependency_calls(node)
+
+    def _note_module_assignment(self, node: cst.Assign | cst.AnnAssign) -> None:
+        if isinstance(node, cst.AnnAssign):
+            if isinstance(node.target, cst.Name):
+                self._module_annotations[node.target.value] = node.annotation.annotation
+            return
+        # ``SessionDep = Annotated[Session, Depends(get_db)]``: an annotation alias.
+        if isinstance(node.value, cst.Subscript) and len(node.targets) == 1:
+            target = node.targets[0].target
+            if isinstance(target, cst.Name):
+                self._module_annotations.setdefault(target.value, node.value)
+
+    def _note_dependencies(self, function: cst.FunctionDef) -> None:
+        for param in _all_params(function.params):
+            for expr in (param.default, param.annotation and param.annotation.annotation):
+                if isinstance(expr, cst.BaseExpression):
+                    self._note_dependency_calls(expr)
+        for decorator in function.decorators:
+            self._note_dependency_calls(decorator.decorator)
+
+    def _note_dependency_calls(self, node: cst.CSTNode) -> None:
+        for sub in walk_scope(node):
+            target = self._dependency_target(sub)
+            if target is not None:
+                self.dependency_targets.add(target)
+
+    def _dependency_target(self, node: cst.CSTNode) -> str | None:
+        """``get_db`` in ``Depends(get_db)``/``Provide(get_db)``."""
+        if not isinstance(node, cst.Call) or not node.args:
+            return None
+        name = dotted_name(node.func)
+        if name is None or name.rsplit(".", 1)[-1] not in _DEPENDENCY_MARKERS:
+            return None
+        return dotted_name(node.args[0].value)
+
+    # -- queries ----------------------------------------------------------
+
+    def qualify(self, dotted: str) -> str | None:
+        """The qualified name of a dotted name: through imports, or a definition
+        of this module."""
+        resolved = self.imports.resolve(dotted)
+        if resolved is not None:
+            return resolved
+        head = dotted.split(".", 1)[0]
+        if head in self.definitions and self.module_name:
+            return f"{self.module_name}.{dotted}"
+        return None
+
+    def annotation_type(self, annotation: cst.BaseExpression) -> ResourceType | None:
+        """The resource type an annotation denotes, through Optional, unions,
+        Annotated, strings and module-level aliases."""
+        for candidate in self._annotation_candidates(annotation, depth=0):
+            name = dotted_name(candidate)
+            if name is None:
+                continue
+            qualified = self.qualify(name)
+            if qualified is not None:
+                found = self.model.annotated(qualified)
+                if found is not None:
+                    return found
+        return None
+
+    def annotation_provider(self, annotation: cst.BaseExpression) -> str | None:
+        """``get_db`` in ``Annotated[Session, Depends(get_db)]``."""
+        for candidate in self._annotation_candidates(annotation, depth=0, metadata=True):
+            target = self._dependency_target(candidate)
+            if target is not None:
+                return target
+        return None
+
+    def _annotation_candidates(
+        self, annotation: cst.BaseExpression, depth: int, *, metadata: bool = False
+    ) -> Iterator[cst.BaseExpression]:
+        if depth > 5:
+            return
+        text = string_value(annotation)
+        if text is not None:
+            try:
+                annotation = cst.parse_expression(text)
+            except cst.ParserSyntaxError:
+                return
+        if isinstance(annotation, cst.BinaryOperation):  # X | None
+            yield from self._annotation_candidates(annotation.left, depth + 1, metadata=metadata)
+            yield from self._annotation_candidates(annotation.right, depth + 1, metadata=metadata)
+            return
+        if isinstance(annotation, cst.Subscript):
+            head = dotted_name(annotation.value) or ""
+            last = head.rsplit(".", 1)[-1]
+            elements = [
+                element.slice.value
+                for element in annotation.slice
+                if isinstance(element.slice, cst.Index)
+            ]
+            if last in ("Optional", "Union"):
+                for element in elements:
+                    yield from self._annotation_candidates(element, depth + 1, metadata=metadata)
+            elif last == "Annotated" and elements:
+                yield from self._annotation_candidates(elements[0], depth + 1, metadata=metadata)
+                if metadata:
+                    yield from elements[1:]
+            return
+        if isinstance(annotation, cst.Name) and annotation.value in self._module_annotations:
+            alias = self._module_annotations[annotation.value]
+            yield from self._annotation_candidates(alias, depth + 1, metadata=metadata)
+            return
+        yield annotation
+
+    def function_named(self, dotted: str) -> FunctionInfo | None:
+        definition = self.definitions.get(dotted)
+        return definition if isinstance(definition, FunctionInfo) else None
+
+    def returned_acquisition(self, function: FunctionInfo, depth: int) -> ResourceType | None:
+        return self._guarded(
+            f"returns:{id(function)}", lambda: function.returned_acquisition(depth), None
+        )
+
+    @property
+    def module_scope(self) -> Scope:
+        return self._guarded("module-scope", lambda: Scope(self, None), _EmptyScope(self))
+
+    @property
+    def state_types(self) -> dict[str, ResourceType]:
+        """``pool`` → type for every ``<app>.state.pool = <typed>`` in the module."""
+        return self._guarded("state", self._state_types, {})
+
+    def _state_types(self) -> dict[str, ResourceType]:
+        found: dict[str, ResourceType] = {}
+        for scope in self._all_scopes():
+            for target, value in scope.attribute_assignments():
+                parts = target.split(".")
+                if len(parts) >= 3 and parts[-2] in _STATE_ATTRIBUTES:
+                    typed = scope.type_of(value, with_state=False)
+                    if typed is not None:
+                        found.setdefault(parts[-1], typed)
+        return found
+
+    @property
+    def global_types(self) -> dict[str, ResourceType]:
+        """Module globals: assigned at module level or through ``global``."""
+        return self._guarded("globals", self._global_types, {})
+
+    def _global_types(self) -> dict[str, ResourceType]:
+        found: dict[str, ResourceType] = {}
+        for name, binding in self.module_scope.bindings.items():
+            found[name] = binding.type
+        for name, annotation in self._module_annotations.items():
+            typed = self.annotation_type(annotation)
+            if typed is not None:
+                found.setdefault(name, typed)
+        for function in self.functions:
+            if not any(isinstance(n, cst.Global) for n in walk_scope(function.node.body)):
+                continue
+            scope = Scope(self, function)
+            for name in scope.global_assignments:
+                binding = scope.bindings.get(name)
+                if binding is not None:
+                    found.setdefault(name, binding.type)
+        return found
+
+    def class_attribute_types(self, cls: ClassInfo) -> dict[str, ResourceType]:
+        """``self.<attribute>`` → type, from class annotations and assignments in
+        any method of the class."""
+        return self._guarded(f"class:{id(cls)}", lambda: self._class_types(cls), {})
+
+    def _class_types(self, cls: ClassInfo) -> dict[str, ResourceType]:
+        found: dict[str, ResourceType] = {}
+        for name, annotation in cls.annotations.items():
+            typed = self.annotation_type(annotation)
+            if typed is not None:
+                found[name] = typed
+        for method in cls.methods.values():
+            self_name = method.self_name
+            if self_name is None:
+                continue
+            for target, value in method.scope.attribute_assignments():
+                head, _, attribute = target.partition(".")
+                if head == self_name and attribute and "." not in attribute:
+                    typed = method.scope.type_of(value)
+                    if typed is not None:
+                        found.setdefault(attribute, typed)
+        return found
+
+    def _all_scopes(self) -> Iterator[Scope]:
+        yield self.module_scope
+        for function in self.functions:
+            yield function.scope
+
+
+class Scope:
+    """What the names of one function body (or the module body) hold.
+
+    Flow-insensitive: a name assigned a typed value anywhere in the scope has
+    that type everywhere in it. Whether it is *held* at a given point is the
+    flow analysis' question, not this one's.
+    """
+
+    def __init__(
+        self, module: ModuleInfo, function: FunctionInfo | None, *, wrapper_depth: int = 0
+    ) -> None:
+        self.module = module
+        self.function = function
+        self.wrapper_depth = wrapper_depth
+        self.bindings: dict[str, Binding] = {}
+        self.local_names: set[str] = set()
+        self.global_assignments: set[str] = set()
+        self._declared_global: set[str] = set()
+        self._attribute_assignments: list[tuple[str, cst.BaseExpression]] = []
+        self._produced: dict[int, Produced | None] = {}
+        if function is not None:
+            self._bind_parameters(function)
+        self._bind_body()
+
+    # -- building ---------------------------------------------------------
+
+    @property
+    def body(self) -> cst.CSTNode:
+        return self.function.node.body if self.function is not None else self.module.tree
+
+    def _bind_parameters(self, function: FunctionInfo) -> None:
+        module = self.module
+        for param in _all_params(function.node.params):
+            name = param.name.value
+            annotation = param.annotation.annotation if param.annotation else None
+            typed = module.annotation_type(annotation) if annotation is not None else None
+            provider = None
+            if annotation is not None:
+                provider = module.annotation_provider(annotation)
+            if param.default is not None:
+                provider = provider or module._dependency_target(param.default)
+            if provider is not None:
+                provided = module.function_named(provider)
+                if typed is None and provided is not None:
+                    typed = provided.yielded_type() or provided.returned_acquisition()
+                if typed is not None:
+                    self.bindings[name] = Binding(name, typed, Origin.INJECTED, param)
+                continue
+            if typed is not None:
+                self.bindings[name] = Binding(name, typed, Origin.PARAMETER, param)
+
+    def _bind_body(self) -> None:
+        for node in walk_scope(self.body):
+            if isinstance(node, cst.Assign):
+                for target in node.targets:
+                    self._bind_target(target.target, node.value)
+            elif isinstance(node, cst.AnnAssign):
+                if node.value is not None:
+                    self._bind_target(node.target, node.value)
+                if isinstance(node.target, cst.Name) and node.target.value not in self.bindings:
+                    typed = self.module.annotation_type(node.annotation.annotation)
+                    if typed is not None:
+                        self.bindings[node.target.value] = Binding(
+                            node.target.value, typed, Origin.PARAMETER, node
+                        )
+            elif isinstance(node, cst.NamedExpr):
+                self._bind_target(node.target, node.value)
+            elif isinstance(node, cst.WithItem):
+                if node.asname is not None and isinstance(node.asname.name, cst.Name):
+                    typed = self.entered_type(node.item)
+                    if typed is not None:
+                        name = node.asname.name.value
+                        self.bindings.setdefault(name, Binding(name, typed, Origin.ENTERED, node))
+            elif isinstance(node, cst.Global):
+                self._declared_global.update(n.name.value for n in node.names)
+
+    def _bind_target(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
+        if isinstance(target, (cst.Attribute, cst.Subscript)):
+            name = dotted_name(target)
+            if name is not None:
+                self._attribute_assignments.append((name, value))
+            return
+        if not isinstance(target, cst.Name):
+            return
+        name = target.value
+        if name in self._declared_global:
+            self.global_assignments.add(name)
+        else:
+            self.local_names.add(name)
+        if name in self.bindings:
+            return
+        produced = self.produced(value)
+        if produced is not None and produced.type.kind.is_resource and produced.complete:
+            self.bindings[name] = Binding(name, produced.type, Origin.ACQUIRED, produced.expression)
+            return
+        typed = self.type_of(value)
+        if typed is not None:
+            origin = Origin.ALIAS if isinstance(value, (cst.Name, cst.Attribute)) else Origin.OUTER
+            self.bindings[name] = Binding(name, typed, origin, value)
+
+    def attribute_assignments(self) -> list[tuple[str, cst.BaseExpression]]:
+        """``(dotted target, value)`` for assignments to attributes and items."""
+        return self._attribute_assignments
+
+    # -- queries ----------------------------------------------------------
+
+    def binding(self, name: str) -> Binding | None:
+        return self.bindings.get(name)
+
+    def lookup(self, dotted: str, *, with_state: bool = True) -> ResourceType | None:
+        """The type of a dotted name as seen from this scope."""
+        head, _, rest = dotted.partition(".")
+        if not rest:
+            binding = self.bindings.get(head)
+            if binding is not None:
+                return binding.type
+            if head in self.local_names:
+                return None
+            outer = self.function.parent if self.function is not None else None
+            while outer is not None:
+                binding = outer.scope.bindings.get(head)
+                if binding is not None:
+                    return binding.type
+                outer = outer.parent
+            if self.function is not None:
+                return self.module.global_types.get(head)
+            return None
+        function = self.function
+        while function is not None and function.parent is not None:
+            function = function.parent
+        if function is not None and function.cls is not None and head == function.self_name:
+            if "." not in rest:
+                return self.module.class_attribute_types(function.cls).get(rest)
+        parts = dotted.split(".")
+        if with_state and len(parts) >= 3 and parts[-2] in _STATE_ATTRIBUTES:
+            return self.module.state_types.get(parts[-1])
+        return None
+
+    def type_of(
+        self, expr: cst.BaseExpression, *, with_state: bool = True
+    ) -> ResourceType | None:
+        """The type of the value an expression evaluates to, if the model knows it."""
+        if isinstance(expr, (cst.Name, cst.Attribute)):
+            name = dotted_name(expr)
+            return self.lookup(name, with_state=with_state) if name is not None else None
+        produced = self.produced(expr)
+        if produced is not None and (produced.complete or not produced.type.kind.is_resource):
+            return produced.type
+        if isinstance(expr, cst.IfExp):
+            return self.type_of(expr.body) or self.type_of(expr.orelse)
+        return None
+
+    def produced(self, expr: cst.BaseExpression) -> Produced | None:
+        """What a call (possibly awaited) produces, if the model knows."""
+        key = id(expr)
+        if key in self._produced:
+            return self._produced[key]
+        found = self._produce(expr)
+        if self.module.settled:
+            self._produced[key] = found
+        return found
+
+    def _produce(self, expr: cst.BaseExpression) -> Produced | None:
+        inner, awaited = unwrap_await(expr)
+        if not isinstance(inner, cst.Call):
+            return None
+        func = inner.func
+        callee = dotted_name(func)
+        if callee is not None:
+            found = self._produced_by_name(callee, inner, expr, awaited)
+            if found is not None:
+                return found
+        if isinstance(func, cst.Attribute):
+            receiver = self.type_of(func.value)
+            if receiver is not None:
+                method = receiver.method(func.attr.value)
+                if method is not None:
+                    complete = not method.context_manager_only and (
+                        awaited or method.awaited is not True
+                    )
+                    return Produced(
+                        self.module.model.type(method.produces),
+                        expr,
+                        inner,
+                        complete,
+                        callee or func.attr.value,
+                        method,
+                    )
+        elif callee is None:
+            return None
+        return None
+
+    def _produced_by_name(
+        self, callee: str, call: cst.Call, expr: cst.BaseExpression, awaited: bool
+    ) -> Produced | None:
+        module = self.module
+        model = module.model
+        qualified = module.qualify(callee)
+        if qualified is not None:
+            constructor = model.constructor(qualified)
+            if constructor is not None:
+                complete = not constructor.context_manager_only and (
+                    awaited or constructor.awaited is not True
+                )
+                return Produced(model.type(constructor.produces), expr, call, complete, callee)
+        # Calling a factory: ``SessionLocal()``.
+        receiver = self.lookup(callee)
+        if receiver is not None and receiver.calling_produces is not None:
+            return Produced(model.type(receiver.calling_produces), expr, call, True, callee)
+        # A function of this module that returns what it acquires.
+        function = module.function_named(callee)
+        if function is not None and self.wrapper_depth <= _MAX_WRAPPER_DEPTH:
+            returned = module.returned_acquisition(function, self.wrapper_depth)
+            if returned is not None:
+                complete = awaited or not function.is_async
+                return Produced(returned, expr, call, complete, callee)
+        return None
+
+    def entered_type(self, item: cst.BaseExpression) -> ResourceType | None:
+        """The type bound by ``with <item> as name``."""
+        produced = self.produced(item)
+        if produced is not None:
+            return produced.type
+        inner, _ = unwrap_await(item)
+        if isinstance(inner, cst.Call) and isinstance(inner.func, cst.Attribute):
+            receiver = self.type_of(inner.func.value)
+            if receiver is not None and inner.func.attr.value in receiver.transaction_methods:
+                return self.transaction_binds(receiver)
+        return self.type_of(inner)
+
+    def transaction_binds(self, receiver: ResourceType) -> ResourceType | None:
+        """What ``with receiver.begin() as x`` binds to ``x``."""
+        model = self.module.model
+        if receiver.kind is Kind.FACTORY and receiver.calling_produces:
+            return model.type(receiver.calling_produces)
+        if receiver.kind is Kind.POOL:
+            connect = receiver.method("connect")
+            return model.type(connect.produces) if connect is not None else None
+        return None
+
+    def transaction_of(self, expr: cst.BaseExpression) -> ResourceType | None:
+        """The type whose transaction method ``expr`` calls, if it opens one."""
+        inner, _ = unwrap_await(expr)
+        if not isinstance(inner, cst.Call):
+            return None
+        if isinstance(inner.func, cst.Attribute):
+            receiver = self.type_of(inner.func.value)
+            if receiver is not None and inner.func.attr.value in receiver.transaction_methods:
+                return receiver
+        produced = self.produced(inner)
+        if produced is not None and produced.type.kind is Kind.TRANSACTION:
+            return produced.type
+        return None
+
+    def names_bound(self) -> Iterator[str]:
+        return iter(self.bindings)
+
+
+class _EmptyScope(Scope):
+    """Stands for the module scope while it is being built."""
+
+    def __init__(self, module: ModuleInfo) -> None:
+        self.module = module
+        self.function = None
+        self.wrapper_depth = 0
+        self.bindings = {}
+        self.local_names = set()
+        self.global_assignments = set()
+        self._declared_global = set()
+        self._attribute_assignments = []
+        self._produced = {}
+
+
+def _statements(body: object) -> Iterator[cst.CSTNode]:
+    """Statements of a body, descending into compound statements but not into
+    nested function or class bodies (those are yielded as nodes)."""
+    stack: list[object] = [body]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, (list, tuple)):
+            stack.extend(reversed(current))
+            continue
+        if isinstance(current, cst.Module):
+            stack.append(current.body)
+        elif isinstance(current, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            stack.extend(reversed(current.body))
+        elif isinstance(current, (cst.IndentedBlock,)):
+            stack.append(current.body)
+        elif isinstance(current, (cst.FunctionDef, cst.ClassDef)):
+            yield current
+        elif isinstance(current, cst.BaseCompoundStatement):
+            stack.extend(reversed(list(_compound_bodies(current))))
+        elif isinstance(current, cst.CSTNode):
+            yield current
+
+
+def _compound_bodies(node: cst.BaseCompoundStatement) -> Iterator[object]:
+    for name in ("body", "handlers", "orelse", "finalbody", "cases"):
+        value = getattr(node, name, None)
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                yield item.body if hasattr(item, "body") else item
+        elif isinstance(value, (cst.Else, cst.Finally)):
+            yield value.body
+        elif isinstance(value, cst.If):
+            yield value
+        else:
+            yield value
+
+
+def _all_params(params: cst.Parameters) -> Iterator[cst.Param]:
+    yield from params.posonly_params
+    yield from params.params
+    if isinstance(params.star_arg, cst.Param):
+        yield params.star_arg
+    yield from params.kwonly_params
+    if params.star_kwarg is not None:
+        yield params.star_kwarg
+
+
+def assignment_names(node: cst.CSTNode) -> list[str]:
+    """Names bound by an assignment statement or walrus."""
+    if isinstance(node, cst.Assign):
+        return [name for target in node.targets for name in assigned_names(target.target)]
+    if isinstance(node, (cst.AnnAssign, cst.AugAssign, cst.NamedExpr)):
+        return list(assigned_names(node.target))
+    return []

@@ -1,0 +1,127 @@
+"""The words the resource model is written in: kinds of resource, types, calls.
+
+The catalog (``catalog.py``) and the user's ``[tool.slotguard.resources]``
+configuration are both expressed with these values, so rules query one model.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Kind(enum.Enum):
+    """What holding a value of a type means for the connection pool."""
+
+    POOL = "pool"
+    """Long-lived owner of many connections (asyncpg Pool, SQLAlchemy Engine)."""
+    POOLED_CONNECTION = "pooled connection"
+    """A connection checked out of a pool; goes back with the pool's release."""
+    CONNECTION = "connection"
+    """A direct connection to the server; must be closed."""
+    SESSION = "session"
+    """An ORM session; holds a pooled connection from its first query until closed."""
+    ENGINE_CONNECTION = "engine connection"
+    """A connection checked out of an engine (``engine.connect()``)."""
+    FACTORY = "session factory"
+    """Not a resource itself: calling it creates a session."""
+    TRANSACTION = "transaction"
+    """A transaction context (``session.begin()``, ``conn.transaction()``)."""
+
+    @property
+    def is_resource(self) -> bool:
+        """Whether a value of this kind must be released by whoever holds it."""
+        return self not in (Kind.FACTORY, Kind.TRANSACTION)
+
+    @property
+    def is_short_lived(self) -> bool:
+        """Sessions and connections belong to a unit of work; pools live long."""
+        return self in (
+            Kind.POOLED_CONNECTION,
+            Kind.CONNECTION,
+            Kind.SESSION,
+            Kind.ENGINE_CONNECTION,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    """A method that, called on a value of some type, produces another value."""
+
+    name: str
+    produces: str
+    awaited: bool | None = None
+    """True: the value exists once the call is awaited; False: the call itself
+    produces it; None: either (sync and async twins share the table row)."""
+    context_manager_only: bool = False
+    """The call returns a context manager: nothing is held until it is entered."""
+    context_manager: str | None = None
+    """The method to use in the context-manager form, when it is another one
+    (``getconn`` → ``with pool.connection() as conn``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceType:
+    """A type the model knows, and how a value of it is released."""
+
+    name: str
+    kind: Kind
+    library: str
+    annotations: tuple[str, ...] = ()
+    """Qualified names that denote this type in an annotation."""
+    release_methods: tuple[str, ...] = ()
+    """Methods on the value that release it: ``conn.close()``."""
+    returned_by: tuple[str, ...] = ()
+    """Methods on its pool that take it back: ``pool.release(conn)``."""
+    with_releases: bool = True
+    """Whether ``with <acquisition> as x`` releases it when the block ends."""
+    with_note: str = "its context manager does not release it"
+    """Why ``with`` does not release it, when it does not."""
+    methods: tuple[Method, ...] = ()
+    calling_produces: str | None = None
+    """For factories: the type a call of the value produces (``SessionLocal()``)."""
+    transaction_methods: tuple[str, ...] = ()
+    """Methods that open a transaction region on it (``session.begin()``)."""
+    context_manager_form: str = ""
+    """How to write the acquisition as a context manager, for messages and fixes."""
+    is_async: bool = False
+    """Entered with ``async with``, released with ``await``."""
+
+    def method(self, name: str) -> Method | None:
+        for method in self.methods:
+            if method.name == name:
+                return method
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Constructor:
+    """A function or class whose call produces a value of a known type."""
+
+    callee: str
+    produces: str
+    awaited: bool | None = False
+    context_manager_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """A set of types and constructors; the built-in one and the user's merge."""
+
+    types: tuple[ResourceType, ...] = ()
+    constructors: tuple[Constructor, ...] = ()
+    releasing_functions: tuple[str, ...] = ()
+    """Functions that release the resource passed as their first argument."""
+    owner_classes: tuple[str, ...] = ()
+    """Classes that take ownership of a resource passed to their constructor."""
+    external_calls: tuple[str, ...] = field(default=())
+    """Qualified-name patterns of slow external I/O (SG4)."""
+
+    def merged(self, other: Catalog) -> Catalog:
+        return Catalog(
+            types=self.types + other.types,
+            constructors=self.constructors + other.constructors,
+            releasing_functions=self.releasing_functions + other.releasing_functions,
+            owner_classes=self.owner_classes + other.owner_classes,
+            external_calls=self.external_calls + other.external_calls,
+        )
