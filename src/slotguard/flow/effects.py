@@ -1,0 +1,383 @@
+"""What one point of a control-flow graph does to the resources it can see.
+
+For each point: which names it may release (``conn.close()``,
+``pool.release(conn)``, a releasing function; whether that really releases
+depends on what the name holds, which the analysis knows), which names it
+hands to another owner (returned, yielded, stored on an object or in a
+container, registered on an exit stack, captured by a closure, passed to an
+owning constructor or to background work), which names it binds and to what,
+and which acquisitions it makes without keeping the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from slotguard.flow.cfg import Point, PointKind
+from slotguard.model.infer import Produced, Scope
+from slotguard.syntax import assigned_names, dotted_name, walk, walk_scope
+
+_CONTAINER_METHODS = frozenset(
+    {"append", "appendleft", "extend", "add", "insert", "put", "put_nowait", "setdefault",
+     "update", "push"}
+)
+"""Store their arguments' values: what is passed is kept by the container."""
+
+_DEFERRING_METHODS = frozenset(
+    {"enter_context", "enter_async_context", "callback", "push_async_callback",
+     "push_async_exit", "create_task", "ensure_future", "add_task", "submit",
+     "run_in_executor", "start_soon", "spawn", "call_soon", "call_later",
+     "call_soon_threadsafe", "add_done_callback"}
+)
+"""Keep whatever their arguments mention (``stack.callback(conn.close)``,
+``create_task(work(conn))``) to run it later."""
+
+_DEFERRING_FUNCTIONS = frozenset(
+    {"Thread", "Timer", "Process", "partial", "create_task", "ensure_future", "closing",
+     "aclosing"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseCandidate:
+    """``name`` is released here if what it holds agrees with ``how``."""
+
+    name: str
+    how: str
+    """``method``: ``name.<method>()``; ``returned``: ``x.<method>(name)``;
+    ``function``: a function that releases its argument; ``entered``:
+    ``with name:``; ``closing``: ``with closing(name):``."""
+    method: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    target: str
+    acquired: Produced | None = None
+    aliases: frozenset[str] = frozenset()
+    """Names whose values ``target`` now refers to or holds."""
+
+
+@dataclass(slots=True)
+class Effects:
+    releases: list[ReleaseCandidate] = field(default_factory=list)
+    handoffs: set[str] = field(default_factory=set)
+    bindings: list[Binding] = field(default_factory=list)
+    discarded: list[Produced] = field(default_factory=list)
+    """Acquisitions whose result nothing keeps."""
+    none_if_true: frozenset[str] = frozenset()
+    """Names that hold nothing (None or falsy) when a branch test is true."""
+    none_if_false: frozenset[str] = frozenset()
+    catches: bool = False
+    """An ``except`` clause: the exception that led here is handled."""
+
+
+class EffectReader:
+    """Reads the effects of the points of one function."""
+
+    def __init__(
+        self,
+        scope: Scope,
+        *,
+        releasing_functions: dict[str, int],
+    ) -> None:
+        self.scope = scope
+        self.model = scope.module.model
+        self.yield_hands_off = False
+        """A plain generator: what it yields goes to the consumer..."""
+        self.lent: set[str] = set()
+        """...except the names it releases itself after the yield."""
+        self.releasing_functions = releasing_functions
+        self.global_names: set[str] = set()
+        for node in walk_scope(scope.body):
+            if isinstance(node, cst.Global | cst.Nonlocal):
+                self.global_names.update(n.name.value for n in node.names)
+
+    def read(self, point: Point) -> Effects:
+        effects = Effects()
+        node = point.node
+        kind = point.kind
+        if node is None:
+            return effects
+        if kind is PointKind.STATEMENT:
+            self._statement(node, effects)
+        elif kind is PointKind.BRANCH:
+            assert isinstance(node, cst.BaseExpression)
+            self._expression(node, effects)
+            effects.none_if_true, effects.none_if_false = refinements(node)
+        elif kind is PointKind.EVAL:
+            assert isinstance(node, cst.BaseExpression)
+            self._expression(node, effects)
+        elif kind is PointKind.LOOP_NEXT:
+            assert isinstance(node, cst.For)
+            effects.bindings.extend(Binding(name) for name in assigned_names(node.target))
+        elif kind is PointKind.WITH_ENTER:
+            assert isinstance(node, cst.WithItem)
+            self._with_item(node, effects)
+        elif kind is PointKind.HANDLER:
+            assert isinstance(node, cst.ExceptHandler | cst.ExceptStarHandler)
+            effects.catches = True
+            if node.name is not None and isinstance(node.name.name, cst.Name):
+                effects.bindings.append(Binding(node.name.name.value))
+        elif kind is PointKind.CASE:
+            assert isinstance(node, cst.MatchCase)
+            for sub in walk(node.pattern):
+                if isinstance(sub, cst.MatchAs | cst.MatchStar) and isinstance(sub.name, cst.Name):
+                    effects.bindings.append(Binding(sub.name.value))
+            if node.guard is not None:
+                self._expression(node.guard, effects)
+        elif kind is PointKind.DEFINITION:
+            assert isinstance(node, cst.FunctionDef | cst.ClassDef)
+            effects.handoffs |= _referenced(node.body)
+            effects.bindings.append(Binding(node.name.value))
+        return effects
+
+    # -- statements ---------------------------------------------------------
+
+    def _statement(self, node: cst.CSTNode, effects: Effects) -> None:
+        if isinstance(node, cst.Assign):
+            self._expression(node.value, effects, kept=True)
+            for target in node.targets:
+                self._assign(target.target, node.value, effects)
+        elif isinstance(node, cst.AnnAssign):
+            if node.value is not None:
+                self._expression(node.value, effects, kept=True)
+                self._assign(node.target, node.value, effects)
+        elif isinstance(node, cst.AugAssign):
+            self._expression(node.value, effects)
+            effects.bindings.extend(Binding(name) for name in assigned_names(node.target))
+        elif isinstance(node, cst.Return):
+            if node.value is not None:
+                self._expression(node.value, effects, kept=True)
+                effects.handoffs |= escaping(node.value)
+        elif isinstance(node, cst.Expr):
+            self._expression(node.value, effects)
+        elif isinstance(node, cst.Del):
+            effects.bindings.extend(Binding(name) for name in assigned_names(node.target))
+        elif isinstance(node, cst.Raise):
+            if node.exc is not None:
+                self._expression(node.exc, effects)
+        elif isinstance(node, cst.Assert):
+            self._expression(node.test, effects)
+        elif isinstance(node, cst.Import | cst.ImportFrom):
+            if not isinstance(node.names, cst.ImportStar):
+                for alias in node.names:
+                    bound = alias.evaluated_alias or alias.evaluated_name
+                    effects.bindings.append(Binding(bound.split(".", 1)[0]))
+
+    def _assign(self, target: cst.BaseExpression, value: cst.BaseExpression,
+                effects: Effects) -> None:
+        if isinstance(target, cst.Name) and target.value not in self.global_names:
+            produced = self._acquisition(value)
+            if produced is not None:
+                effects.bindings.append(Binding(target.value, acquired=produced))
+            else:
+                effects.bindings.append(Binding(target.value, aliases=frozenset(escaping(value))))
+            return
+        # Stored on an object, in a container, in a global, or unpacked.
+        effects.handoffs |= escaping(value)
+        for name in assigned_names(target):
+            if name not in self.global_names:
+                effects.bindings.append(Binding(name))
+
+    def _with_item(self, item: cst.WithItem, effects: Effects) -> None:
+        expression = item.item
+        inner = expression.expression if isinstance(expression, cst.Await) else expression
+        if isinstance(inner, cst.Name):
+            effects.releases.append(ReleaseCandidate(inner.value, "entered"))
+        elif isinstance(inner, cst.Call) and _last_name(inner.func) in ("closing", "aclosing"):
+            for arg in inner.args[:1]:
+                if isinstance(arg.value, cst.Name):
+                    effects.releases.append(ReleaseCandidate(arg.value.value, "closing"))
+        # Whatever a ``with`` item creates is SG104's business if the ``with``
+        # does not release it; it is not thrown away here.
+        self._expression(expression, effects, kept=True, keep_all=True)
+        if item.asname is not None:
+            effects.bindings.extend(Binding(name) for name in assigned_names(item.asname.name))
+
+    # -- expressions --------------------------------------------------------
+
+    def _acquisition(self, value: cst.BaseExpression) -> Produced | None:
+        produced = self.scope.produced(value)
+        if produced is not None and produced.acquires and produced.type.kind.is_short_lived:
+            return produced
+        return None
+
+    def _expression(self, expression: cst.BaseExpression, effects: Effects, *,
+                    kept: bool = False, keep_all: bool = False) -> None:
+        """Calls, yields, walruses and closures inside ``expression``.
+
+        ``kept``: the expression's value is assigned, returned or entered, so
+        what it holds on to (see ``escaping``) is not thrown away.
+        """
+        kept_nodes = {id(n) for n in _escaping_leaves(expression)} if kept else set()
+        discardable = None if keep_all else kept_nodes
+        inside_await: set[int] = set()
+        for node in walk(expression, prune=_is_nested_scope):
+            if isinstance(node, cst.Lambda):
+                effects.handoffs |= _referenced(node.body)
+            elif isinstance(node, cst.Await):
+                if isinstance(node.expression, cst.Call):
+                    inside_await.add(id(node.expression))
+                    self._maybe_discarded(node, effects, discardable)
+            elif isinstance(node, cst.Call):
+                self._call(node, effects, kept_nodes)
+                if id(node) not in inside_await:
+                    self._maybe_discarded(node, effects, discardable)
+            elif isinstance(node, cst.Yield):
+                if self.yield_hands_off and isinstance(node.value, cst.BaseExpression):
+                    effects.handoffs |= escaping(node.value) - self.lent
+                    kept_nodes.update(id(n) for n in _escaping_leaves(node.value))
+            elif isinstance(node, cst.NamedExpr):
+                kept_nodes.update(id(n) for n in _escaping_leaves(node.value))
+                for name in assigned_names(node.target):
+                    produced = self._acquisition(node.value)
+                    if produced is not None:
+                        effects.bindings.append(Binding(name, acquired=produced))
+                    else:
+                        effects.bindings.append(
+                            Binding(name, aliases=frozenset(escaping(node.value)))
+                        )
+
+    def _maybe_discarded(self, node: cst.BaseExpression, effects: Effects,
+                         kept_nodes: set[int] | None) -> None:
+        if kept_nodes is None or id(node) in kept_nodes:
+            return
+        produced = self._acquisition(node)
+        if produced is not None:
+            effects.discarded.append(produced)
+
+    def _call(self, call: cst.Call, effects: Effects, kept_nodes: set[int]) -> None:
+        func = call.func
+        method = func.attr.value if isinstance(func, cst.Attribute) else ""
+        if method and isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
+            effects.releases.append(ReleaseCandidate(func.value.value, "method", method))
+        if method and call.args and isinstance(call.args[0].value, cst.Name):
+            effects.releases.append(
+                ReleaseCandidate(call.args[0].value.value, "returned", method)
+            )
+        name = dotted_name(func)
+        index = self._releasing_index(name)
+        if index is not None and len(call.args) > index:
+            value = call.args[index].value
+            if isinstance(value, cst.Name):
+                effects.releases.append(ReleaseCandidate(value.value, "function"))
+        last = _last_name(func)
+        if method in _DEFERRING_METHODS or last in _DEFERRING_FUNCTIONS:
+            for arg in call.args:
+                effects.handoffs |= _referenced(arg.value)
+                kept_nodes.update(id(n) for n in _escaping_leaves(arg.value))
+        elif method in _CONTAINER_METHODS or self._owns(name, last):
+            for arg in call.args:
+                effects.handoffs |= escaping(arg.value)
+                kept_nodes.update(id(n) for n in _escaping_leaves(arg.value))
+
+    def _releasing_index(self, name: str | None) -> int | None:
+        if name is None:
+            return None
+        qualified = self.scope.module.qualify(name)
+        if qualified is not None and self.model.releases_argument(qualified):
+            return 0
+        return self.releasing_functions.get(name)
+
+    def _owns(self, name: str | None, last: str) -> bool:
+        """A constructor (``Repository(session)``) or a configured owner class.
+
+        Exception constructors are not owners: ``raise Error(conn)`` does not
+        hand ``conn`` to anyone who will release it.
+        """
+        if name is not None:
+            qualified = self.scope.module.qualify(name)
+            if qualified is not None and self.model.is_owner_class(qualified):
+                return True
+        return _is_class_name(last) and not last.endswith(("Error", "Exception", "Warning"))
+
+
+def _is_class_name(name: str) -> bool:
+    return bool(name) and name[0].isupper() and not name.isupper()
+
+
+def _is_nested_scope(node: cst.CSTNode) -> bool:
+    return isinstance(node, cst.Lambda | cst.FunctionDef | cst.ClassDef)
+
+
+def _last_name(func: cst.BaseExpression) -> str:
+    if isinstance(func, cst.Name):
+        return func.value
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    return ""
+
+
+def _referenced(node: cst.CSTNode) -> set[str]:
+    """Every name used anywhere in ``node``: what a closure or a deferred call
+    keeps alive (``conn`` in ``conn.close``, in ``work(conn)``, in a lambda)."""
+    return {n.value for n in walk(node) if isinstance(n, cst.Name)}
+
+
+def _escaping_leaves(expression: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """The sub-expressions whose values the expression's value holds on to.
+
+    ``conn``, ``(conn, 1)``, ``{"c": conn}``, ``Wrapper(conn)`` and
+    ``a if c else conn`` hold on to ``conn``; ``conn.fetch()``,
+    ``conn.closed`` and ``helper(conn)`` (whose result is data) do not.
+    """
+    leaves: list[cst.BaseExpression] = []
+    stack: list[cst.BaseExpression] = [expression]
+    while stack:
+        node = stack.pop()
+        leaves.append(node)
+        if isinstance(node, cst.Tuple | cst.List | cst.Set):
+            stack.extend(element.value for element in node.elements)
+        elif isinstance(node, cst.Dict):
+            for element in node.elements:
+                if isinstance(element, cst.DictElement):
+                    stack.extend((element.key, element.value))
+                else:
+                    stack.append(element.value)
+        elif isinstance(node, cst.IfExp):
+            stack.extend((node.body, node.orelse))
+        elif isinstance(node, cst.BooleanOperation):
+            stack.extend((node.left, node.right))
+        elif isinstance(node, cst.NamedExpr):
+            stack.append(node.value)
+        elif isinstance(node, cst.Call) and _is_class_name(_last_name(node.func)):
+            stack.extend(arg.value for arg in node.args)
+    return leaves
+
+
+def escaping(expression: cst.BaseExpression) -> set[str]:
+    """Names whose values the expression's value holds on to."""
+    return {n.value for n in _escaping_leaves(expression) if isinstance(n, cst.Name)}
+
+
+def refinements(test: cst.BaseExpression) -> tuple[frozenset[str], frozenset[str]]:
+    """(names that hold nothing when the test is true, ... when it is false).
+
+    ``if conn:`` and ``if conn is not None:`` tell that on the false branch
+    ``conn`` holds no resource; ``and``/``or`` combine what both sides tell.
+    """
+    if isinstance(test, cst.Name):
+        return frozenset(), frozenset([test.value])
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        when_true, when_false = refinements(test.expression)
+        return when_false, when_true
+    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
+        target = test.comparisons[0]
+        left, right = test.left, target.comparator
+        if isinstance(left, cst.Name) and isinstance(right, cst.Name) and right.value == "None":
+            if isinstance(target.operator, cst.IsNot | cst.NotEqual):
+                return frozenset(), frozenset([left.value])
+            if isinstance(target.operator, cst.Is | cst.Equal):
+                return frozenset([left.value]), frozenset()
+    if isinstance(test, cst.BooleanOperation):
+        left_true, left_false = refinements(test.left)
+        right_true, right_false = refinements(test.right)
+        if isinstance(test.operator, cst.And):
+            return left_true | right_true, left_false & right_false
+        return left_true & right_true, left_false | right_false
+    if isinstance(test, cst.Call) and _last_name(test.func) == "bool" and len(test.args) == 1:
+        return refinements(test.args[0].value)
+    return frozenset(), frozenset()

@@ -1,0 +1,362 @@
+"""Which resources are held where: a may-analysis over a function's graph.
+
+A *fact* says: on some path, the resource acquired at a site is held and
+these local names refer to it; and, if the path left normal flow on the way,
+the first point where it did (the ``return``, ``break`` or raising call that
+the message will name). A fact ends when a name it holds is released, when the
+resource is handed to another owner, or when the last name referring to it is
+rebound (then it leaks there).
+
+Along an exception edge a point's releases and hand-offs have happened (a
+``release`` that raises does not leave the connection to us) but its
+acquisitions have not (an ``acquire`` that raises acquired nothing).
+
+A site that is released or handed off on some path is *managed*; a leak of a
+managed site is an SG2 finding. A site that is never released or handed off
+anywhere is the SG1 rules' business ("never released").
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from slotguard.flow.cfg import EdgeKind, Graph, GraphTooLarge, Point, PointKind, build
+from slotguard.flow.effects import EffectReader, Effects, ReleaseCandidate
+from slotguard.model.infer import FunctionInfo, ModuleInfo, Produced
+from slotguard.model.vocabulary import ResourceType
+from slotguard.syntax import walk_scope
+
+
+class LeakKind(enum.Enum):
+    EXIT = "exit"
+    """Held when the function returns or falls off its end."""
+    RAISE = "raise"
+    """Held when an exception leaves the function."""
+    LOST = "lost"
+    """Nothing refers to it any more: its last name was rebound, or the
+    result of the acquisition was never kept."""
+
+
+@dataclass(eq=False, slots=True)
+class Site:
+    """One acquisition in the function."""
+
+    index: int
+    point: Point
+    produced: Produced
+    name: str | None
+    """The name it was first bound to, if any."""
+
+    @property
+    def type(self) -> ResourceType:
+        return self.produced.type
+
+    @property
+    def node(self) -> cst.BaseExpression:
+        return self.produced.expression
+
+
+@dataclass(frozen=True, slots=True)
+class Leak:
+    kind: LeakKind
+    via_kind: EdgeKind | None
+    """How the path first left normal flow (``RETURN``, ``RAISE``, ...), if it did."""
+    via: Point | None
+    at: Point | None
+    """For ``LOST``: where the last reference went away."""
+
+
+@dataclass(slots=True)
+class SiteOutcome:
+    site: Site
+    released: bool = False
+    handed_off: bool = False
+    leaks: list[Leak] = field(default_factory=list)
+
+    @property
+    def managed(self) -> bool:
+        return self.released or self.handed_off
+
+
+# A fact: (site index, names, via edge kind, via point index); via is (None, -1)
+# on paths that stayed in normal flow.
+Fact = tuple[int, frozenset[str], EdgeKind | None, int]
+State = frozenset[Fact]
+
+
+@dataclass(slots=True)
+class FunctionFlow:
+    function: FunctionInfo
+    graph: Graph
+    outcomes: list[SiteOutcome]
+
+    def outcome_for(self, node: cst.CSTNode) -> SiteOutcome | None:
+        for outcome in self.outcomes:
+            if outcome.site.node is node or outcome.site.produced.call is node:
+                return outcome
+        return None
+
+
+_MAX_ITERATIONS = 200_000
+
+
+def analyse(module: ModuleInfo, function: FunctionInfo | None) -> FunctionFlow | None:
+    """The analysis of one function, or None when it has nothing to track or
+    its graph is too large."""
+    if function is None:
+        return None
+    scope = function.scope
+    if not _may_acquire(function):
+        return None
+    try:
+        graph = build(function.node)
+    except GraphTooLarge:
+        return None
+    reader = EffectReader(scope, releasing_functions=releasing_parameters(module))
+    effects = [reader.read(point) for point in graph.points]
+    if function.is_generator and not function.lends_what_it_yields:
+        # A plain generator hands over what it yields, unless it releases it
+        # itself after the yield: then it only lends it.
+        reader.yield_hands_off = True
+        reader.lent = {
+            candidate.name
+            for point_effects in effects
+            for candidate in point_effects.releases
+            if _could_release(candidate, module)
+        }
+        effects = [reader.read(point) for point in graph.points]
+    return _Solver(function, graph, effects).solve()
+
+
+def _could_release(candidate: ReleaseCandidate, module: ModuleInfo) -> bool:
+    """Whether the candidate releases a value of some type the model knows."""
+    if candidate.how == "method":
+        return any(candidate.method in t.release_methods for t in module.model.types())
+    if candidate.how == "returned":
+        return any(candidate.method in t.returned_by for t in module.model.types())
+    return True
+
+
+def _may_acquire(function: FunctionInfo) -> bool:
+    scope = function.scope
+    for node in walk_scope(function.node.body):
+        if isinstance(node, cst.Call):
+            produced = scope.produced(node)
+            if produced is not None and produced.type.kind.is_short_lived:
+                return True
+        elif isinstance(node, cst.Await) and isinstance(node.expression, cst.Call):
+            produced = scope.produced(node)
+            if produced is not None and produced.acquires and produced.type.kind.is_short_lived:
+                return True
+    return False
+
+
+def releasing_parameters(module: ModuleInfo) -> dict[str, int]:
+    """Functions of the module that release one of their parameters:
+    ``def cleanup(conn): conn.close()`` → ``{"cleanup": 0}``."""
+    cached = module._memo.get("releasing-parameters")
+    if isinstance(cached, dict):
+        return cached
+    release_methods = {m for t in module.model.types() for m in t.release_methods}
+    returning_methods = {m for t in module.model.types() for m in t.returned_by}
+    found: dict[str, int] = {}
+    for name, definition in module.definitions.items():
+        if not isinstance(definition, FunctionInfo):
+            continue
+        params = [p.name.value for p in definition.node.params.params]
+        for node in walk_scope(definition.node.body):
+            if not isinstance(node, cst.Call) or not isinstance(node.func, cst.Attribute):
+                continue
+            receiver = node.func.value
+            method = node.func.attr.value
+            if isinstance(receiver, cst.Name) and receiver.value in params and (
+                method in release_methods
+            ):
+                found[name] = params.index(receiver.value)
+            elif method in returning_methods and node.args:
+                first = node.args[0].value
+                if isinstance(first, cst.Name) and first.value in params:
+                    found[name] = params.index(first.value)
+    module._memo["releasing-parameters"] = found
+    return found
+
+
+class _Solver:
+    def __init__(self, function: FunctionInfo, graph: Graph, effects: list[Effects]) -> None:
+        self.function = function
+        self.graph = graph
+        self.effects = effects
+        self.sites: list[Site] = []
+        self._site_by_node: dict[int, Site] = {}
+        self.outcomes: list[SiteOutcome] = []
+        self._leaks: set[tuple[int, Leak]] = set()
+
+    def _site(self, point: Point, produced: Produced, name: str | None) -> Site:
+        key = id(produced.expression)
+        site = self._site_by_node.get(key)
+        if site is None:
+            site = Site(len(self.sites), point, produced, name)
+            self.sites.append(site)
+            self._site_by_node[key] = site
+            self.outcomes.append(SiteOutcome(site))
+        return site
+
+    def solve(self) -> FunctionFlow | None:
+        for point in self.graph.points:
+            effects = self.effects[point.index]
+            for binding in effects.bindings:
+                if binding.acquired is not None:
+                    self._site(point, binding.acquired, binding.target)
+            for produced in effects.discarded:
+                self._site(point, produced, None)
+        if not self.sites:
+            return None
+        states: list[State | None] = [None] * len(self.graph.points)
+        states[self.graph.entry.index] = frozenset()
+        worklist = [self.graph.entry]
+        queued = {self.graph.entry.index}
+        iterations = 0
+        while worklist:
+            iterations += 1
+            if iterations > _MAX_ITERATIONS:
+                return None
+            point = worklist.pop()
+            queued.discard(point.index)
+            state = states[point.index]
+            assert state is not None
+            for target, kind, out in self._transfer(point, state):
+                current = states[target.index]
+                merged = out if current is None else current | out
+                if current is None or merged != current:
+                    states[target.index] = merged
+                    if target.index not in queued:
+                        queued.add(target.index)
+                        worklist.append(target)
+        for point, kind in ((self.graph.exit, LeakKind.EXIT),
+                            (self.graph.raise_exit, LeakKind.RAISE)):
+            for fact in states[point.index] or ():
+                self._leak(fact, kind, None)
+        for outcome in self.outcomes:
+            outcome.leaks.sort(key=_leak_order)
+        return FunctionFlow(self.function, self.graph, self.outcomes)
+
+    # -- transfer ------------------------------------------------------------
+
+    def _transfer(
+        self, point: Point, state: State
+    ) -> Iterable[tuple[Point, EdgeKind, State]]:
+        effects = self.effects[point.index]
+        if effects.catches:
+            state = frozenset((s, n, None, -1) for s, n, _, _ in state)
+        killed = self._kill(state, effects, point)
+        normal: State | None = None
+        for target, kind in point.successors:
+            if kind.exceptional:
+                yield target, kind, _with_via(killed, kind, point)
+                continue
+            if normal is None:
+                normal = self._bind(killed, effects, point)
+            out = normal
+            if kind is EdgeKind.TRUE and effects.none_if_true:
+                out = _drop_names(out, effects.none_if_true)
+            elif kind is EdgeKind.FALSE and effects.none_if_false:
+                out = _drop_names(out, effects.none_if_false)
+            if kind in (EdgeKind.RETURN, EdgeKind.BREAK, EdgeKind.CONTINUE):
+                out = _with_via(out, kind, point)
+            yield target, kind, out
+
+    def _kill(self, state: State, effects: Effects, point: Point) -> State:
+        if not state or not (effects.releases or effects.handoffs):
+            return state
+        kept = []
+        for fact in state:
+            site_index, names = fact[0], fact[1]
+            outcome = self.outcomes[site_index]
+            if any(self._releases(c, names, outcome.site.type) for c in effects.releases):
+                outcome.released = True
+                continue
+            if names & effects.handoffs:
+                outcome.handed_off = True
+                continue
+            kept.append(fact)
+        return frozenset(kept)
+
+    @staticmethod
+    def _releases(candidate: ReleaseCandidate, names: frozenset[str],
+                  resource: ResourceType) -> bool:
+        if candidate.name not in names:
+            return False
+        how = candidate.how
+        if how == "method":
+            return candidate.method in resource.release_methods
+        if how == "returned":
+            return candidate.method in resource.returned_by
+        if how == "entered":
+            return resource.with_releases
+        return True  # a releasing function, or ``with closing(name)``
+
+    def _bind(self, state: State, effects: Effects, point: Point) -> State:
+        if not effects.bindings and not effects.discarded:
+            return state
+        facts = set(state)
+        for binding in effects.bindings:
+            target = binding.target
+            joined = set()
+            if binding.aliases:
+                joined = {f for f in facts if f[1] & binding.aliases}
+            rebound = set()
+            for fact in facts:
+                if target in fact[1]:
+                    rebound.add(fact)
+            for fact in rebound:
+                facts.discard(fact)
+                remaining = fact[1] - {target}
+                if fact in joined:
+                    remaining = fact[1] | {target}
+                if remaining:
+                    facts.add((fact[0], remaining, fact[2], fact[3]))
+                else:
+                    self._leak(fact, LeakKind.LOST, point)
+            for fact in joined - rebound:
+                facts.discard(fact)
+                facts.add((fact[0], fact[1] | {target}, fact[2], fact[3]))
+            if binding.acquired is not None:
+                site = self._site(point, binding.acquired, target)
+                facts.add((site.index, frozenset([target]), None, -1))
+        for produced in effects.discarded:
+            site = self._site(point, produced, None)
+            self._leak((site.index, frozenset(), None, -1), LeakKind.LOST, point)
+        return frozenset(facts)
+
+    def _leak(self, fact: Fact, kind: LeakKind, at: Point | None) -> None:
+        site_index, _, via_kind, via_index = fact
+        via = self.graph.points[via_index] if via_index >= 0 else None
+        leak = Leak(kind, via_kind, via, at)
+        key = (site_index, leak)
+        if key not in self._leaks:
+            self._leaks.add(key)
+            self.outcomes[site_index].leaks.append(leak)
+
+
+def _with_via(state: State, kind: EdgeKind, point: Point) -> State:
+    if not state:
+        return state
+    return frozenset(
+        fact if fact[2] is not None else (fact[0], fact[1], kind, point.index) for fact in state
+    )
+
+
+def _drop_names(state: State, names: frozenset[str]) -> State:
+    return frozenset(fact for fact in state if not fact[1] & names)
+
+
+def _leak_order(leak: Leak) -> tuple[int, int]:
+    point = leak.via or leak.at
+    return (0 if point is None else 1, point.index if point is not None else 0)
+
+
+__all__ = ["FunctionFlow", "Leak", "LeakKind", "Site", "SiteOutcome", "analyse", "PointKind"]
