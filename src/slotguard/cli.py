@@ -1,0 +1,303 @@
+"""Command-line interface: parse options, call the engine, print, exit.
+
+Exit codes: 0 no findings, 1 findings, 2 usage, configuration or internal
+error. Results go to stdout (or ``--output-file``), everything else to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from functools import wraps
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from slotguard import __version__
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+class UsageProblem(Exception):
+    """A problem with how slotguard was invoked or configured (exit 2)."""
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"slotguard: error: {message}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def _guarded(command: _F) -> _F:
+    """Turn known problems into a one-line message and exit 2; never a traceback
+    unless SLOTGUARD_DEBUG is set."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from slotguard.config import ConfigError
+        from slotguard.selection import SelectionError
+
+        try:
+            return command(*args, **kwargs)
+        except (ConfigError, SelectionError, UsageProblem) as error:
+            _fail(str(error))
+        except KeyboardInterrupt:
+            click.echo("slotguard: interrupted", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as error:  # noqa: BLE001 - the last line of defence
+            if os.environ.get("SLOTGUARD_DEBUG"):
+                raise
+            _fail(
+                f"internal error: {type(error).__name__}: {error} "
+                "(set SLOTGUARD_DEBUG=1 for a traceback, and please report it)"
+            )
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _lint_options(command: _F) -> _F:
+    options = [
+        click.option("--select", multiple=True, metavar="CODES",
+                     help="Rules to run: codes or prefixes (SG2, SG), comma-separated or repeated."),
+        click.option("--extend-select", multiple=True, metavar="CODES",
+                     help="Rules to run in addition to the selected ones."),
+        click.option("--ignore", multiple=True, metavar="CODES",
+                     help="Rules not to run: codes or prefixes."),
+        click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Configuration file (default: nearest slotguard.toml or pyproject.toml)."),
+        click.option("--exclude", multiple=True, metavar="PATTERN",
+                     help="Paths to skip, as gitignore-style patterns (repeatable)."),
+        click.option("--stdin-filename", metavar="NAME",
+                     help="Read the source from standard input and report it as NAME."),
+        click.option("--output-format", type=click.Choice(["full", "concise", "json"]),
+                     help="How findings are printed (default: full)."),
+        click.option("--output-file", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Write findings to this file instead of standard output."),
+        click.option("--quiet", "-q", is_flag=True, help="Print findings only, no summary."),
+        click.option("--statistics", is_flag=True,
+                     help="Print how many findings each rule has instead of the findings."),
+        click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings."),
+        click.argument("paths", nargs=-1, type=click.Path(path_type=Path)),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="slotguard")
+def cli() -> None:
+    """Find database connection leaks in Python code."""
+
+
+@cli.command()
+@_lint_options
+@_guarded
+def check(
+    paths: tuple[Path, ...],
+    select: tuple[str, ...],
+    extend_select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    config_file: Path | None,
+    exclude: tuple[str, ...],
+    stdin_filename: str | None,
+    output_format: str | None,
+    output_file: Path | None,
+    quiet: bool,
+    statistics: bool,
+    exit_zero: bool,
+) -> None:
+    """Report connection leaks in PATHS (default: the current directory)."""
+    from slotguard.engine import check_bytes, check_paths
+    from slotguard.engine import RunResult
+
+    settings = _settings(paths, config_file, select, extend_select, ignore, exclude, stdin_filename)
+    texts: dict[str, str] = {}
+    if stdin_filename is not None:
+        if paths and paths != (Path("-"),):
+            raise UsageProblem("--stdin-filename reads standard input; do not also name PATHS")
+        data = sys.stdin.buffer.read()
+        name = Path(stdin_filename)
+        result = RunResult([check_bytes(data, name, settings, stdin_filename)])
+        texts[stdin_filename] = data.decode("utf-8", errors="replace")
+    else:
+        files, display = _discover(paths, settings)
+        result = check_paths(files, settings, display)
+    diagnostics = result.diagnostics
+    fmt = output_format or settings.config.output_format or "full"
+    _emit(diagnostics, fmt, output_file, quiet, statistics, texts)
+    sys.exit(EXIT_FINDINGS if diagnostics and not exit_zero else EXIT_CLEAN)
+
+
+def _settings(
+    paths: Sequence[Path],
+    config_file: Path | None,
+    select: Sequence[str],
+    extend_select: Sequence[str],
+    ignore: Sequence[str],
+    exclude: Sequence[str],
+    stdin_filename: str | None,
+) -> Any:
+    from slotguard import config as configuration
+    from slotguard.selection import check_selector, split_selectors
+    from slotguard.settings import Settings
+
+    if config_file is not None:
+        if not config_file.is_file():
+            raise UsageProblem(f"--config {config_file}: no such file")
+        config = configuration.load(config_file)
+    else:
+        start = Path(stdin_filename) if stdin_filename else (paths[0] if paths else Path.cwd())
+        start = start if start.exists() else Path.cwd()
+        found = configuration.discover(start.absolute())
+        config = configuration.load(found) if found is not None else configuration.Config()
+    selects = [check_selector(s) for s in split_selectors(select)] or None
+    return Settings.from_config(
+        config,
+        select=selects,
+        extend_select=[check_selector(s) for s in split_selectors(extend_select)],
+        ignore=[check_selector(s) for s in split_selectors(ignore)],
+        exclude=exclude,
+    )
+
+
+def _discover(paths: Sequence[Path], settings: Any) -> tuple[list[Path], dict[Path, str]]:
+    from slotguard.files import discover
+
+    given = list(paths) or [Path(".")]
+    files, problems = discover(
+        given,
+        root=settings.root,
+        exclude=settings.excludes,
+        respect_gitignore=settings.config.respect_gitignore,
+    )
+    missing = [p for p in problems if p.path in given]
+    if missing:
+        raise UsageProblem("; ".join(f"{p.path}: {p.reason}" for p in missing))
+    for problem in problems:
+        click.echo(f"slotguard: warning: {problem.path}: {problem.reason}", err=True)
+    display = {path: _display(path) for path in files}
+    return files, display
+
+
+def _display(path: Path) -> str:
+    text = os.path.normpath(path)
+    if os.path.isabs(text):
+        try:
+            text = os.path.relpath(text)
+        except ValueError:
+            pass
+    return Path(text).as_posix()
+
+
+def _emit(
+    diagnostics: Sequence[Any],
+    fmt: str,
+    output_file: Path | None,
+    quiet: bool,
+    statistics: bool,
+    texts: dict[str, str],
+) -> None:
+    from slotguard.report import FORMATTERS, SUMMARISED
+
+    def sources(path: str) -> list[str] | None:
+        if path in texts:
+            return texts[path].splitlines()
+        try:
+            return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return None
+
+    if statistics:
+        output = _statistics(diagnostics)
+    else:
+        output = FORMATTERS[fmt](diagnostics, sources)
+        if fmt in SUMMARISED and not quiet:
+            output += _summary(diagnostics)
+    if output_file is not None:
+        try:
+            output_file.write_text(output, encoding="utf-8")
+        except OSError as error:
+            raise UsageProblem(f"--output-file {output_file}: {error.strerror or error}") from None
+    else:
+        click.echo(output, nl=False)
+
+
+def _summary(diagnostics: Sequence[Any]) -> str:
+    if not diagnostics:
+        return "All checks passed.\n"
+    files = len({d.path for d in diagnostics})
+    fixable = sum(1 for d in diagnostics if d.fix is not None)
+    noun = "finding" if len(diagnostics) == 1 else "findings"
+    text = f"Found {len(diagnostics)} {noun} in {files} file{'s' if files != 1 else ''}."
+    if fixable:
+        text += f"\n{fixable} fixable with `slotguard fix`."
+    return "\n" + text + "\n"
+
+
+def _statistics(diagnostics: Sequence[Any]) -> str:
+    counts = Counter((d.code, d.name) for d in diagnostics)
+    fixable = Counter(d.code for d in diagnostics if d.fix is not None)
+    rows = []
+    for (code, name), count in sorted(counts.items()):
+        marker = "[*]" if fixable[code] else "   "
+        rows.append(f"{count:>5}  {code}  {marker} {name}")
+    return "".join(row + "\n" for row in rows)
+
+
+@cli.command()
+@click.option("--output-format", type=click.Choice(["text", "json"]), default="text")
+@_guarded
+def rules(output_format: str) -> None:
+    """List every rule: code, name, default or opt-in, fix."""
+    import json
+
+    from slotguard.rules import all_rules
+
+    table = [
+        {
+            "code": rule.code,
+            "name": rule.name,
+            "default": rule.default,
+            "summary": rule.summary,
+            "fix": rule.fix_note,
+        }
+        for rule in all_rules()
+    ]
+    if output_format == "json":
+        click.echo(json.dumps(table, indent=2))
+        return
+    width = max(len(row["name"]) for row in table)
+    for row in table:
+        when = "default" if row["default"] else "opt-in "
+        click.echo(f"{row['code']}  {row['name']:<{width}}  {when}  {row['fix']}")
+
+
+@cli.command()
+@click.argument("code")
+@_guarded
+def explain(code: str) -> None:
+    """Show a rule's documentation: what, why, example, fix."""
+    from slotguard.rules import rule_by_code
+    from slotguard.selection import all_codes
+
+    rule = rule_by_code(code)
+    if rule is None:
+        import difflib
+
+        close = difflib.get_close_matches(code.upper(), all_codes(), n=1)
+        hint = f"; did you mean {close[0]}?" if close else "; `slotguard rules` lists the codes"
+        raise UsageProblem(f"unknown rule `{code}`{hint}")
+    when = "runs by default" if rule.default else "opt-in: runs when selected"
+    click.echo(f"# {rule.code} {rule.name} ({when})\n")
+    click.echo(rule.documentation())
+
+
+def main() -> None:
+    cli(prog_name="slotguard")

@@ -1,0 +1,155 @@
+"""Which files a run looks at: walking directories, excludes and ``.gitignore``.
+
+Directories are walked for ``*.py``; excluded and git-ignored directories are
+not entered. A file named explicitly on the command line is always checked.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pathspec
+
+DEFAULT_EXCLUDES = (
+    ".git",
+    ".hg",
+    ".svn",
+    ".venv",
+    "venv",
+    "__pycache__",
+    "build",
+    "dist",
+    ".tox",
+    ".nox",
+    ".eggs",
+    "node_modules",
+    "site-packages",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".slotguard_cache",
+)
+
+
+def _is_bare_name(pattern: str) -> bool:
+    name = pattern.rstrip("/")
+    return bool(name) and not any(char in name for char in "/*?[]!\\")
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A path that could not be listed or does not exist."""
+
+    path: Path
+    reason: str
+
+
+class _Ignores:
+    """Exclude patterns (relative to the configuration root) and the
+    ``.gitignore`` files met on the way down."""
+
+    def __init__(self, root: Path, patterns: Iterable[str], respect_gitignore: bool) -> None:
+        self.root = root
+        patterns = list(patterns)
+        # Bare names (``build``) are the common case and need no glob matching.
+        self.names = frozenset(p.rstrip("/") for p in patterns if _is_bare_name(p))
+        self.spec = pathspec.PathSpec.from_lines(
+            "gitwildmatch", [p for p in patterns if not _is_bare_name(p)]
+        )
+        self.respect_gitignore = respect_gitignore
+        self._gitignores: dict[Path, pathspec.PathSpec | None] = {}
+
+    def excluded(self, path: Path, is_dir: bool) -> bool:
+        if path.name in self.names or self._matches(self.spec, self.root, path, is_dir):
+            return True
+        if self.respect_gitignore:
+            for directory in self._ancestors(path):
+                spec = self._gitignore(directory)
+                if spec is not None and self._matches(spec, directory, path, is_dir):
+                    return True
+        return False
+
+    @staticmethod
+    def _matches(spec: pathspec.PathSpec, base: Path, path: Path, is_dir: bool) -> bool:
+        try:
+            relative = path.relative_to(base).as_posix()
+        except ValueError:
+            relative = path.name
+        if is_dir:
+            relative += "/"
+        return spec.match_file(relative)
+
+    def _ancestors(self, path: Path) -> Iterator[Path]:
+        """Directories from the repository root down to ``path``'s parent."""
+        chain = []
+        for directory in path.parents:
+            chain.append(directory)
+            if (directory / ".git").exists():
+                break
+        return reversed(chain)
+
+    def _gitignore(self, directory: Path) -> pathspec.PathSpec | None:
+        if directory not in self._gitignores:
+            spec = None
+            try:
+                lines = (directory / ".gitignore").read_text(encoding="utf-8").splitlines()
+                spec = pathspec.PathSpec.from_lines("gitwildmatch", lines)
+            except (OSError, UnicodeDecodeError):
+                spec = None
+            self._gitignores[directory] = spec
+        return self._gitignores[directory]
+
+
+def discover(
+    paths: Iterable[Path],
+    *,
+    root: Path,
+    exclude: Iterable[str],
+    respect_gitignore: bool = True,
+) -> tuple[list[Path], list[Unreadable]]:
+    """The Python files under ``paths`` (sorted, no duplicates) and the paths
+    that could not be read."""
+    ignores = _Ignores(root.resolve(), exclude, respect_gitignore)
+    found: dict[Path, None] = {}
+    problems: list[Unreadable] = []
+    for given in paths:
+        absolute = Path(os.path.abspath(given))
+        if absolute.is_file():
+            found[given] = None
+        elif absolute.is_dir():
+            for path in _walk(given, ignores, problems):
+                found[path] = None
+        elif not absolute.exists():
+            problems.append(Unreadable(given, "no such file or directory"))
+        else:
+            problems.append(Unreadable(given, "not a regular file or directory"))
+    return sorted(found, key=lambda p: p.as_posix()), problems
+
+
+def _walk(top: Path, ignores: _Ignores, problems: list[Unreadable]) -> Iterator[Path]:
+    stack = [top]
+    while stack:
+        directory = stack.pop()
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as error:
+            problems.append(Unreadable(directory, error.strerror or str(error)))
+            continue
+        subdirectories = []
+        for entry in entries:
+            path = directory / entry.name
+            absolute = Path(os.path.abspath(path))
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                continue
+            if is_dir:
+                if ignores.excluded(absolute, True):
+                    continue
+                subdirectories.append(path)
+            elif entry.name.endswith(".py") and not ignores.excluded(absolute, False):
+                yield path
+        stack.extend(reversed(subdirectories))
