@@ -1,0 +1,126 @@
+"""What a rule is: a code, a name, its documentation, and a check over a module.
+
+A rule module's docstring is its user documentation (``slotguard explain``);
+its ``check`` is short because the model (``slotguard.model``) and the flow
+analysis (``slotguard.flow``) do the heavy lifting.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import libcst as cst
+
+from slotguard.report.diagnostic import Fix
+
+if TYPE_CHECKING:
+    from slotguard.flow.held import FunctionFlow
+    from slotguard.model import Model
+    from slotguard.model.infer import FunctionInfo, ModuleInfo
+    from slotguard.settings import Settings
+
+
+class Rule:
+    """Base class of every rule; subclasses live one per module in ``rules/``."""
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    """One line: what the rule finds."""
+    default: ClassVar[bool] = True
+    """Runs without configuration; opt-in rules run only when selected."""
+    fix_note: ClassVar[str] = "No automatic fix."
+    """How ``slotguard fix`` treats the rule's findings, in one sentence."""
+
+    def check(self, context: Context) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def documentation(cls) -> str:
+        """The rule's user documentation: its module's docstring."""
+        module = sys.modules[cls.__module__]
+        return inspect.cleandoc(module.__doc__ or cls.summary)
+
+
+@dataclass(slots=True)
+class RawFinding:
+    """A finding that still points into the tree; the engine turns it into a
+    ``Diagnostic`` once positions are known."""
+
+    rule: type[Rule]
+    node: cst.CSTNode
+    message: str
+    related: tuple[tuple[cst.CSTNode, str], ...]
+    fix: Fix | None
+
+
+_LINE_MARK = "\x00line:{}\x00"
+
+
+class Context:
+    """Everything a rule may ask about the module it checks, and ``report``."""
+
+    def __init__(
+        self,
+        module: ModuleInfo,
+        settings: Settings,
+        path: str,
+    ) -> None:
+        self.module = module
+        self.tree = module.tree
+        self.model: Model = module.model
+        self.settings = settings
+        self.path = path
+        self.findings: list[RawFinding] = []
+        self.marked_nodes: list[cst.CSTNode] = []
+        self._rule: type[Rule] | None = None
+        self._flows: dict[int, FunctionFlow | None] = {}
+        self._counter = itertools.count()
+
+    def for_rule(self, rule: type[Rule]) -> Context:
+        self._rule = rule
+        return self
+
+    def line(self, node: cst.CSTNode) -> str:
+        """A placeholder for ``node``'s line number, for use inside a message:
+        ``f"acquired at line {context.line(node)}"``."""
+        self.marked_nodes.append(node)
+        return _LINE_MARK.format(len(self.marked_nodes) - 1)
+
+    def report(
+        self,
+        node: cst.CSTNode,
+        message: str,
+        *,
+        related: Iterable[tuple[cst.CSTNode, str]] = (),
+        fix: Fix | None = None,
+    ) -> None:
+        assert self._rule is not None, "report() called outside a rule's check"
+        self.findings.append(RawFinding(self._rule, node, message, tuple(related), fix))
+
+    def flow(self, function: FunctionInfo | None) -> FunctionFlow | None:
+        """The held-resource analysis of a function (None: the module body),
+        computed once and shared by the rules; None if it cannot be built."""
+        from slotguard.flow.held import analyse
+
+        key = id(function)
+        if key not in self._flows:
+            self._flows[key] = analyse(self.module, function)
+        return self._flows[key]
+
+    @staticmethod
+    def resolve_lines(message: str, line_of: Callable[[int], int]) -> str:
+        """Replace the line placeholders of a message by line numbers."""
+        if "\x00" not in message:
+            return message
+        parts = message.split("\x00")
+        for index in range(1, len(parts), 2):
+            kind, _, number = parts[index].partition(":")
+            if kind == "line":
+                parts[index] = str(line_of(int(number)))
+        return "".join(parts)

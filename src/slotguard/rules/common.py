@@ -1,0 +1,143 @@
+"""Phrases and questions several rules share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import libcst as cst
+
+from slotguard.flow.cfg import Point, PointKind
+from slotguard.flow.held import FunctionFlow, Leak, Site
+from slotguard.model.infer import FunctionInfo
+from slotguard.model.vocabulary import Kind
+from slotguard.rules.base import Context
+
+_EMPTY = cst.Module([])
+_MAX_CODE = 60
+
+
+def code(node: cst.CSTNode, limit: int = _MAX_CODE) -> str:
+    """Source text of a node on one line, shortened for a message."""
+    text = " ".join(_EMPTY.code_for_node(node).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def flows(context: Context) -> Iterator[FunctionFlow]:
+    """The held-resource analysis of every function that acquires something."""
+    for function in context.module.functions:
+        flow = context.flow(function)
+        if flow is not None:
+            yield flow
+
+
+def builds_a_context_manager(function: FunctionInfo) -> bool:
+    """Code that a context manager, a dependency provider or a pool is made of:
+    it acquires by hand because it *is* the managed form (SPEC section 1)."""
+    if function.is_context_manager or function.lends_what_it_yields or function.is_fixture:
+        return True
+    if function.cls is not None:
+        methods = set(function.cls.methods)
+        if methods & {"__exit__", "__aexit__", "release", "putconn", "close", "aclose"}:
+            return True
+    return False
+
+
+def subject(site: Site) -> str:
+    """``conn`` in backquotes, or a description when the result is unnamed."""
+    if site.name is not None:
+        return f"`{site.name}`"
+    return f"the {site.type.kind.value} from `{code(site.node)}`"
+
+
+def context_manager_form(site: Site) -> str | None:
+    """How the acquisition reads as a context manager, or None if its type
+    has no context manager that releases it."""
+    resource = site.type
+    if not resource.with_releases:
+        return None
+    produced = site.produced
+    call = produced.call
+    method = produced.method
+    if method is not None and method.context_manager and isinstance(call.func, cst.Attribute):
+        renamed = call.func.with_changes(attr=cst.Name(method.context_manager))
+        call = call.with_changes(func=renamed)
+    keep_await = resource.kind is Kind.CONNECTION and isinstance(produced.expression, cst.Await)
+    expression: cst.BaseExpression = cst.Await(call) if keep_await else call
+    prefix = "async with" if resource.is_async else "with"
+    target = f" as {site.name}" if site.name else ""
+    return f"{prefix} {code(expression)}{target}"
+
+
+def exit_description(point: Point | None, context: Context, function: FunctionInfo) -> tuple[
+    str, cst.CSTNode
+]:
+    """How a normal exit reads in a message, and the node to point at."""
+    if point is None:
+        last = _last_statement(function.node)
+        return f"when `{function.name}` ends at line {context.line(last)}", last
+    node = point_node(point, function)
+    kind = point.kind
+    if kind is PointKind.STATEMENT and isinstance(node, cst.Return):
+        return f"when returning at line {context.line(node)}", node
+    if kind is PointKind.STATEMENT and isinstance(node, cst.Break):
+        return f"when breaking out of the loop at line {context.line(node)}", node
+    if kind is PointKind.STATEMENT and isinstance(node, cst.Continue):
+        return f"when continuing the loop at line {context.line(node)}", node
+    return f"on the path through line {context.line(node)}", node
+
+
+def point_node(point: Point, function: FunctionInfo) -> cst.CSTNode:
+    """A node to show for a point (points without one fall back to the function)."""
+    node = point.node
+    if node is None or isinstance(node, cst.Finally):
+        return function.node.name
+    return node
+
+
+def _last_statement(function: cst.FunctionDef) -> cst.CSTNode:
+    body = function.body
+    statements = body.body if isinstance(body, cst.IndentedBlock) else body.body
+    last = statements[-1]
+    while isinstance(last, cst.BaseCompoundStatement) and not isinstance(
+        last, cst.FunctionDef | cst.ClassDef
+    ):
+        inner = last.body
+        children = inner.body if isinstance(inner, cst.IndentedBlock) else inner.body
+        if not children:
+            break
+        last = children[-1]
+    if isinstance(last, cst.SimpleStatementLine):
+        return last.body[-1]
+    return last
+
+
+def report_leaks(
+    context: Context,
+    wanted: Callable[[Leak], bool],
+    describe: Callable[[Leak, FunctionInfo], tuple[str, cst.CSTNode, str] | None],
+) -> None:
+    """Report, once per acquisition, the first leak ``wanted`` selects, for
+    acquisitions that some path does release or hand off (SG2's scope).
+
+    ``describe`` gives the end of the message ("when returning at line 12"),
+    the node where it leaks, and that node's label in the code frame.
+    """
+    for flow in flows(context):
+        for outcome in flow.outcomes:
+            if not outcome.managed:
+                continue
+            for leak in outcome.leaks:
+                if not wanted(leak):
+                    continue
+                described = describe(leak, flow.function)
+                if described is None:
+                    continue
+                path, node, label = described
+                site = outcome.site
+                acquired = f"acquired at line {context.line(site.node)}"
+                context.report(
+                    site.node,
+                    f"{subject(site)} {acquired} is not released {path}",
+                    related=[(site.node, f"{subject(site)} acquired here"), (node, label)],
+                )
+                break

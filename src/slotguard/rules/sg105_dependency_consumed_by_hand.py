@@ -1,0 +1,163 @@
+"""
+## What it does
+Finds a cleanup generator, such as a FastAPI dependency `get_db` that yields
+a session and closes it afterwards, driven by hand so that its cleanup never
+runs, or runs late:
+
+- `db = next(get_db())`, `db = await anext(get_db())`,
+  `get_db().__next__()`, or the same through a variable holding `get_db()`;
+- `for db in get_db():` / `async for db in get_db():` left with `break`,
+  `return` or `raise`.
+
+## Why is this bad?
+The code after a generator's `yield` (its `finally`, its `with` exit) runs
+only when the generator is resumed or closed. Driven by hand, nobody resumes
+it: the cleanup waits for the garbage collector, or, for an async generator,
+for the event loop's finaliser. Until then the session keeps its connection
+checked out. With `next(get_db())` the generator may even be collected at
+once, closing the session while the caller still uses it, and the session's
+next query checks out a connection nobody will return.
+
+## Example
+```python
+def nightly_report():
+    db = next(get_db())
+    return db.scalars(select(Order)).all()
+```
+
+## Use instead
+```python
+from contextlib import contextmanager
+
+def nightly_report():
+    with contextmanager(get_db)() as db:
+        return db.scalars(select(Order)).all()
+```
+
+or create the session directly: `with SessionLocal() as db:`.
+
+## Fix safety
+There is no automatic fix: the right replacement depends on whether the
+generator is meant to be used outside the framework at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import libcst as cst
+
+from slotguard.model.infer import ModuleInfo, Scope
+from slotguard.rules.base import Context, Rule
+from slotguard.rules.common import code
+from slotguard.syntax import children, dotted_name, unwrap_await, walk_scope
+
+_ADVANCE_FUNCTIONS = ("next", "anext")
+_ADVANCE_METHODS = ("__next__", "__anext__", "send", "asend")
+
+
+class DependencyConsumedByHand(Rule):
+    code = "SG105"
+    name = "dependency-consumed-by-hand"
+    summary = "A cleanup generator (a dependency like `get_db`) is driven by hand."
+
+    def check(self, context: Context) -> None:
+        module = context.module
+        for scope in (module.module_scope, *(f.scope for f in module.functions)):
+            generators = _generator_variables(scope, module)
+            for node in walk_scope(scope.body):
+                if isinstance(node, cst.Call):
+                    driven = _driven_generator(node, generators, module)
+                    if driven is not None:
+                        context.report(
+                            node,
+                            f"`{driven}()` is driven by hand with `{code(node.func)}`: its "
+                            "cleanup runs only when the generator is garbage-collected; use "
+                            f"`with contextmanager({driven})() as ...` or let the framework "
+                            "inject it",
+                        )
+                elif isinstance(node, cst.For):
+                    self._check_loop(node, module, context)
+
+    def _check_loop(self, loop: cst.For, module: ModuleInfo, context: Context) -> None:
+        generator = _generator_call(loop.iter, module)
+        if generator is None:
+            return
+        for exit_statement in _loop_exits(loop.body):
+            verb = type(exit_statement).__name__.lower()
+            keyword = "async for" if loop.asynchronous else "for"
+            context.report(
+                loop.iter,
+                f"leaving `{keyword} ... in {generator}()` with `{verb}` at line "
+                f"{context.line(exit_statement)} skips its cleanup until the generator is "
+                "garbage-collected",
+                related=[(exit_statement, f"`{verb}` leaves the loop here")],
+            )
+            return
+
+
+def is_cleanup_generator(module: ModuleInfo, name: str) -> bool:
+    """A generator that yields a resource, or a dependency provider (which
+    is a generator if anyone drives it with ``next``)."""
+    function = module.function_named(name)
+    if function is not None:
+        if not function.is_generator:
+            return False
+        return function.is_dependency_provider or function.yielded_type() is not None
+    return name in module.dependency_targets
+
+
+def _generator_call(expression: cst.BaseExpression, module: ModuleInfo) -> str | None:
+    """``get_db`` when the expression is ``get_db(...)`` of a cleanup generator."""
+    expression, _ = unwrap_await(expression)
+    if not isinstance(expression, cst.Call):
+        return None
+    name = dotted_name(expression.func)
+    if name is not None and is_cleanup_generator(module, name):
+        return name
+    return None
+
+
+def _generator_variables(scope: Scope, module: ModuleInfo) -> dict[str, str]:
+    """Local names bound to a cleanup generator object: ``gen = get_db()``."""
+    found = {}
+    for node in walk_scope(scope.body):
+        if isinstance(node, cst.Assign) and len(node.targets) == 1:
+            target = node.targets[0].target
+            generator = _generator_call(node.value, module)
+            if isinstance(target, cst.Name) and generator is not None:
+                found[target.value] = generator
+    return found
+
+
+def _driven_generator(call: cst.Call, variables: dict[str, str], module: ModuleInfo) -> str | None:
+    func = call.func
+    if isinstance(func, cst.Name) and func.value in _ADVANCE_FUNCTIONS and call.args:
+        return _generator_of(call.args[0].value, variables, module)
+    if isinstance(func, cst.Attribute) and func.attr.value in _ADVANCE_METHODS:
+        return _generator_of(func.value, variables, module)
+    return None
+
+
+def _generator_of(
+    expression: cst.BaseExpression, variables: dict[str, str], module: ModuleInfo
+) -> str | None:
+    if isinstance(expression, cst.Name):
+        return variables.get(expression.value)
+    return _generator_call(expression, module)
+
+
+def _loop_exits(body: cst.BaseSuite) -> Iterator[cst.Break | cst.Return | cst.Raise]:
+    """``return`` and ``raise`` anywhere in the loop body, and ``break`` that
+    belongs to this loop rather than to a nested one."""
+    stack: list[tuple[cst.CSTNode, bool]] = [(body, False)]
+    while stack:
+        node, nested_loop = stack.pop()
+        if isinstance(node, cst.Return | cst.Raise) or (
+            isinstance(node, cst.Break) and not nested_loop
+        ):
+            yield node
+        if isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Lambda):
+            continue
+        inner = nested_loop or isinstance(node, cst.For | cst.While)
+        stack.extend((child, inner) for child in reversed(list(children(node))))

@@ -1,0 +1,76 @@
+"""
+## What it does
+Follows each connection, session or pool connection along every path of the
+function and reports a normal exit that leaves it unreleased: a `return`,
+falling off the end, a `break` or `continue` that leaves the iteration that
+acquired it, or rebinding the only name that referred to it.
+
+## Why is this bad?
+The early `return` added for an edge case, the `continue` that skips a row,
+the `break` out of a retry loop: each takes one connection out of the pool for
+good. The pool drains slowly, under exactly the traffic that takes the rare
+path, and the service stalls hours later far from the cause.
+
+The message names the path: where the resource was acquired and where the
+function leaves without releasing it. The rule covers resources the function
+does release (or hand off) on some path; a resource it never releases is
+reported by SG101, SG102 or SG103.
+
+## Example
+```python
+async def load(pool, key):
+    conn = await pool.acquire()
+    if key is None:
+        return None          # leaks conn
+    row = await conn.fetchrow("select ...", key)
+    await pool.release(conn)
+    return row
+```
+
+## Use instead
+```python
+async def load(pool, key):
+    async with pool.acquire() as conn:
+        if key is None:
+            return None
+        return await conn.fetchrow("select ...", key)
+```
+
+## Fix safety
+Safe where the region from the acquisition to the release is a single block:
+it is wrapped in the context manager.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from slotguard.flow.held import Leak, LeakKind
+from slotguard.model.infer import FunctionInfo
+from slotguard.rules.base import Context, Rule
+from slotguard.rules.common import exit_description, point_node, report_leaks
+
+
+class ReleaseSkippedOnExit(Rule):
+    code = "SG201"
+    name = "release-skipped-on-exit"
+    summary = "A path out of the function leaves an acquired resource unreleased."
+    fix_note = "Safe fix where the region is a single block: wrap it in the context manager."
+
+    def check(self, context: Context) -> None:
+        def describe(leak: Leak, function: FunctionInfo) -> tuple[str, cst.CSTNode, str]:
+            if leak.kind is LeakKind.LOST and leak.at is not None:
+                node = point_node(leak.at, function)
+                path = f"before its last reference is overwritten at line {context.line(node)}"
+                if leak.via is not None and leak.via_kind is not None:
+                    path += f" (after `{leak.via_kind.value}` at line "
+                    path += f"{context.line(point_node(leak.via, function))})"
+                return path, node, "its last reference is lost here"
+            path, node = exit_description(leak.via, context, function)
+            return path, node, "leaves without releasing it"
+
+        report_leaks(
+            context,
+            lambda leak: leak.kind in (LeakKind.EXIT, LeakKind.LOST),
+            describe,
+        )

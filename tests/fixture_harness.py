@@ -1,0 +1,86 @@
+"""Run slotguard over fixture files whose expectations sit on the lines they
+are about.
+
+On a fixture line:
+
+- ``# error: SG201`` (or ``SG101, SG201``): these codes are reported here;
+- ``# MISSING: SG201``: a leak slotguard knowingly does not find yet; the test
+  fails if it starts finding it, so the marker gets updated;
+- ``# SPURIOUS: SG201``: a false alarm slotguard knowingly raises; likewise.
+
+Any finding not expected, and any expected finding not made, fails the test.
+Fixtures run with every rule selected, so noise from other rules shows too.
+A fixture directory with a ``pyproject.toml`` or ``slotguard.toml`` uses it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from slotguard import config as configuration
+from slotguard.engine import check_file
+from slotguard.report.diagnostic import Diagnostic
+from slotguard.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+_MARK = re.compile(r"#\s*(error|MISSING|SPURIOUS):\s*(SG\d{3}(?:\s*,\s*SG\d{3})*)")
+
+
+@dataclass
+class Expectations:
+    reported: Counter[tuple[int, str]]
+    missing: set[tuple[int, str]]
+
+
+def expectations(path: Path) -> Expectations:
+    reported: Counter[tuple[int, str]] = Counter()
+    missing: set[tuple[int, str]] = set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for kind, codes in _MARK.findall(line):
+            for code in re.split(r"\s*,\s*", codes):
+                if kind == "MISSING":
+                    missing.add((number, code))
+                else:
+                    reported[(number, code)] += 1
+    return Expectations(reported, missing)
+
+
+def settings_for(path: Path, select: list[str] | None = None) -> Settings:
+    found = configuration.discover(path.parent)
+    config = configuration.load(found) if found is not None else configuration.Config()
+    if found is not None and FIXTURES not in found.parents:
+        config = configuration.Config()
+    return Settings.from_config(config, select=select or ["SG"], use_cache=False)
+
+
+def run(path: Path, select: list[str] | None = None) -> list[Diagnostic]:
+    return list(check_file(path, settings_for(path, select)).diagnostics)
+
+
+def compare(path: Path, diagnostics: list[Diagnostic]) -> list[str]:
+    """Problems with the findings, as lines for an assertion message."""
+    expected = expectations(path)
+    found = Counter((d.line, d.code) for d in diagnostics)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    messages = {(d.line, d.code): d.message for d in diagnostics}
+    problems = []
+    for key in sorted(set(expected.reported) | set(found)):
+        line, code = key
+        want, got = expected.reported[key], found[key]
+        source = lines[line - 1].strip() if 0 < line <= len(lines) else ""
+        if got > want:
+            problems.append(f"extra   {code} at line {line}: {messages[key]}\n      | {source}")
+        elif got < want:
+            problems.append(f"missing {code} at line {line}\n      | {source}")
+    for line, code in sorted(expected.missing):
+        if found[(line, code)]:
+            problems.append(f"{code} at line {line} is marked MISSING but is now reported")
+    return problems
+
+
+def fixture_files(directory: str) -> list[Path]:
+    return sorted((FIXTURES / directory).rglob("*.py"))
