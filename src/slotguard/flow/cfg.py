@@ -235,7 +235,7 @@ class _Builder:
                     has_await = True
                 elif isinstance(node, cst.Yield):
                     has_yield = True
-        if has_call or has_await or has_yield:
+        if has_call or has_await:
             self._throw([(point, EdgeKind.RAISE)], Category.ERROR)
         if has_await:
             self._throw([(point, EdgeKind.CANCEL)], Category.CANCEL)
