@@ -39,7 +39,8 @@ class Expectations:
 def expectations(path: Path) -> Expectations:
     reported: Counter[tuple[int, str]] = Counter()
     missing: set[tuple[int, str]] = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    for number, line in enumerate(text.splitlines(), 1):
         for kind, codes in _MARK.findall(line):
             for code in re.split(r"\s*,\s*", codes):
                 if kind == "MISSING":
@@ -65,7 +66,7 @@ def compare(path: Path, diagnostics: list[Diagnostic]) -> list[str]:
     """Problems with the findings, as lines for an assertion message."""
     expected = expectations(path)
     found = Counter((d.line, d.code) for d in diagnostics)
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
     messages = {(d.line, d.code): d.message for d in diagnostics}
     problems = []
     for key in sorted(set(expected.reported) | set(found)):

@@ -12,9 +12,16 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from slotguard.report.diagnostic import Diagnostic, Related, Span
 from slotguard.settings import Settings
 from slotguard.source import SourceError, decode
+
+if TYPE_CHECKING:
+    import libcst as cst
+
+    from slotguard.rules import Context
 
 ANALYSIS_ERROR = ("SG000", "file-not-analysed")
 
@@ -69,13 +76,23 @@ def check_file(path: Path, settings: Settings, display: str | None = None) -> Fi
     try:
         data = path.read_bytes()
     except OSError as error:
-        reason = f"cannot be read: {error.strerror or error}"
+        reason = f"it cannot be read: {error.strerror or error}"
         return FileResult(shown, (analysis_error(shown, SourceError(reason)),))
     return check_bytes(data, path, settings, shown)
 
 
 def check_bytes(data: bytes, path: Path, settings: Settings, shown: str) -> FileResult:
+    """Findings for one file's bytes.
+
+    Decoding is cheap and a binary or undecodable ``.py`` is broken for
+    everyone, so it is checked for every file; parsing is not, so a syntax
+    error is found only in files the prefilter sends on.
+    """
     if not may_have_findings(data, settings):
+        try:
+            decode(data)
+        except SourceError as error:
+            return FileResult(shown, (analysis_error(shown, error),))
         return FileResult(shown, ())
     try:
         source = decode(data)
@@ -87,18 +104,15 @@ def check_bytes(data: bytes, path: Path, settings: Settings, shown: str) -> File
     return FileResult(shown, tuple(analyse(tree, source.text, path, settings, shown)), True)
 
 
-def analyse(tree: object, text: str, path: Path, settings: Settings, shown: str) -> list[Diagnostic]:
+def analyse(tree: cst.Module, text: str, path: Path, settings: Settings, shown: str) -> list[Diagnostic]:
     """Run the selected rules over a parsed module."""
-    import libcst as cst
-
-    from slotguard.locate import Locator
     from slotguard.model.infer import ModuleInfo
     from slotguard.model.names import module_name_for
-    from slotguard.report.noqa import Suppressions
-    from slotguard.rules import Context, all_rules
+    from slotguard.rules import all_rules
 
-    assert isinstance(tree, cst.Module)
     codes = settings.codes_for(path)
+    from slotguard.rules import Context
+
     module = ModuleInfo(
         tree,
         settings.model,
@@ -110,12 +124,18 @@ def analyse(tree: object, text: str, path: Path, settings: Settings, shown: str)
         for rule in all_rules():
             if rule.code in codes and rule.code != ANALYSIS_ERROR[0]:
                 rule().check(context.for_rule(rule))
+        return _diagnostics(context, tree, text, shown)
     except RecursionError:
-        return [
-            analysis_error(
-                shown, SourceError("nesting is too deep to analyse (recursion limit reached)")
-            )
-        ]
+        reason = "nesting is too deep to analyse (recursion limit reached)"
+        return [analysis_error(shown, SourceError(reason))]
+
+
+def _diagnostics(context: Context, tree: cst.Module, text: str, shown: str) -> list[Diagnostic]:
+    """Locate the findings, drop the suppressed ones, and format messages."""
+    from slotguard.locate import Locator
+    from slotguard.report.noqa import Suppressions
+    from slotguard.rules import Context
+
     if not context.findings:
         return []
     nodes = [f.node for f in context.findings]

@@ -40,7 +40,7 @@ def parse(text: str) -> cst.Module:
     """Parse a module, or raise ``SourceError`` saying why it cannot be."""
     if len(text) > MAX_BYTES:
         raise SourceError(
-            f"is too large to analyse ({len(text) / 1048576:.1f} MiB; the limit is "
+            f"it is too large to analyse ({len(text) / 1048576:.1f} MiB; the limit is "
             f"{MAX_BYTES // 1048576} MiB)"
         )
     cpython_error = _cpython_check(text)

@@ -46,7 +46,7 @@ def decode(data: bytes) -> SourceText:
         offset = data.index(b"\x00")
         line, column = _byte_position(data, offset)
         raise SourceError(
-            "contains a NUL byte, so it is not Python source (a binary file?)", line, column
+            "it contains a NUL byte, so it is not Python source (a binary file?)", line, column
         )
     bom = data.startswith(codecs.BOM_UTF8)
     try:
@@ -67,8 +67,9 @@ def decode(data: bytes) -> SourceText:
             if encoding == "utf-8"
             else ""
         )
+        shown = "UTF-8" if encoding == "utf-8" else encoding
         raise SourceError(
-            f"is not valid {encoding}: byte 0x{body[error.start]:02x} at line {line}, "
+            f"it is not valid {shown}: byte 0x{body[error.start]:02x} at line {line}, "
             f"column {column} cannot be decoded{hint}",
             line,
             column,
