@@ -41,6 +41,9 @@ class LeakKind(enum.Enum):
     result of the acquisition was never kept."""
 
 
+_JUMPS = (EdgeKind.RETURN, EdgeKind.BREAK, EdgeKind.CONTINUE)
+
+
 @dataclass(eq=False, slots=True)
 class Site:
     """One acquisition in the function."""
@@ -69,17 +72,32 @@ class Leak:
     at: Point | None
     """For ``LOST``: where the last reference went away."""
 
+    @property
+    def skipped_by_exception(self) -> bool:
+        """The path that leaks is an exception's, not a ``return``, ``break``
+        or ``continue`` that an exception happened to follow."""
+        return self.kind is LeakKind.RAISE and self.via_kind not in _JUMPS
+
 
 @dataclass(slots=True)
 class SiteOutcome:
     site: Site
     released: bool = False
+    """Released on some path."""
     handed_off: bool = False
+    """Handed to another owner on some path."""
+    release_written: bool = False
+    """The function contains a release of a name that referred to it, even
+    if no path reaches that release with it held."""
+    names: set[str] = field(default_factory=set)
+    """Every local name that referred to it somewhere."""
     leaks: list[Leak] = field(default_factory=list)
 
     @property
     def managed(self) -> bool:
-        return self.released or self.handed_off
+        """The function means to release it or pass it on: a leak of it is a
+        path the code forgot (SG2), not a resource it ignores (SG1)."""
+        return self.released or self.handed_off or self.release_written
 
 
 # A fact: (site index, names, via edge kind, via point index); via is (None, -1)
@@ -240,9 +258,22 @@ class _Solver:
                             (self.graph.raise_exit, LeakKind.RAISE)):
             for fact in states[point.index] or ():
                 self._leak(fact, kind, None)
+        for state in states:
+            for fact in state or ():
+                self.outcomes[fact[0]].names.update(fact[1])
         for outcome in self.outcomes:
             outcome.leaks.sort(key=_leak_order)
+            outcome.release_written = self._release_written(outcome)
         return FunctionFlow(self.function, self.graph, self.outcomes)
+
+    def _release_written(self, outcome: SiteOutcome) -> bool:
+        names = frozenset(outcome.names)
+        resource = outcome.site.type
+        return any(
+            self._releases(candidate, names, resource)
+            for effects in self.effects
+            for candidate in effects.releases
+        )
 
     # -- transfer ------------------------------------------------------------
 

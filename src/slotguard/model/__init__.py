@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from slotguard.model.catalog import BUILTIN
+from slotguard.model.catalog import BUILTIN, DEPENDENCY_MARKERS
 from slotguard.model.vocabulary import Catalog, Constructor, Kind, Method, ResourceType
 
 __all__ = ["Catalog", "Constructor", "Kind", "Method", "Model", "ResourceType"]
@@ -74,10 +74,11 @@ class Model:
         to find something in it.
 
         A value gets a type only through an import of a library (whose root
-        name then occurs in the file) or, for the user's own wrappers, through
-        their name, which even a relative import spells out.
+        name then occurs in the file), through a dependency marker
+        (``Depends(get_db)``), or, for the user's own wrappers, through their
+        name, which even a relative import spells out.
         """
-        words = set(self.libraries())
+        words = set(self.libraries()) | set(DEPENDENCY_MARKERS)
         if self.extension is not None:
             extension = self.extension
             for qualified in (

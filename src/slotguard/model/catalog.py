@@ -391,4 +391,9 @@ CONSTRUCTORS: tuple[Constructor, ...] = (
     Constructor("django.db.transaction.atomic", "django.Atomic"),
 )
 
+DEPENDENCY_MARKERS = ("Depends", "Security", "Provide")
+"""FastAPI's and Litestar's markers: ``Depends(get_db)`` injects what the
+provider yields, so a parameter default or ``Annotated`` metadata calling one
+of these names a dependency provider."""
+
 BUILTIN = Catalog(types=TYPES, constructors=CONSTRUCTORS)

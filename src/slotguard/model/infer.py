@@ -20,6 +20,7 @@ from typing import TypeVar
 import libcst as cst
 
 from slotguard.model import Model
+from slotguard.model.catalog import DEPENDENCY_MARKERS
 from slotguard.model.names import ImportMap
 from slotguard.model.vocabulary import Kind, Method, ResourceType
 from slotguard.syntax import (
@@ -34,7 +35,6 @@ from slotguard.syntax import (
 _STATE_ATTRIBUTES = ("state", "ctx")
 """``app.state`` (Starlette, FastAPI, Litestar) and ``app.ctx`` (Sanic)."""
 
-_DEPENDENCY_MARKERS = ("Depends", "Security", "Provide")
 _CONTEXT_MANAGER_DECORATORS = ("contextlib.contextmanager", "contextlib.asynccontextmanager")
 _FIXTURE_DECORATORS = ("pytest.fixture", "pytest_asyncio.fixture")
 _MAX_WRAPPER_DEPTH = 3
@@ -320,7 +320,7 @@ class ModuleInfo:
         if not isinstance(node, cst.Call) or not node.args:
             return None
         name = dotted_name(node.func)
-        if name is None or name.rsplit(".", 1)[-1] not in _DEPENDENCY_MARKERS:
+        if name is None or name.rsplit(".", 1)[-1] not in DEPENDENCY_MARKERS:
             return None
         return dotted_name(node.args[0].value)
 

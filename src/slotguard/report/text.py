@@ -48,9 +48,12 @@ def fix_line(diagnostic: Diagnostic) -> str:
 
 def _frame(diagnostic: Diagnostic, lines: Sequence[str]) -> list[str]:
     marks: dict[int, list[tuple[Span, str]]] = {}
-    for related in diagnostic.related:
-        marks.setdefault(related.span.line, []).append((related.span, related.message))
     primary_label = diagnostic.code
+    for related in diagnostic.related:
+        if related.span == diagnostic.span:
+            primary_label = f"{diagnostic.code}: {related.message}"
+        else:
+            marks.setdefault(related.span.line, []).append((related.span, related.message))
     marks.setdefault(diagnostic.span.line, []).insert(0, (diagnostic.span, primary_label))
     shown = sorted(line for line in marks if 1 <= line <= len(lines))
     if not shown:

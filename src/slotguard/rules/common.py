@@ -35,6 +35,8 @@ def builds_a_context_manager(function: FunctionInfo) -> bool:
     it acquires by hand because it *is* the managed form (SPEC section 1)."""
     if function.is_context_manager or function.lends_what_it_yields or function.is_fixture:
         return True
+    if function.is_generator and function.yielded_type() is not None:
+        return True
     if function.cls is not None:
         methods = set(function.cls.methods)
         if methods & {"__exit__", "__aexit__", "release", "putconn", "close", "aclose"}:

@@ -59,18 +59,14 @@ class ReleaseSkippedOnExit(Rule):
 
     def check(self, context: Context) -> None:
         def describe(leak: Leak, function: FunctionInfo) -> tuple[str, cst.CSTNode, str]:
-            if leak.kind is LeakKind.LOST and leak.at is not None:
+            if leak.kind is LeakKind.LOST and leak.at is not None and leak.via is None:
                 node = point_node(leak.at, function)
-                path = f"before its last reference is overwritten at line {context.line(node)}"
-                if leak.via is not None and leak.via_kind is not None:
-                    path += f" (after `{leak.via_kind.value}` at line "
-                    path += f"{context.line(point_node(leak.via, function))})"
-                return path, node, "its last reference is lost here"
+                return (
+                    f"before its last reference is overwritten at line {context.line(node)}",
+                    node,
+                    "its last reference is overwritten here",
+                )
             path, node = exit_description(leak.via, context, function)
             return path, node, "leaves without releasing it"
 
-        report_leaks(
-            context,
-            lambda leak: leak.kind in (LeakKind.EXIT, LeakKind.LOST),
-            describe,
-        )
+        report_leaks(context, lambda leak: not leak.skipped_by_exception, describe)

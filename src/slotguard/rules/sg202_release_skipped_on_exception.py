@@ -40,7 +40,7 @@ from __future__ import annotations
 import libcst as cst
 
 from slotguard.flow.cfg import EdgeKind
-from slotguard.flow.held import Leak, LeakKind
+from slotguard.flow.held import Leak
 from slotguard.model.infer import FunctionInfo
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code, point_node, report_leaks
@@ -70,6 +70,6 @@ class ReleaseSkippedOnException(Rule):
 
         report_leaks(
             context,
-            lambda leak: leak.kind is LeakKind.RAISE and leak.via_kind is not EdgeKind.THROW,
+            lambda leak: leak.skipped_by_exception and leak.via_kind is not EdgeKind.THROW,
             describe,
         )

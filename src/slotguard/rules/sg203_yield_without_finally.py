@@ -37,7 +37,7 @@ from __future__ import annotations
 import libcst as cst
 
 from slotguard.flow.cfg import EdgeKind
-from slotguard.flow.held import Leak, LeakKind
+from slotguard.flow.held import Leak
 from slotguard.model.infer import FunctionInfo
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import point_node, report_leaks
@@ -63,6 +63,6 @@ class YieldWithoutFinally(Rule):
 
         report_leaks(
             context,
-            lambda leak: leak.kind is LeakKind.RAISE and leak.via_kind is EdgeKind.THROW,
+            lambda leak: leak.skipped_by_exception and leak.via_kind is EdgeKind.THROW,
             describe,
         )
