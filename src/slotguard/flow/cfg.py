@@ -24,8 +24,9 @@ function whose graph would exceed the bound raises ``GraphTooLarge``.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import libcst as cst
 
@@ -545,7 +546,7 @@ class _Builder:
         if isinstance(statement, cst.FunctionDef):
             evaluated += [p.default for p in _params(statement.params) if p.default is not None]
         else:
-            evaluated += [arg.value for arg in statement.bases + statement.keywords]
+            evaluated += [arg.value for arg in (*statement.bases, *statement.keywords)]
         for node in evaluated:
             self._raises(point, node)
         return [(point, EdgeKind.NORMAL)]
@@ -561,7 +562,7 @@ def _params(params: cst.Parameters) -> Iterator[cst.Param]:
         yield params.star_kwarg
 
 
-_STATEMENT_BUILDERS = {
+_STATEMENT_BUILDERS: dict[type[cst.CSTNode], Callable[[_Builder, Any, Pending], Pending]] = {
     cst.If: _Builder._if,
     cst.While: _Builder._while,
     cst.For: _Builder._for,
