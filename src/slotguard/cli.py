@@ -260,23 +260,23 @@ def rules(output_format: str) -> None:
 
     from slotguard.rules import all_rules
 
-    table = [
-        {
-            "code": rule.code,
-            "name": rule.name,
-            "default": rule.default,
-            "summary": rule.summary,
-            "fix": rule.fix_note,
-        }
-        for rule in all_rules()
-    ]
     if output_format == "json":
+        table = [
+            {
+                "code": rule.code,
+                "name": rule.name,
+                "default": rule.default,
+                "summary": rule.summary,
+                "fix": rule.fix_note,
+            }
+            for rule in all_rules()
+        ]
         click.echo(json.dumps(table, indent=2))
         return
-    width = max(len(row["name"]) for row in table)
-    for row in table:
-        when = "default" if row["default"] else "opt-in "
-        click.echo(f"{row['code']}  {row['name']:<{width}}  {when}  {row['fix']}")
+    width = max(len(rule.name) for rule in all_rules())
+    for rule in all_rules():
+        when = "default" if rule.default else "opt-in "
+        click.echo(f"{rule.code}  {rule.name:<{width}}  {when}  {rule.fix_note}")
 
 
 @cli.command()

@@ -262,7 +262,10 @@ class _Validator:
         self, entry: Any, where: str, only_as_context_manager: bool
     ) -> tuple[ResourceType, Constructor]:
         entry = self.table(entry, where)
-        allowed = ["call", "kind", "await", "release-methods", "returned-by", "with-releases"]
+        allowed = [
+            "call", "kind", "await", "release-methods", "returned-by", "with-releases",
+            "context-manager",
+        ]
         self.check_keys(entry, allowed, f"{where}.")
         if "call" not in entry:
             raise self.fail(where, "needs `call`, the qualified name of the acquiring function")
@@ -278,6 +281,11 @@ class _Validator:
         if awaited is not None:
             awaited = self.boolean(awaited, f"{where}.await")
         name = f"{call}()"
+        form = ""
+        if "context-manager" in entry:
+            manager = self.string(entry["context-manager"], f"{where}.context-manager")
+            prefix = "async with" if awaited else "with"
+            form = f"{prefix} {manager.rsplit('.', 1)[-1]}(...)"
         resource_type = ResourceType(
             name=name,
             kind=_KINDS[kind_name],
@@ -286,8 +294,11 @@ class _Validator:
                 entry.get("release-methods", ["close"]), f"{where}.release-methods"
             ),
             returned_by=self.strings(entry.get("returned-by", []), f"{where}.returned-by"),
-            with_releases=self.boolean(entry.get("with-releases", True), f"{where}.with-releases"),
-            context_manager_form=f"with {call.rsplit('.', 1)[-1]}(...) as resource",
+            with_releases=self.boolean(
+                entry.get("with-releases", only_as_context_manager), f"{where}.with-releases"
+            ),
+            context_manager_form=form,
+            is_async=bool(awaited),
         )
         constructor = Constructor(
             callee=call,

@@ -54,13 +54,13 @@ class _Ignores:
     def __init__(self, root: Path, patterns: Iterable[str], respect_gitignore: bool) -> None:
         self.root = root
         patterns = list(patterns)
+        self._gitignores: dict[Path, pathspec.GitIgnoreSpec | None] = {}
         # Bare names (``build``) are the common case and need no glob matching.
         self.names = frozenset(p.rstrip("/") for p in patterns if _is_bare_name(p))
-        self.spec = pathspec.PathSpec.from_lines(
-            "gitwildmatch", [p for p in patterns if not _is_bare_name(p)]
+        self.spec = pathspec.GitIgnoreSpec.from_lines(
+            [p for p in patterns if not _is_bare_name(p)]
         )
         self.respect_gitignore = respect_gitignore
-        self._gitignores: dict[Path, pathspec.PathSpec | None] = {}
 
     def excluded(self, path: Path, is_dir: bool) -> bool:
         if path.name in self.names or self._matches(self.spec, self.root, path, is_dir):
@@ -73,7 +73,7 @@ class _Ignores:
         return False
 
     @staticmethod
-    def _matches(spec: pathspec.PathSpec, base: Path, path: Path, is_dir: bool) -> bool:
+    def _matches(spec: pathspec.GitIgnoreSpec, base: Path, path: Path, is_dir: bool) -> bool:
         try:
             relative = path.relative_to(base).as_posix()
         except ValueError:
@@ -91,12 +91,12 @@ class _Ignores:
                 break
         return reversed(chain)
 
-    def _gitignore(self, directory: Path) -> pathspec.PathSpec | None:
+    def _gitignore(self, directory: Path) -> pathspec.GitIgnoreSpec | None:
         if directory not in self._gitignores:
             spec = None
             try:
                 lines = (directory / ".gitignore").read_text(encoding="utf-8").splitlines()
-                spec = pathspec.PathSpec.from_lines("gitwildmatch", lines)
+                spec = pathspec.GitIgnoreSpec.from_lines(lines)
             except (OSError, UnicodeDecodeError):
                 spec = None
             self._gitignores[directory] = spec

@@ -18,7 +18,7 @@ from libcst._nodes.internal import CodegenState
 from slotguard.report.diagnostic import Span
 
 
-class _RecordingState(CodegenState):  # type: ignore[misc]
+class _RecordingState(CodegenState):
     """Codegen that tracks the character offset and remembers wanted ranges."""
 
     def __init__(self, module: cst.Module, wanted: Collection[cst.CSTNode]) -> None:

@@ -70,9 +70,9 @@ class Settings:
         return (*base, *self.config.extend_exclude, *self.extra_excludes)
 
     @cached_property
-    def _per_file(self) -> list[tuple[pathspec.PathSpec, tuple[str, ...]]]:
+    def _per_file(self) -> list[tuple[pathspec.GitIgnoreSpec, tuple[str, ...]]]:
         return [
-            (pathspec.PathSpec.from_lines("gitwildmatch", [pattern]), codes)
+            (pathspec.GitIgnoreSpec.from_lines([pattern]), codes)
             for pattern, codes in self.config.per_file_ignores
         ]
 

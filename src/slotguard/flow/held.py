@@ -254,10 +254,10 @@ class _Solver:
                     if target.index not in queued:
                         queued.add(target.index)
                         worklist.append(target)
-        for point, kind in ((self.graph.exit, LeakKind.EXIT),
-                            (self.graph.raise_exit, LeakKind.RAISE)):
-            for fact in states[point.index] or ():
-                self._leak(fact, kind, None)
+        for end, leak_kind in ((self.graph.exit, LeakKind.EXIT),
+                               (self.graph.raise_exit, LeakKind.RAISE)):
+            for fact in states[end.index] or ():
+                self._leak(fact, leak_kind, None)
         for state in states:
             for fact in state or ():
                 self.outcomes[fact[0]].names.update(fact[1])

@@ -196,6 +196,11 @@ def _sqlalchemy(prefix: str, is_async: bool) -> tuple[ResourceType, ...]:
     """SQLAlchemy's sync types (``prefix`` "") and async twins ("Async")."""
     a = prefix
     asyncio = "sqlalchemy.ext.asyncio"
+    engine_names: tuple[str, ...]
+    connection_names: tuple[str, ...]
+    session_names: tuple[str, ...]
+    factory_names: tuple[str, ...]
+    scoped_names: tuple[str, ...]
     if is_async:
         engine_names = (f"{asyncio}.AsyncEngine", f"{asyncio}.engine.AsyncEngine")
         connection_names = (f"{asyncio}.AsyncConnection", f"{asyncio}.engine.AsyncConnection")

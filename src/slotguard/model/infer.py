@@ -407,7 +407,8 @@ class ModuleInfo:
 
     @property
     def module_scope(self) -> Scope:
-        return self._guarded("module-scope", lambda: Scope(self, None), _EmptyScope(self))
+        provisional: Scope = _EmptyScope(self)
+        return self._guarded("module-scope", lambda: Scope(self, None), provisional)
 
     @property
     def state_types(self) -> dict[str, ResourceType]:
@@ -443,9 +444,9 @@ class ModuleInfo:
                 continue
             scope = Scope(self, function)
             for name in scope.global_assignments:
-                binding = scope.bindings.get(name)
-                if binding is not None:
-                    found.setdefault(name, binding.type)
+                assigned = scope.bindings.get(name)
+                if assigned is not None:
+                    found.setdefault(name, assigned.type)
         return found
 
     def class_attribute_types(self, cls: ClassInfo) -> dict[str, ResourceType]:

@@ -56,6 +56,10 @@ def context_manager_form(site: Site) -> str | None:
     has no context manager that releases it."""
     resource = site.type
     if not resource.with_releases:
+        # A separate context-manager factory, such as a configured wrapper's.
+        if resource.context_manager_form:
+            target = f" as {site.name}" if site.name else ""
+            return resource.context_manager_form + target
         return None
     produced = site.produced
     call = produced.call

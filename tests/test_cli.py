@@ -1,0 +1,210 @@
+"""The command line: options, formats and exit codes (SPEC sections 3 and 5)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from slotguard.cli import cli
+from slotguard.rules import all_rules
+
+ROOT = Path(__file__).resolve().parent.parent
+SLOTGUARD = Path(sys.executable).with_name("slotguard")
+LEAKY = """\
+import asyncpg
+
+
+async def load(pool: asyncpg.Pool, key):
+    conn = await pool.acquire()
+    if key is None:
+        return None
+    try:
+        return await conn.fetchrow("select $1", key)
+    finally:
+        await pool.release(conn)
+"""
+CLEAN = """\
+import asyncpg
+
+
+async def load(pool: asyncpg.Pool, key):
+    async with pool.acquire() as conn:
+        return await conn.fetchrow("select $1", key)
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "leaky.py").write_text(LEAKY)
+    (tmp_path / "app" / "clean.py").write_text(CLEAN)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def invoke(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), input=stdin)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_findings_exit_1_with_code_frame(project: Path) -> None:
+    code, out, _ = invoke("check", "app")
+    assert code == 1
+    assert "app/leaky.py:5:12: SG101" in out
+    assert "app/leaky.py:5:12: SG201 `conn` acquired at line 5 is not released when returning at line 7" in out
+    assert "^^^^^^^^^^^^^^^^^^^^ SG201: `conn` acquired here" in out
+    assert "leaves without releasing it" in out
+    assert "= fix:" in out
+    assert "Found 2 findings in 1 file." in out
+
+
+def test_clean_code_exits_0(project: Path) -> None:
+    code, out, _ = invoke("check", "app/clean.py")
+    assert code == 0
+    assert "All checks passed." in out
+
+
+def test_default_path_is_the_current_directory(project: Path) -> None:
+    code, out, _ = invoke("check", "--output-format", "concise")
+    assert code == 1 and "app/leaky.py" in out
+
+
+def test_json_has_every_field_of_the_spec(project: Path) -> None:
+    code, out, _ = invoke("check", "app", "--output-format", "json")
+    assert code == 1
+    findings = json.loads(out)
+    assert {f["code"] for f in findings} == {"SG101", "SG201"}
+    for finding in findings:
+        assert set(finding) == {
+            "code", "name", "message", "path", "line", "column", "end_line", "end_column",
+            "severity", "fix", "related",
+        }
+        assert finding["line"] == 5 and finding["column"] == 12
+        assert finding["end_line"] == 5 and finding["end_column"] == 32
+    sg201 = next(f for f in findings if f["code"] == "SG201")
+    assert sg201["name"] == "release-skipped-on-exit"
+    assert [r["line"] for r in sg201["related"]] == [5, 7]
+
+
+def test_concise_is_one_line_per_finding(project: Path) -> None:
+    _, out, _ = invoke("check", "app", "--output-format", "concise", "--quiet")
+    assert out.splitlines() == [
+        "app/leaky.py:5:12: SG101 `conn` is acquired with `await pool.acquire()` instead of "
+        "`async with pool.acquire() as conn`",
+        "app/leaky.py:5:12: SG201 `conn` acquired at line 5 is not released when returning at "
+        "line 7",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("options", "codes"),
+    [
+        (["--select", "SG2"], {"SG201"}),
+        (["--select", "SG101,SG201"], {"SG101", "SG201"}),
+        (["--select", "SG1", "--select", "SG2"], {"SG101", "SG201"}),
+        (["--ignore", "SG1"], {"SG201"}),
+        (["--select", "SG1", "--extend-select", "SG201"], {"SG101", "SG201"}),
+        (["--select", "SG", "--ignore", "SG201"], {"SG101"}),
+    ],
+)
+def test_selection(project: Path, options: list[str], codes: set[str]) -> None:
+    _, out, _ = invoke("check", "app", "--output-format", "json", *options)
+    assert {f["code"] for f in json.loads(out)} == codes
+
+
+def test_exit_zero_quiet_statistics_and_output_file(project: Path) -> None:
+    code, out, _ = invoke("check", "app", "--exit-zero")
+    assert code == 0 and "SG201" in out
+    code, out, _ = invoke("check", "app", "--statistics")
+    assert code == 1
+    assert out.splitlines() == [
+        "    1  SG101      acquire-without-context-manager",
+        "    1  SG201      release-skipped-on-exit",
+    ]
+    code, out, _ = invoke("check", "app", "--output-file", "report.json", "--output-format", "json")
+    assert code == 1 and out == ""
+    assert len(json.loads((project / "report.json").read_text())) == 2
+
+
+def test_stdin_filename(project: Path) -> None:
+    code, out, _ = invoke("check", "--stdin-filename", "app/from_editor.py",
+                          "--output-format", "concise", stdin=LEAKY)
+    assert code == 1
+    assert out.startswith("app/from_editor.py:5:12: SG101")
+
+
+def test_exclude_option(project: Path) -> None:
+    code, out, _ = invoke("check", ".", "--exclude", "leaky.py")
+    assert code == 0, out
+
+
+def test_usage_errors_exit_2(project: Path) -> None:
+    code, _, err = invoke("check", "app", "--select", "SG9")
+    assert code == 2 and "unknown rule selector `SG9`" in err
+    code, _, err = invoke("check", "missing_dir")
+    assert code == 2 and "missing_dir: no such file or directory" in err
+    code, _, err = invoke("check", "app", "--config", "nope.toml")
+    assert code == 2 and "nope.toml" in err
+    code, _, err = invoke("explain", "SG1O1")
+    assert code == 2 and "did you mean SG101?" in err
+    code, _, _ = invoke("check", "--output-format", "xml")
+    assert code == 2
+
+
+def test_rules_lists_every_rule() -> None:
+    code, out, _ = invoke("rules")
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == len(all_rules())
+    assert lines[1].startswith("SG101  acquire-without-context-manager")
+    code, out, _ = invoke("rules", "--output-format", "json")
+    assert {row["code"] for row in json.loads(out)} == {rule.code for rule in all_rules()}
+
+
+@pytest.mark.parametrize("rule", all_rules(), ids=lambda rule: rule.code)
+def test_explain_prints_the_documentation(rule: type) -> None:
+    code, out, _ = invoke("explain", rule.code.lower())
+    assert code == 0
+    assert out.startswith(f"# {rule.code} {rule.name}")
+    for section in ("## What it does", "## Why is this bad?", "## Example", "## Fix safety"):
+        assert section in out, f"{rule.code} documentation lacks {section}"
+
+
+def test_noqa_comments(tmp_path: Path) -> None:
+    source = LEAKY.replace("conn = await pool.acquire()", "conn = await pool.acquire()  # noqa: SG201")
+    path = tmp_path / "noqa.py"
+    path.write_text(source)
+    _, out, _ = invoke("check", str(path), "--output-format", "json")
+    assert {f["code"] for f in json.loads(out)} == {"SG101"}
+    path.write_text(source.replace("# noqa: SG201", "# noqa"))
+    assert invoke("check", str(path))[0] == 0
+    path.write_text("# slotguard: noqa: SG1\n" + LEAKY)
+    _, out, _ = invoke("check", str(path), "--output-format", "json")
+    assert {f["code"] for f in json.loads(out)} == {"SG201"}
+    path.write_text("# slotguard: noqa\n" + LEAKY)
+    assert invoke("check", str(path))[0] == 0
+
+
+def test_console_script_and_module_entry_points(project: Path) -> None:
+    result = subprocess.run([str(SLOTGUARD), "check", "app", "--output-format", "concise"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "SG201" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "slotguard", "check", "app/clean.py"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    result = subprocess.run([str(SLOTGUARD), "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and "slotguard" in result.stdout
+
+
+def test_demo_quick_start_reports_sg1_with_code_frames() -> None:
+    result = subprocess.run([str(SLOTGUARD), "check", "fixtures/demo"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    for code in ("SG101", "SG102", "SG103", "SG104", "SG105"):
+        assert f" {code} " in result.stdout
+    assert " | " in result.stdout and "^" in result.stdout
