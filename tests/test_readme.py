@@ -1,0 +1,44 @@
+"""The README's promises: the two set-up commands, the rule table, and that
+CI runs the README's own test command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from slotguard.rules import all_rules
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def commands() -> list[str]:
+    return [line.strip() for line in README.splitlines() if line.startswith("    python3 -m venv")]
+
+
+def test_readme_opens_with_the_two_setup_commands() -> None:
+    first, second = commands()[:2]
+    assert first.endswith("slotguard check fixtures/demo")
+    assert second.endswith("python -m pytest") and "'.[test]'" in second
+    assert README.index(first) < README.index("## ")
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    assert commands()[1] in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_rule_table_matches_the_registry() -> None:
+    start = README.index("<!-- rules-table")
+    end = README.index("<!-- end rules-table -->")
+    rows = [line for line in README[start:end].splitlines() if line.startswith("| SG")]
+    expected = [
+        f"| {rule.code} | {rule.name} | {'default' if rule.default else 'opt-in'} | "
+        f"{rule.summary} | {rule.fix_note()} |"
+        for rule in all_rules()
+    ]
+    assert rows == expected, "README rule table is stale:\n" + "\n".join(expected)
+
+
+def test_pre_commit_hook_runs_check_on_python_files() -> None:
+    hooks = (ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8")
+    assert "id: slotguard\n" in hooks and "entry: slotguard check" in hooks
+    assert "types: [python]" in hooks
