@@ -17,7 +17,14 @@ from slotguard.parse import parse
 from slotguard.source import SourceError, decode
 
 SLOTGUARD = Path(sys.executable).with_name("slotguard")
-LEAK = "import asyncpg\n\nasync def f(pool: asyncpg.Pool):\n    conn = await pool.acquire()\n    return conn.fetch('x')\n"
+LEAK = """\
+import asyncpg
+
+
+async def f(pool: asyncpg.Pool):
+    conn = await pool.acquire()
+    return conn.fetch("x")
+"""
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -38,8 +45,14 @@ def test_a_directory_of_bad_files(tmp_path: Path) -> None:
     """The issue's scenario: each unreadable file gets SG000 with its reason,
     the others are analysed, exit 1, no traceback."""
     sources = generate_sg000_fixtures.DIRECTORY
-    for name in ("binary.py", "latin1_without_coding.py", "deep_brackets.py",
-                 "deep_operators.py", "empty.py", "syntax_error.py"):
+    for name in (
+        "binary.py",
+        "latin1_without_coding.py",
+        "deep_brackets.py",
+        "deep_operators.py",
+        "empty.py",
+        "syntax_error.py",
+    ):
         shutil.copy(sources / name, tmp_path / name)
     (tmp_path / "x.py").write_bytes(b"\x7fELF\x02\x01\x01\x00\x00\x00 not python")
     (tmp_path / "leak.py").write_text(LEAK)
@@ -50,8 +63,13 @@ def test_a_directory_of_bad_files(tmp_path: Path) -> None:
     findings = json.loads(result.stdout)
     by_file = {Path(f["path"]).name: f for f in findings if f["code"] == "SG000"}
     assert set(by_file) == {
-        "binary.py", "x.py", "latin1_without_coding.py", "deep_brackets.py",
-        "deep_operators.py", "syntax_error.py", "dangling.py",
+        "binary.py",
+        "x.py",
+        "latin1_without_coding.py",
+        "deep_brackets.py",
+        "deep_operators.py",
+        "syntax_error.py",
+        "dangling.py",
     }
     assert "NUL byte" in by_file["x.py"]["message"]
     assert "not valid UTF-8" in by_file["latin1_without_coding.py"]["message"]

@@ -37,7 +37,9 @@ def test_slotguard_toml_wins_in_the_same_directory(tmp_path: Path) -> None:
 
 
 def test_every_key_is_read(tmp_path: Path) -> None:
-    path = write(tmp_path / "pyproject.toml", """
+    path = write(
+        tmp_path / "pyproject.toml",
+        """
 [tool.slotguard]
 select = ["SG1"]
 extend-select = ["SG201"]
@@ -55,7 +57,8 @@ external-calls = ["myapp.clients.*"]
 [tool.slotguard.budget]
 max-connections = 100
 workers = 4
-""")
+""",
+    )
     config = load(path)
     assert config.select == ("SG1",)
     assert config.ignore == ("SG105", "SG104")
@@ -74,24 +77,36 @@ workers = 4
     ("text", "expected"),
     [
         ("[tool.slotguard]\nselct = ['SG1']\n", "unknown key `selct`; did you mean `select`?"),
-        ("[tool.slotguard]\nrespect-gitignore = 'yes'\n",
-         "`respect-gitignore`: must be true or false, not the string 'yes'"),
+        (
+            "[tool.slotguard]\nrespect-gitignore = 'yes'\n",
+            "`respect-gitignore`: must be true or false, not the string 'yes'",
+        ),
         ("[tool.slotguard]\nselect = ['SG999']\n", "unknown rule selector `SG999`"),
         ("[tool.slotguard]\nselect = ['SG1O1']\n", "did you mean SG101?"),
         ("[tool.slotguard]\noutput-format = 'jsn'\n", "did you mean `json`?"),
         ("[tool.slotguard]\nselect = [1, 2]\n", "must be a list of strings"),
         ("[tool.slotguard.budget]\nworkers = 2\n", "needs `max-connections`"),
         ("[tool.slotguard.budget]\nmax-connections = 'many'\n", "must be a whole number"),
-        ("[tool.slotguard.budget]\nmax-connections = 10\nreserved-connections = 10\n",
-         "must be smaller than `max-connections`"),
-        ("[tool.slotguard.transactions]\nexternal_calls = []\n",
-         "did you mean `transactions.external-calls`?"),
-        ("[[tool.slotguard.resources.acquire]]\ncal = 'a.b'\n",
-         "did you mean `resources.acquire[0].call`?"),
-        ("[[tool.slotguard.resources.acquire]]\ncall = 'checkout'\n",
-         "must be qualified with its module"),
-        ("[[tool.slotguard.resources.acquire]]\ncall = 'a.b'\nkind = 'sesion'\n",
-         "did you mean `session`?"),
+        (
+            "[tool.slotguard.budget]\nmax-connections = 10\nreserved-connections = 10\n",
+            "must be smaller than `max-connections`",
+        ),
+        (
+            "[tool.slotguard.transactions]\nexternal_calls = []\n",
+            "did you mean `transactions.external-calls`?",
+        ),
+        (
+            "[[tool.slotguard.resources.acquire]]\ncal = 'a.b'\n",
+            "did you mean `resources.acquire[0].call`?",
+        ),
+        (
+            "[[tool.slotguard.resources.acquire]]\ncall = 'checkout'\n",
+            "must be qualified with its module",
+        ),
+        (
+            "[[tool.slotguard.resources.acquire]]\ncall = 'a.b'\nkind = 'sesion'\n",
+            "did you mean `session`?",
+        ),
         ("[tool.slotguard\n", "is not valid TOML"),
     ],
 )
@@ -117,7 +132,9 @@ def test_configuration_error_exits_2_through_the_cli(tmp_path: Path) -> None:
 
 
 def test_resources_extend_the_model(tmp_path: Path) -> None:
-    path = write(tmp_path / "pyproject.toml", """
+    path = write(
+        tmp_path / "pyproject.toml",
+        """
 [tool.slotguard.resources]
 release-functions = ["myapp.db.checkin"]
 owners = ["myapp.uow.UnitOfWork"]
@@ -129,7 +146,8 @@ kind = "session"
 [[tool.slotguard.resources.context-managers]]
 call = "myapp.db.session_scope"
 kind = "session"
-""")
+""",
+    )
     model = Settings.from_config(load(path)).model
     checkout = model.constructor("myapp.db.checkout")
     scope = model.constructor("myapp.db.session_scope")

@@ -21,11 +21,22 @@ DEMO = FIXTURES / "demo"
 DEMO_FILES = fixture_files("demo")
 
 SPEC_SECTION_2_CODES = (
-    "SG101", "SG102", "SG103", "SG104", "SG105",
-    "SG201", "SG202", "SG203",
-    "SG301", "SG302", "SG303",
-    "SG401", "SG402", "SG403",
-    "SG501", "SG502",
+    "SG101",
+    "SG102",
+    "SG103",
+    "SG104",
+    "SG105",
+    "SG201",
+    "SG202",
+    "SG203",
+    "SG301",
+    "SG302",
+    "SG303",
+    "SG401",
+    "SG402",
+    "SG403",
+    "SG501",
+    "SG502",
 )
 """Every rule of SPEC section 2 from SG101 to SG502: the demo has a leak of
 each. SG503 and SG504 are opt-in and left out, as the quick start runs

@@ -15,17 +15,34 @@ def touch(root: Path, *names: str) -> None:
         path.write_text("x = 1\n")
 
 
-def found(root: Path, *paths: Path, exclude: tuple[str, ...] = DEFAULT_EXCLUDES,
-          respect_gitignore: bool = True) -> list[str]:
-    files, _ = discover(paths or (root,), root=root, exclude=exclude,
-                        respect_gitignore=respect_gitignore)
+def found(
+    root: Path,
+    *paths: Path,
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDES,
+    respect_gitignore: bool = True,
+) -> list[str]:
+    files, _ = discover(
+        paths or (root,), root=root, exclude=exclude, respect_gitignore=respect_gitignore
+    )
     return sorted(Path(p).resolve().relative_to(root.resolve()).as_posix() for p in files)
 
 
 def test_walks_python_files_and_skips_default_excludes(tmp_path: Path) -> None:
-    touch(tmp_path, "app/a.py", "app/b.txt", "app/sub/c.py", ".venv/lib/d.py", "venv/e.py",
-          "build/f.py", "dist/g.py", ".tox/h.py", "node_modules/i.py", "x/site-packages/j.py",
-          "app/__pycache__/k.py", ".git/l.py")
+    touch(
+        tmp_path,
+        "app/a.py",
+        "app/b.txt",
+        "app/sub/c.py",
+        ".venv/lib/d.py",
+        "venv/e.py",
+        "build/f.py",
+        "dist/g.py",
+        ".tox/h.py",
+        "node_modules/i.py",
+        "x/site-packages/j.py",
+        "app/__pycache__/k.py",
+        ".git/l.py",
+    )
     assert found(tmp_path) == ["app/a.py", "app/sub/c.py"]
 
 
@@ -37,7 +54,10 @@ def test_gitignore_is_respected_from_the_repository_root(tmp_path: Path) -> None
     touch(tmp_path, "app/a.py", "app/local.py", "app/api_pb2.py", "generated/x.py")
     assert found(tmp_path) == ["app/a.py"]
     assert found(tmp_path, respect_gitignore=False) == [
-        "app/a.py", "app/api_pb2.py", "app/local.py", "generated/x.py",
+        "app/a.py",
+        "app/api_pb2.py",
+        "app/local.py",
+        "generated/x.py",
     ]
 
 

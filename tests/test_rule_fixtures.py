@@ -21,6 +21,8 @@ def test_fixture(path: Path) -> None:
 def test_every_rule_has_fixtures() -> None:
     from slotguard.rules import all_rules
 
-    codes_with_fixtures = {p.relative_to(FIXTURES / "rules").parts[0].upper() for p in RULE_FIXTURES}
+    codes_with_fixtures = {
+        p.relative_to(FIXTURES / "rules").parts[0].upper() for p in RULE_FIXTURES
+    }
     missing = [rule.code for rule in all_rules() if rule.code not in codes_with_fixtures]
     assert not missing, f"rules without fixtures: {missing}"

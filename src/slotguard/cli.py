@@ -6,6 +6,7 @@ error. Results go to stdout (or ``--output-file``), everything else to stderr.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections import Counter
@@ -50,7 +51,7 @@ def _guarded(command: _F) -> _F:
             sys.exit(130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
-        except Exception as error:  # noqa: BLE001 - the last line of defence
+        except Exception as error:
             if os.environ.get("SLOTGUARD_DEBUG"):
                 raise
             _fail(
@@ -63,25 +64,54 @@ def _guarded(command: _F) -> _F:
 
 def _lint_options(command: _F) -> _F:
     options = [
-        click.option("--select", multiple=True, metavar="CODES",
-                     help="Rules to run: codes or prefixes (SG2, SG), comma-separated or repeated."),
-        click.option("--extend-select", multiple=True, metavar="CODES",
-                     help="Rules to run in addition to the selected ones."),
-        click.option("--ignore", multiple=True, metavar="CODES",
-                     help="Rules not to run: codes or prefixes."),
-        click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Configuration file (default: nearest slotguard.toml or pyproject.toml)."),
-        click.option("--exclude", multiple=True, metavar="PATTERN",
-                     help="Paths to skip, as gitignore-style patterns (repeatable)."),
-        click.option("--stdin-filename", metavar="NAME",
-                     help="Read the source from standard input and report it as NAME."),
-        click.option("--output-format", type=click.Choice(["full", "concise", "json"]),
-                     help="How findings are printed (default: full)."),
-        click.option("--output-file", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Write findings to this file instead of standard output."),
+        click.option(
+            "--select",
+            multiple=True,
+            metavar="CODES",
+            help="Rules to run: codes or prefixes (SG2, SG), comma-separated or repeated.",
+        ),
+        click.option(
+            "--extend-select",
+            multiple=True,
+            metavar="CODES",
+            help="Rules to run in addition to the selected ones.",
+        ),
+        click.option(
+            "--ignore", multiple=True, metavar="CODES", help="Rules not to run: codes or prefixes."
+        ),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Configuration file (default: nearest slotguard.toml or pyproject.toml).",
+        ),
+        click.option(
+            "--exclude",
+            multiple=True,
+            metavar="PATTERN",
+            help="Paths to skip, as gitignore-style patterns (repeatable).",
+        ),
+        click.option(
+            "--stdin-filename",
+            metavar="NAME",
+            help="Read the source from standard input and report it as NAME.",
+        ),
+        click.option(
+            "--output-format",
+            type=click.Choice(["full", "concise", "json"]),
+            help="How findings are printed (default: full).",
+        ),
+        click.option(
+            "--output-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Write findings to this file instead of standard output.",
+        ),
         click.option("--quiet", "-q", is_flag=True, help="Print findings only, no summary."),
-        click.option("--statistics", is_flag=True,
-                     help="Print how many findings each rule has instead of the findings."),
+        click.option(
+            "--statistics",
+            is_flag=True,
+            help="Print how many findings each rule has instead of the findings.",
+        ),
         click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings."),
         click.argument("paths", nargs=-1, type=click.Path(path_type=Path)),
     ]
@@ -114,8 +144,7 @@ def check(
     exit_zero: bool,
 ) -> None:
     """Report connection leaks in PATHS (default: the current directory)."""
-    from slotguard.engine import check_bytes, check_paths
-    from slotguard.engine import RunResult
+    from slotguard.engine import RunResult, check_bytes, check_paths
 
     settings = _settings(paths, config_file, select, extend_select, ignore, exclude, stdin_filename)
     texts: dict[str, str] = {}
@@ -189,10 +218,8 @@ def _discover(paths: Sequence[Path], settings: Any) -> tuple[list[Path], dict[Pa
 def _display(path: Path) -> str:
     text = os.path.normpath(path)
     if os.path.isabs(text):
-        try:
+        with contextlib.suppress(ValueError):  # another drive on Windows
             text = os.path.relpath(text)
-        except ValueError:
-            pass
     return Path(text).as_posix()
 
 
@@ -267,7 +294,7 @@ def rules(output_format: str) -> None:
                 "name": rule.name,
                 "default": rule.default,
                 "summary": rule.summary,
-                "fix": rule.fix_note,
+                "fix": rule.fix_note(),
             }
             for rule in all_rules()
         ]
@@ -276,7 +303,7 @@ def rules(output_format: str) -> None:
     width = max(len(rule.name) for rule in all_rules())
     for rule in all_rules():
         when = "default" if rule.default else "opt-in "
-        click.echo(f"{rule.code}  {rule.name:<{width}}  {when}  {rule.fix_note}")
+        click.echo(f"{rule.code}  {rule.name:<{width}}  {when}  {rule.fix_note()}")
 
 
 @cli.command()

@@ -128,12 +128,12 @@ class _Validator:
             if key in allowed:
                 continue
             close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-            hint = f"; did you mean `{prefix}{close[0]}`?" if close else (
-                f"; known keys: {', '.join(allowed)}"
+            hint = (
+                f"; did you mean `{prefix}{close[0]}`?"
+                if close
+                else (f"; known keys: {', '.join(allowed)}")
             )
-            raise ConfigError(
-                f"{self.path}: {self.where} unknown key `{prefix}{key}`{hint}"
-            )
+            raise ConfigError(f"{self.path}: {self.where} unknown key `{prefix}{key}`{hint}")
 
     def table(self, value: Any, key: str) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -226,9 +226,7 @@ class _Validator:
             workers=self.integer(table.get("workers", 1), f"{key}.workers", 1),
         )
         if budget.reserved_connections >= budget.max_connections:
-            raise self.fail(
-                f"{key}.reserved-connections", "must be smaller than `max-connections`"
-            )
+            raise self.fail(f"{key}.reserved-connections", "must be smaller than `max-connections`")
         return budget
 
     def resources(self, value: Any, key: str) -> Catalog:
@@ -263,7 +261,12 @@ class _Validator:
     ) -> tuple[ResourceType, Constructor]:
         entry = self.table(entry, where)
         allowed = [
-            "call", "kind", "await", "release-methods", "returned-by", "with-releases",
+            "call",
+            "kind",
+            "await",
+            "release-methods",
+            "returned-by",
+            "with-releases",
             "context-manager",
         ]
         self.check_keys(entry, allowed, f"{where}.")

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from slotguard.report.diagnostic import Diagnostic, Related, Span
@@ -104,7 +103,9 @@ def check_bytes(data: bytes, path: Path, settings: Settings, shown: str) -> File
     return FileResult(shown, tuple(analyse(tree, source.text, path, settings, shown)), True)
 
 
-def analyse(tree: cst.Module, text: str, path: Path, settings: Settings, shown: str) -> list[Diagnostic]:
+def analyse(
+    tree: cst.Module, text: str, path: Path, settings: Settings, shown: str
+) -> list[Diagnostic]:
     """Run the selected rules over a parsed module."""
     from slotguard.model.infer import ModuleInfo
     from slotguard.model.names import module_name_for

@@ -57,9 +57,7 @@ class _Ignores:
         self._gitignores: dict[Path, pathspec.GitIgnoreSpec | None] = {}
         # Bare names (``build``) are the common case and need no glob matching.
         self.names = frozenset(p.rstrip("/") for p in patterns if _is_bare_name(p))
-        self.spec = pathspec.GitIgnoreSpec.from_lines(
-            [p for p in patterns if not _is_bare_name(p)]
-        )
+        self.spec = pathspec.GitIgnoreSpec.from_lines([p for p in patterns if not _is_bare_name(p)])
         self.respect_gitignore = respect_gitignore
 
     def excluded(self, path: Path, is_dir: bool) -> bool:

@@ -51,10 +51,7 @@ def selected_codes(
     """The codes that run. Without ``select``, the default rules run."""
     chosen: set[str] = set()
     for rule in all_rules():
-        if select is None:
-            picked = rule.default
-        else:
-            picked = matches(rule.code, select)
+        picked = rule.default if select is None else matches(rule.code, select)
         if picked or matches(rule.code, extend_select):
             chosen.add(rule.code)
     chosen = {code for code in chosen if not matches(code, ignore)}

@@ -85,10 +85,7 @@ class Settings:
         except ValueError:
             relative = path.as_posix()
         ignored = [
-            code
-            for spec, codes in self._per_file
-            if spec.match_file(relative)
-            for code in codes
+            code for spec, codes in self._per_file if spec.match_file(relative) for code in codes
         ]
         if not ignored:
             return self.codes

@@ -20,23 +20,46 @@ from slotguard.model.infer import Produced, Scope
 from slotguard.syntax import assigned_names, dotted_name, walk, walk_scope
 
 _CONTAINER_METHODS = frozenset(
-    {"append", "appendleft", "extend", "add", "insert", "put", "put_nowait", "setdefault",
-     "update", "push"}
+    {
+        "append",
+        "appendleft",
+        "extend",
+        "add",
+        "insert",
+        "put",
+        "put_nowait",
+        "setdefault",
+        "update",
+        "push",
+    }
 )
 """Store their arguments' values: what is passed is kept by the container."""
 
 _DEFERRING_METHODS = frozenset(
-    {"enter_context", "enter_async_context", "callback", "push_async_callback",
-     "push_async_exit", "create_task", "ensure_future", "add_task", "submit",
-     "run_in_executor", "start_soon", "spawn", "call_soon", "call_later",
-     "call_soon_threadsafe", "add_done_callback"}
+    {
+        "enter_context",
+        "enter_async_context",
+        "callback",
+        "push_async_callback",
+        "push_async_exit",
+        "create_task",
+        "ensure_future",
+        "add_task",
+        "submit",
+        "run_in_executor",
+        "start_soon",
+        "spawn",
+        "call_soon",
+        "call_later",
+        "call_soon_threadsafe",
+        "add_done_callback",
+    }
 )
 """Keep whatever their arguments mention (``stack.callback(conn.close)``,
 ``create_task(work(conn))``) to run it later."""
 
 _DEFERRING_FUNCTIONS = frozenset(
-    {"Thread", "Timer", "Process", "partial", "create_task", "ensure_future", "closing",
-     "aclosing"}
+    {"Thread", "Timer", "Process", "partial", "create_task", "ensure_future", "closing", "aclosing"}
 )
 
 
@@ -161,14 +184,16 @@ class EffectReader:
                 self._expression(node.exc, effects)
         elif isinstance(node, cst.Assert):
             self._expression(node.test, effects)
-        elif isinstance(node, cst.Import | cst.ImportFrom):
-            if not isinstance(node.names, cst.ImportStar):
-                for alias in node.names:
-                    bound = alias.evaluated_alias or alias.evaluated_name
-                    effects.bindings.append(Binding(bound.split(".", 1)[0]))
+        elif isinstance(node, cst.Import | cst.ImportFrom) and not isinstance(
+            node.names, cst.ImportStar
+        ):
+            for alias in node.names:
+                bound = alias.evaluated_alias or alias.evaluated_name
+                effects.bindings.append(Binding(bound.split(".", 1)[0]))
 
-    def _assign(self, target: cst.BaseExpression, value: cst.BaseExpression,
-                effects: Effects) -> None:
+    def _assign(
+        self, target: cst.BaseExpression, value: cst.BaseExpression, effects: Effects
+    ) -> None:
         if isinstance(target, cst.Name) and target.value not in self.global_names:
             produced = self._acquisition(value)
             if produced is not None:
@@ -205,8 +230,14 @@ class EffectReader:
             return produced
         return None
 
-    def _expression(self, expression: cst.BaseExpression, effects: Effects, *,
-                    kept: bool = False, keep_all: bool = False) -> None:
+    def _expression(
+        self,
+        expression: cst.BaseExpression,
+        effects: Effects,
+        *,
+        kept: bool = False,
+        keep_all: bool = False,
+    ) -> None:
         """Calls, yields, walruses and closures inside ``expression``.
 
         ``kept``: the expression's value is assigned, returned or entered, so
@@ -241,8 +272,9 @@ class EffectReader:
                             Binding(name, aliases=frozenset(escaping(node.value)))
                         )
 
-    def _maybe_discarded(self, node: cst.BaseExpression, effects: Effects,
-                         kept_nodes: set[int] | None) -> None:
+    def _maybe_discarded(
+        self, node: cst.BaseExpression, effects: Effects, kept_nodes: set[int] | None
+    ) -> None:
         if kept_nodes is None or id(node) in kept_nodes:
             return
         produced = self._acquisition(node)
@@ -255,9 +287,7 @@ class EffectReader:
         if method and isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
             effects.releases.append(ReleaseCandidate(func.value.value, "method", method))
         if method and call.args and isinstance(call.args[0].value, cst.Name):
-            effects.releases.append(
-                ReleaseCandidate(call.args[0].value.value, "returned", method)
-            )
+            effects.releases.append(ReleaseCandidate(call.args[0].value.value, "returned", method))
         name = dotted_name(func)
         index = self._releasing_index(name)
         if index is not None and len(call.args) > index:

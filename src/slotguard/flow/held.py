@@ -191,8 +191,10 @@ def releasing_parameters(module: ModuleInfo) -> dict[str, int]:
                 continue
             receiver = node.func.value
             method = node.func.attr.value
-            if isinstance(receiver, cst.Name) and receiver.value in params and (
-                method in release_methods
+            if (
+                isinstance(receiver, cst.Name)
+                and receiver.value in params
+                and (method in release_methods)
             ):
                 found[name] = params.index(receiver.value)
             elif method in returning_methods and node.args:
@@ -246,7 +248,7 @@ class _Solver:
             queued.discard(point.index)
             state = states[point.index]
             assert state is not None
-            for target, kind, out in self._transfer(point, state):
+            for target, out in self._transfer(point, state):
                 current = states[target.index]
                 merged = out if current is None else current | out
                 if current is None or merged != current:
@@ -254,8 +256,10 @@ class _Solver:
                     if target.index not in queued:
                         queued.add(target.index)
                         worklist.append(target)
-        for end, leak_kind in ((self.graph.exit, LeakKind.EXIT),
-                               (self.graph.raise_exit, LeakKind.RAISE)):
+        for end, leak_kind in (
+            (self.graph.exit, LeakKind.EXIT),
+            (self.graph.raise_exit, LeakKind.RAISE),
+        ):
             for fact in states[end.index] or ():
                 self._leak(fact, leak_kind, None)
         for state in states:
@@ -277,9 +281,7 @@ class _Solver:
 
     # -- transfer ------------------------------------------------------------
 
-    def _transfer(
-        self, point: Point, state: State
-    ) -> Iterable[tuple[Point, EdgeKind, State]]:
+    def _transfer(self, point: Point, state: State) -> Iterable[tuple[Point, State]]:
         effects = self.effects[point.index]
         if effects.catches:
             state = frozenset((s, n, None, -1) for s, n, _, _ in state)
@@ -287,7 +289,7 @@ class _Solver:
         normal: State | None = None
         for target, kind in point.successors:
             if kind.exceptional:
-                yield target, kind, _with_via(killed, kind, point)
+                yield target, _with_via(killed, kind, point)
                 continue
             if normal is None:
                 normal = self._bind(killed, effects, point)
@@ -298,7 +300,7 @@ class _Solver:
                 out = _drop_names(out, effects.none_if_false)
             if kind in (EdgeKind.RETURN, EdgeKind.BREAK, EdgeKind.CONTINUE):
                 out = _with_via(out, kind, point)
-            yield target, kind, out
+            yield target, out
 
     def _kill(self, state: State, effects: Effects, point: Point) -> State:
         if not state or not (effects.releases or effects.handoffs):
@@ -317,8 +319,9 @@ class _Solver:
         return frozenset(kept)
 
     @staticmethod
-    def _releases(candidate: ReleaseCandidate, names: frozenset[str],
-                  resource: ResourceType) -> bool:
+    def _releases(
+        candidate: ReleaseCandidate, names: frozenset[str], resource: ResourceType
+    ) -> bool:
         if candidate.name not in names:
             return False
         how = candidate.how
@@ -390,4 +393,4 @@ def _leak_order(leak: Leak) -> tuple[int, int]:
     return (0 if point is None else 1, point.index if point is not None else 0)
 
 
-__all__ = ["FunctionFlow", "Leak", "LeakKind", "Site", "SiteOutcome", "analyse", "PointKind"]
+__all__ = ["FunctionFlow", "Leak", "LeakKind", "PointKind", "Site", "SiteOutcome", "analyse"]

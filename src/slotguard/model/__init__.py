@@ -33,9 +33,7 @@ class Model:
         self._constructors = {c.callee: c for c in catalog.constructors}
         self._releasing_functions = frozenset(catalog.releasing_functions)
         self._owner_classes = frozenset(catalog.owner_classes)
-        self._method_names = frozenset(
-            m.name for t in catalog.types for m in t.methods
-        )
+        self._method_names = frozenset(m.name for t in catalog.types for m in t.methods)
 
     def type(self, name: str) -> ResourceType:
         return self._types[name]

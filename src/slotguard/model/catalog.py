@@ -72,12 +72,19 @@ _PSYCOPG = (
         name="psycopg_pool.ConnectionPool",
         kind=Kind.POOL,
         library="psycopg_pool",
-        annotations=("psycopg_pool.ConnectionPool", "psycopg_pool.NullConnectionPool",
-                     "psycopg_pool.pool.ConnectionPool"),
+        annotations=(
+            "psycopg_pool.ConnectionPool",
+            "psycopg_pool.NullConnectionPool",
+            "psycopg_pool.pool.ConnectionPool",
+        ),
         release_methods=("close",),
         methods=(
-            Method("getconn", "psycopg_pool.PoolConnection", awaited=False,
-                   context_manager="connection"),
+            Method(
+                "getconn",
+                "psycopg_pool.PoolConnection",
+                awaited=False,
+                context_manager="connection",
+            ),
             Method("connection", "psycopg_pool.PoolConnection", context_manager_only=True),
         ),
         context_manager_form="with ConnectionPool(...) as pool",
@@ -86,12 +93,19 @@ _PSYCOPG = (
         name="psycopg_pool.AsyncConnectionPool",
         kind=Kind.POOL,
         library="psycopg_pool",
-        annotations=("psycopg_pool.AsyncConnectionPool", "psycopg_pool.AsyncNullConnectionPool",
-                     "psycopg_pool.pool_async.AsyncConnectionPool"),
+        annotations=(
+            "psycopg_pool.AsyncConnectionPool",
+            "psycopg_pool.AsyncNullConnectionPool",
+            "psycopg_pool.pool_async.AsyncConnectionPool",
+        ),
         release_methods=("close",),
         methods=(
-            Method("getconn", "psycopg_pool.AsyncPoolConnection", awaited=True,
-                   context_manager="connection"),
+            Method(
+                "getconn",
+                "psycopg_pool.AsyncPoolConnection",
+                awaited=True,
+                context_manager="connection",
+            ),
             Method("connection", "psycopg_pool.AsyncPoolConnection", context_manager_only=True),
         ),
         context_manager_form="async with AsyncConnectionPool(...) as pool",
@@ -204,21 +218,37 @@ def _sqlalchemy(prefix: str, is_async: bool) -> tuple[ResourceType, ...]:
     if is_async:
         engine_names = (f"{asyncio}.AsyncEngine", f"{asyncio}.engine.AsyncEngine")
         connection_names = (f"{asyncio}.AsyncConnection", f"{asyncio}.engine.AsyncConnection")
-        session_names = (f"{asyncio}.AsyncSession", f"{asyncio}.session.AsyncSession",
-                         "sqlmodel.ext.asyncio.session.AsyncSession")
+        session_names = (
+            f"{asyncio}.AsyncSession",
+            f"{asyncio}.session.AsyncSession",
+            "sqlmodel.ext.asyncio.session.AsyncSession",
+        )
         factory_names = (f"{asyncio}.async_sessionmaker", f"{asyncio}.session.async_sessionmaker")
-        scoped_names = (f"{asyncio}.async_scoped_session", f"{asyncio}.scoping.async_scoped_session")
+        scoped_names = (
+            f"{asyncio}.async_scoped_session",
+            f"{asyncio}.scoping.async_scoped_session",
+        )
     else:
-        engine_names = ("sqlalchemy.Engine", "sqlalchemy.engine.Engine",
-                        "sqlalchemy.engine.base.Engine")
-        connection_names = ("sqlalchemy.Connection", "sqlalchemy.engine.Connection",
-                            "sqlalchemy.engine.base.Connection")
-        session_names = ("sqlalchemy.orm.Session", "sqlalchemy.orm.session.Session",
-                         "sqlmodel.Session", "sqlmodel.orm.session.Session")
+        engine_names = (
+            "sqlalchemy.Engine",
+            "sqlalchemy.engine.Engine",
+            "sqlalchemy.engine.base.Engine",
+        )
+        connection_names = (
+            "sqlalchemy.Connection",
+            "sqlalchemy.engine.Connection",
+            "sqlalchemy.engine.base.Connection",
+        )
+        session_names = (
+            "sqlalchemy.orm.Session",
+            "sqlalchemy.orm.session.Session",
+            "sqlmodel.Session",
+            "sqlmodel.orm.session.Session",
+        )
         factory_names = ("sqlalchemy.orm.sessionmaker", "sqlalchemy.orm.session.sessionmaker")
         scoped_names = ("sqlalchemy.orm.scoped_session", "sqlalchemy.orm.scoping.scoped_session")
-    session_cm = "async with AsyncSession(...) as session" if is_async else (
-        "with Session(...) as session"
+    session_cm = (
+        "async with AsyncSession(...) as session" if is_async else ("with Session(...) as session")
     )
     return (
         ResourceType(
@@ -229,9 +259,11 @@ def _sqlalchemy(prefix: str, is_async: bool) -> tuple[ResourceType, ...]:
             release_methods=("dispose",),
             methods=(
                 Method("connect", f"sqlalchemy.{a}Connection", awaited=is_async),
-                *(() if is_async else (
-                    Method("raw_connection", "sqlalchemy.RawConnection", awaited=False),
-                )),
+                *(
+                    ()
+                    if is_async
+                    else (Method("raw_connection", "sqlalchemy.RawConnection", awaited=False),)
+                ),
             ),
             transaction_methods=("begin",),
             with_releases=False,

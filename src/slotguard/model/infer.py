@@ -608,17 +608,19 @@ class Scope:
         function = self.function
         while function is not None and function.parent is not None:
             function = function.parent
-        if function is not None and function.cls is not None and head == function.self_name:
-            if "." not in rest:
-                return self.module.class_attribute_types(function.cls).get(rest)
+        if (
+            function is not None
+            and function.cls is not None
+            and head == function.self_name
+            and "." not in rest
+        ):
+            return self.module.class_attribute_types(function.cls).get(rest)
         parts = dotted.split(".")
         if with_state and len(parts) >= 3 and parts[-2] in _STATE_ATTRIBUTES:
             return self.module.state_types.get(parts[-1])
         return None
 
-    def type_of(
-        self, expr: cst.BaseExpression, *, with_state: bool = True
-    ) -> ResourceType | None:
+    def type_of(self, expr: cst.BaseExpression, *, with_state: bool = True) -> ResourceType | None:
         """The type of the value an expression evaluates to, if the model knows it."""
         if isinstance(expr, (cst.Name, cst.Attribute)):
             name = dotted_name(expr)

@@ -40,7 +40,7 @@ def module_name_for(path: Path) -> str | None:
 class ImportMap:
     """Local names bound by imports, and what they mean."""
 
-    __slots__ = ("_aliases", "module_name", "is_package")
+    __slots__ = ("_aliases", "is_package", "module_name")
 
     def __init__(self, module_name: str | None, *, is_package: bool = False) -> None:
         self._aliases: dict[str, str] = {}

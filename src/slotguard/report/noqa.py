@@ -33,9 +33,7 @@ class Suppressions:
 
     @classmethod
     def of(cls, text: str) -> Suppressions:
-        file_codes = tuple(
-            parse_codes(match.group("codes")) for match in FILE_NOQA.finditer(text)
-        )
+        file_codes = tuple(parse_codes(match.group("codes")) for match in FILE_NOQA.finditer(text))
         return cls(tuple(text.splitlines()), file_codes)
 
     def suppresses(self, code: str, line: int) -> bool:

@@ -30,7 +30,9 @@ def all_rules() -> tuple[type[Rule], ...]:
         rules = [
             value
             for value in vars(module).values()
-            if isinstance(value, type) and issubclass(value, Rule) and value is not Rule
+            if isinstance(value, type)
+            and issubclass(value, Rule)
+            and value is not Rule
             and getattr(value, "code", None) == code
         ]
         if len(rules) != 1:

@@ -34,11 +34,16 @@ class Rule:
     """One line: what the rule finds."""
     default: ClassVar[bool] = True
     """Runs without configuration; opt-in rules run only when selected."""
-    fix_note: ClassVar[str] = "No automatic fix."
-    """How ``slotguard fix`` treats the rule's findings, in one sentence."""
 
     def check(self, context: Context) -> None:
         raise NotImplementedError
+
+    @classmethod
+    def fix_note(cls) -> str:
+        """How ``slotguard fix`` treats the rule's findings, in one sentence."""
+        from slotguard.fixes import fix_summary
+
+        return fix_summary(cls.code)
 
     @classmethod
     def documentation(cls) -> str:

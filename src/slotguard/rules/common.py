@@ -74,9 +74,9 @@ def context_manager_form(site: Site) -> str | None:
     return f"{prefix} {code(expression)}{target}"
 
 
-def exit_description(point: Point | None, context: Context, function: FunctionInfo) -> tuple[
-    str, cst.CSTNode
-]:
+def exit_description(
+    point: Point | None, context: Context, function: FunctionInfo
+) -> tuple[str, cst.CSTNode]:
     """How a normal exit reads in a message, and the node to point at."""
     if point is None:
         last = _last_statement(function.node)
@@ -101,14 +101,11 @@ def point_node(point: Point, function: FunctionInfo) -> cst.CSTNode:
 
 
 def _last_statement(function: cst.FunctionDef) -> cst.CSTNode:
-    body = function.body
-    statements = body.body if isinstance(body, cst.IndentedBlock) else body.body
-    last = statements[-1]
+    last = function.body.body[-1]
     while isinstance(last, cst.BaseCompoundStatement) and not isinstance(
         last, cst.FunctionDef | cst.ClassDef
     ):
-        inner = last.body
-        children = inner.body if isinstance(inner, cst.IndentedBlock) else inner.body
+        children = last.body.body
         if not children:
             break
         last = children[-1]

@@ -52,7 +52,6 @@ class AcquireWithoutContextManager(Rule):
     code = "SG101"
     name = "acquire-without-context-manager"
     summary = "A pooled connection is taken by a bare call instead of the context manager."
-    fix_note = "Safe fix: rewrite into the pool's context-manager form."
 
     def check(self, context: Context) -> None:
         report_bare_acquisitions(context, frozenset([Kind.POOLED_CONNECTION]))

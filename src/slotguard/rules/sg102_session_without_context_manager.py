@@ -48,7 +48,6 @@ class SessionWithoutContextManager(Rule):
     code = "SG102"
     name = "session-without-context-manager"
     summary = "An ORM session or engine connection is created by a bare call and not entered."
-    fix_note = "Safe fix: rewrite into `with`/`async with`."
 
     def check(self, context: Context) -> None:
         report_bare_acquisitions(context, frozenset([Kind.SESSION, Kind.ENGINE_CONNECTION]))

@@ -54,7 +54,6 @@ class WithDoesNotRelease(Rule):
     code = "SG104"
     name = "with-does-not-release"
     summary = "A `with` statement looks like cleanup but does not release the connection."
-    fix_note = "Safe fix where unambiguous: wrap the call in `contextlib.closing(...)`."
 
     def check(self, context: Context) -> None:
         module = context.module

@@ -55,7 +55,6 @@ class ReleaseSkippedOnExit(Rule):
     code = "SG201"
     name = "release-skipped-on-exit"
     summary = "A path out of the function leaves an acquired resource unreleased."
-    fix_note = "Safe fix where the region is a single block: wrap it in the context manager."
 
     def check(self, context: Context) -> None:
         def describe(leak: Leak, function: FunctionInfo) -> tuple[str, cst.CSTNode, str]:

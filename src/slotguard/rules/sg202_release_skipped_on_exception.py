@@ -50,7 +50,6 @@ class ReleaseSkippedOnException(Rule):
     code = "SG202"
     name = "release-skipped-on-exception"
     summary = "An exception can leave the function while an acquired resource is held."
-    fix_note = "Safe fix where the region is a single block: wrap it in the context manager."
 
     def check(self, context: Context) -> None:
         def describe(leak: Leak, function: FunctionInfo) -> tuple[str, cst.CSTNode, str] | None:

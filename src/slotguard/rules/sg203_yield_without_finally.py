@@ -47,7 +47,6 @@ class YieldWithoutFinally(Rule):
     code = "SG203"
     name = "yield-without-finally"
     summary = "A generator yields while holding a resource it releases outside `finally`."
-    fix_note = "Safe fix: move the release into `finally` (or a `with`)."
 
     def check(self, context: Context) -> None:
         def describe(leak: Leak, function: FunctionInfo) -> tuple[str, cst.CSTNode, str] | None:
