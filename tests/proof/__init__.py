@@ -1,0 +1,1 @@
+"""Proof that leaks leak: tests against a real, throwaway PostgreSQL server."""
