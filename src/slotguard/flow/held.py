@@ -28,7 +28,7 @@ from slotguard.flow.cfg import EdgeKind, Graph, GraphTooLarge, Point, PointKind,
 from slotguard.flow.effects import EffectReader, Effects, ReleaseCandidate
 from slotguard.model.infer import FunctionInfo, ModuleInfo, Produced
 from slotguard.model.vocabulary import ResourceType
-from slotguard.syntax import walk_scope
+from slotguard.syntax import walk, walk_scope
 
 
 class LeakKind(enum.Enum):
@@ -111,12 +111,37 @@ class FunctionFlow:
     function: FunctionInfo
     graph: Graph
     outcomes: list[SiteOutcome]
+    states: list[State | None]
+    """The facts that hold on entry to each point (by ``Point.index``);
+    None for points the analysis never reached."""
 
     def outcome_for(self, node: cst.CSTNode) -> SiteOutcome | None:
         for outcome in self.outcomes:
             if outcome.site.node is node or outcome.site.produced.call is node:
                 return outcome
         return None
+
+    def held_at(self, point: Point) -> list[tuple[Site, frozenset[str]]]:
+        """The acquisitions that may be held when ``point`` runs, with the
+        names that refer to them there."""
+        state = self.states[point.index] or frozenset()
+        held: dict[int, set[str]] = {}
+        for site_index, names, _, _ in state:
+            held.setdefault(site_index, set()).update(names)
+        return [
+            (self.outcomes[index].site, frozenset(names)) for index, names in sorted(held.items())
+        ]
+
+    def points_of(self, node: cst.CSTNode) -> list[Point]:
+        """The points (several, where a ``finally`` body was copied) whose
+        node is ``node`` or contains it."""
+        found = []
+        for point in self.graph.points:
+            if point.node is None:
+                continue
+            if point.node is node or any(sub is node for sub in walk(point.node)):
+                found.append(point)
+        return found
 
 
 _MAX_ITERATIONS = 200_000
@@ -268,7 +293,7 @@ class _Solver:
         for outcome in self.outcomes:
             outcome.leaks.sort(key=_leak_order)
             outcome.release_written = self._release_written(outcome)
-        return FunctionFlow(self.function, self.graph, self.outcomes)
+        return FunctionFlow(self.function, self.graph, self.outcomes, states)
 
     def _release_written(self, outcome: SiteOutcome) -> bool:
         names = frozenset(outcome.names)
