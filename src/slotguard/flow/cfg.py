@@ -14,6 +14,9 @@ handlers catch what they really catch:
 - ``BASE``: ``GeneratorExit`` (and its like) thrown into a ``yield`` when the
   consumer closes the generator; ``yield`` also receives ``ERROR`` thrown in.
 
+Each ``except*`` clause may be followed by the later clauses and by the
+re-raise of what is left of the group.
+
 ``finally`` bodies and ``with`` exits are built once per way of reaching them
 (falling through, each exception category, ``return``, ``break``,
 ``continue``), as CPython compiles them, so that what happens after a
@@ -84,7 +87,8 @@ class PointKind(enum.Enum):
     """Entry of one copy of a ``finally`` body (``node`` is the ``Finally``)."""
     RESUME = "resume"
     """After a ``finally`` copy or ``with`` exit: carry on with the exception
-    or jump that led there. Does nothing itself."""
+    or jump that led there. After an ``except*`` clause: carry on with the rest
+    of the exception group. Does nothing itself."""
     DEFINITION = "definition"
     """A nested ``def`` or ``class``: decorators and defaults are evaluated and
     the name bound; the body is a unit of its own."""
@@ -109,9 +113,10 @@ class Point:
         if isinstance(node, cst.For):
             return f"for {_code(node.target)} in ..."
         if isinstance(node, cst.WithItem):
-            return _code(node)
+            return _code(node.with_changes(comma=cst.MaybeSentinel.DEFAULT))
         if isinstance(node, cst.ExceptHandler | cst.ExceptStarHandler):
-            return f"except {_code(node.type)}" if node.type else "except"
+            keyword = "except*" if isinstance(node, cst.ExceptStarHandler) else "except"
+            return f"{keyword} {_code(node.type)}" if node.type else keyword
         if isinstance(node, cst.Finally):
             return "finally"
         if isinstance(node, cst.MatchCase):
@@ -154,10 +159,14 @@ _EDGE_FOR = {
 _BARE_HANDLER = (_ALL, _ALL)
 
 
+_Clause = tuple[Point, frozenset[Category], frozenset[Category]]
+"""A handler's entry point, what it may catch and what it surely catches."""
+
+
 @dataclass(eq=False)
 class _Try:
     node: cst.Try | cst.TryStar
-    handlers: list[tuple[Point, frozenset[Category], frozenset[Category]]]
+    handlers: list[_Clause]
     in_body: bool = True
     copies: dict[object, Point] = field(default_factory=dict)
 
@@ -179,7 +188,8 @@ class _Loop:
 
 @dataclass(eq=False)
 class _Handler:
-    """Inside an ``except`` body: a bare ``raise`` re-raises what it caught."""
+    """Inside an ``except`` body, or a ``finally`` body entered by an exception:
+    a bare ``raise`` re-raises what it caught."""
 
     catches: frozenset[Category]
 
@@ -289,8 +299,8 @@ class _Builder:
                     self._link(sources, context.head)
                 return
             if isinstance(context, _Try) and context.node.finalbody is not None:
-                entry = self._finally_copy(context, level, (kind, id(self._jump_target(level, kind))),
-                                           sources, jump=kind)
+                key = (kind, id(self._jump_target(level, kind)))
+                entry = self._finally_copy(context, level, key, sources, jump=kind)
                 self._link(sources, entry)
                 return
             if isinstance(context, _With):
@@ -326,6 +336,8 @@ class _Builder:
         assert context.node.finalbody is not None
         saved = self.contexts
         self.contexts = saved[:level]
+        if isinstance(key, tuple) and key[0] == "raise":
+            self.contexts.append(_Handler(frozenset([key[1]])))
         try:
             entry = self._point(PointKind.FINALLY, context.node.finalbody)
             context.copies[key] = entry
@@ -420,22 +432,26 @@ class _Builder:
                     categories = context.catches
                     break
         else:
-            self._raises(point, statement.exc)
+            self._raises(point, statement)  # the cause is evaluated too
             categories = frozenset([_raised_category(statement.exc)])
         for category in sorted(categories, key=lambda c: c.value):
             kind = EdgeKind.CANCEL if category is Category.CANCEL else EdgeKind.RAISE
             self._throw([(point, kind)], category)
 
     def _if(self, statement: cst.If, pending: Pending) -> Pending:
-        test = self._enter(pending, PointKind.BRANCH, statement.test)
-        self._raises(test, statement.test)
-        after = self._suite(statement.body, [(test, EdgeKind.TRUE)])
-        orelse = statement.orelse
+        after: Pending = []
+        while True:  # a loop, not recursion: ``elif`` chains can be thousands long
+            test = self._enter(pending, PointKind.BRANCH, statement.test)
+            self._raises(test, statement.test)
+            after += self._suite(statement.body, [(test, EdgeKind.TRUE)])
+            pending = [(test, EdgeKind.FALSE)]
+            orelse = statement.orelse
+            if not isinstance(orelse, cst.If):
+                break
+            statement = orelse
         if orelse is None:
-            return after + [(test, EdgeKind.FALSE)]
-        if isinstance(orelse, cst.If):
-            return after + self._if(orelse, [(test, EdgeKind.FALSE)])
-        return after + self._suite(orelse.body, [(test, EdgeKind.FALSE)])
+            return after + pending
+        return after + self._suite(orelse.body, pending)
 
     def _while(self, statement: cst.While, pending: Pending) -> Pending:
         test = self._enter(pending, PointKind.BRANCH, statement.test)
@@ -508,22 +524,40 @@ class _Builder:
             context.in_body = False
             if statement.orelse is not None:
                 end = self._suite(statement.orelse.body, end)
-            for point, catches, _ in context.handlers:
+            clauses = list(context.handlers)
+            for position, (point, catches, _) in enumerate(clauses):
                 if not point.predecessors:
                     continue
                 self._raises(point, point.node.type if isinstance(
                     point.node, cst.ExceptHandler | cst.ExceptStarHandler) else None)
                 self.contexts.append(_Handler(catches))
                 try:
-                    end += self._suite(point.node.body, [(point, EdgeKind.NORMAL)])  # type: ignore[union-attr]
+                    handled = self._suite(point.node.body, [(point, EdgeKind.NORMAL)])  # type: ignore[union-attr]
                 finally:
                     self.contexts.pop()
+                end += handled
+                if isinstance(statement, cst.TryStar):
+                    self._rest_of_group(context, clauses, position, handled)
         finally:
             self.contexts.pop()
         if statement.finalbody is None or not end:
             return end
         entry = self._enter(end, PointKind.FINALLY, statement.finalbody)
         return self._suite(statement.finalbody.body, [(entry, EdgeKind.NORMAL)])
+
+    def _rest_of_group(
+        self, context: _Try, clauses: list[_Clause], position: int, handled: Pending
+    ) -> None:
+        """After an ``except*`` clause, the rest of the exception group meets the
+        later clauses, and what none of them matches is raised."""
+        if not handled or any(Category.ERROR in fully for _, _, fully in clauses[: position + 1]):
+            return
+        resume = self._enter(handled, PointKind.RESUME, None)
+        context.handlers, context.in_body = clauses[position + 1 :], True
+        try:
+            self._throw([(resume, EdgeKind.RAISE)], Category.ERROR)
+        finally:
+            context.handlers, context.in_body = clauses, False
 
     def _match(self, statement: cst.Match, pending: Pending) -> Pending:
         subject = self._enter(pending, PointKind.EVAL, statement.subject)
