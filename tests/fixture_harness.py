@@ -18,10 +18,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from slotguard import config as configuration
-from slotguard.engine import check_file
+from slotguard.engine import check_paths
+from slotguard.project import imported_project_files
 from slotguard.report.diagnostic import Diagnostic
 from slotguard.settings import Settings
 
@@ -59,7 +61,24 @@ def settings_for(path: Path, select: list[str] | None = None) -> Settings:
 
 
 def run(path: Path, select: list[str] | None = None) -> list[Diagnostic]:
-    return list(check_file(path, settings_for(path, select)).diagnostics)
+    """Check one fixture as a pre-commit run would: the file, with the project
+    modules it imports read for context."""
+    settings = settings_for(path, select)
+    result = check_paths([path], settings, {}, context_files=imported_project_files([path]))
+    return result.diagnostics
+
+
+@cache
+def run_project(directory: Path, select: tuple[str, ...]) -> dict[Path, list[Diagnostic]]:
+    """Check a whole directory as one run, as ``slotguard check <dir>`` does."""
+    files = sorted(directory.rglob("*.py"))
+    settings = settings_for(files[0], list(select))
+    shown = {path: path.as_posix() for path in files}
+    result = check_paths(files, settings, shown)
+    found: dict[Path, list[Diagnostic]] = {path: [] for path in files}
+    for diagnostic in result.diagnostics:
+        found[Path(diagnostic.path)].append(diagnostic)
+    return found
 
 
 def compare(path: Path, diagnostics: list[Diagnostic]) -> list[str]:

@@ -85,6 +85,14 @@ def _lint_options(command: _F) -> _F:
             type=click.Path(dir_okay=False, path_type=Path),
             help="Configuration file (default: nearest slotguard.toml or pyproject.toml).",
         ),
+        click.option("--no-cache", is_flag=True, help="Do not read or write the results cache."),
+        click.option(
+            "--jobs",
+            "-j",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="Worker processes (default: one per CPU, used when the run is large).",
+        ),
         click.option(
             "--exclude",
             multiple=True,
@@ -135,6 +143,8 @@ def check(
     extend_select: tuple[str, ...],
     ignore: tuple[str, ...],
     config_file: Path | None,
+    no_cache: bool,
+    jobs: int | None,
     exclude: tuple[str, ...],
     stdin_filename: str | None,
     output_format: str | None,
@@ -146,7 +156,17 @@ def check(
     """Report connection leaks in PATHS (default: the current directory)."""
     from slotguard.engine import RunResult, check_bytes, check_paths
 
-    settings = _settings(paths, config_file, select, extend_select, ignore, exclude, stdin_filename)
+    settings = _settings(
+        paths,
+        config_file,
+        select,
+        extend_select,
+        ignore,
+        exclude,
+        stdin_filename,
+        use_cache=not no_cache,
+        jobs=jobs,
+    )
     texts: dict[str, str] = {}
     if stdin_filename is not None:
         if paths and paths != (Path("-"),):
@@ -157,7 +177,14 @@ def check(
         texts[stdin_filename] = data.decode("utf-8", errors="replace")
     else:
         files, display = _discover(paths, settings)
-        result = check_paths(files, settings, display)
+        named = [path for path in paths if path.is_file()]
+        result = check_paths(
+            files,
+            settings,
+            display,
+            context_files=_context_files(named, files),
+            progress=_progress(len(files)),
+        )
     diagnostics = result.diagnostics
     fmt = output_format or settings.config.output_format or "full"
     _emit(diagnostics, fmt, output_file, quiet, statistics, texts)
@@ -172,6 +199,9 @@ def _settings(
     ignore: Sequence[str],
     exclude: Sequence[str],
     stdin_filename: str | None,
+    *,
+    use_cache: bool = True,
+    jobs: int | None = None,
 ) -> Any:
     from slotguard import config as configuration
     from slotguard.selection import check_selector, split_selectors
@@ -193,6 +223,8 @@ def _settings(
         extend_select=[check_selector(s) for s in split_selectors(extend_select)],
         ignore=[check_selector(s) for s in split_selectors(ignore)],
         exclude=exclude,
+        use_cache=use_cache,
+        jobs=jobs,
     )
 
 
@@ -213,6 +245,30 @@ def _discover(paths: Sequence[Path], settings: Any) -> tuple[list[Path], dict[Pa
         click.echo(f"slotguard: warning: {problem.path}: {problem.reason}", err=True)
     display = {path: _display(path) for path in files}
     return files, display
+
+
+def _context_files(named: Sequence[Path], files: Sequence[Path]) -> list[Path]:
+    """For files named one by one (a pre-commit run), the project modules they
+    import: read for what they define, not reported."""
+    if not named:
+        return []
+    from slotguard.project import imported_project_files
+
+    run = {Path(os.path.abspath(path)) for path in files}
+    return [path for path in imported_project_files(named) if path not in run]
+
+
+def _progress(total: int) -> Callable[[int, int], None] | None:
+    """A progress line on standard error, for long runs on a terminal."""
+    if total < 200 or not sys.stderr.isatty():
+        return None
+    step = max(1, total // 100)
+
+    def show(done: int, _: int) -> None:
+        if done % step == 0 or done == total:
+            click.echo(f"\rslotguard: {done}/{total} files", err=True, nl=done == total)
+
+    return show
 
 
 def _display(path: Path) -> str:

@@ -1,18 +1,32 @@
-"""The per-file pipeline: read, prefilter, decode, parse, run rules, locate.
+"""The run: which files to analyse, in which order, with what they can see.
 
-``check_file`` never raises for a bad file: whatever stops a file from being
-analysed becomes an SG000 finding, and the other files go on.
+For every file: read the bytes, and decide cheaply whether any finding is
+possible (the prefilter). The files that pass are parsed and analysed in
+import order, each seeing the summaries of the project modules it imports
+(``slotguard.model.summary``). Files an import cycle or a late state writer
+put too early are analysed a second time once everything they import is
+known. Results are cached by content; a warm run over an unchanged tree
+imports neither libcst nor the rules.
+
+Nothing here raises for a bad file: whatever stops a file from being analysed
+becomes an SG000 finding, and the rest of the run goes on.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from slotguard import cache as results_cache
+from slotguard.model.summary import EMPTY_INDEX, ModuleSummary, ProjectIndex, Symbol
+from slotguard.project import ProjectFile, build
 from slotguard.report.diagnostic import Diagnostic, Related, Span
 from slotguard.settings import Settings
 from slotguard.source import SourceError, decode
@@ -23,6 +37,10 @@ if TYPE_CHECKING:
     from slotguard.rules import Context
 
 ANALYSIS_ERROR = ("SG000", "file-not-analysed")
+PARALLEL_THRESHOLD = 24
+"""Below this many files to parse, worker processes cost more than they save."""
+
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,32 +49,52 @@ class FileResult:
     diagnostics: tuple[Diagnostic, ...]
     analysed: bool = False
     """Whether the file passed the prefilter and its tree was analysed."""
+    summary: ModuleSummary | None = None
+    context_only: bool = False
+    """Read for what it tells other files; its findings are not reported."""
 
 
 @dataclass(slots=True)
 class RunResult:
     files: list[FileResult] = field(default_factory=list)
+    cache_hits: int = 0
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
         return sorted(
-            (d for result in self.files for d in result.diagnostics), key=Diagnostic.sort_key
+            (d for result in self.files if not result.context_only for d in result.diagnostics),
+            key=Diagnostic.sort_key,
         )
 
 
+# -- the prefilter ------------------------------------------------------------
+
+
 @cache
-def _trigger_pattern(words: frozenset[str]) -> re.Pattern[bytes]:
+def _word_pattern(words: frozenset[str]) -> re.Pattern[bytes]:
     alternatives = b"|".join(re.escape(w.encode()) for w in sorted(words, key=len, reverse=True))
     return re.compile(rb"\b(?:" + alternatives + rb")\b")
 
 
-def may_have_findings(data: bytes, settings: Settings) -> bool:
+def may_have_findings(data: bytes, settings: Settings, index: ProjectIndex = EMPTY_INDEX) -> bool:
     """The prefilter: can any rule find anything in a file with these bytes?
 
-    A finding needs a value of a known type, and every type enters a module
-    through a name in the model's trigger words (see ``Model.trigger_words``).
+    A finding needs a value of a known type, and a type enters a module only
+    through a name: a library the model knows, a dependency marker, a
+    configured wrapper (``Model.trigger_words``), a name exported by an
+    imported module of the project, or application state the project types.
     """
-    return _trigger_pattern(settings.model.trigger_words()).search(data) is not None
+    if _word_pattern(settings.model.trigger_words()).search(data) is not None:
+        return True
+    if not index:
+        return False
+    names = index.names()
+    if names and _word_pattern(frozenset(names)).search(data) is not None:
+        return True
+    return index.has_state() and (b".state." in data or b".ctx." in data)
+
+
+# -- one file -------------------------------------------------------------------
 
 
 def analysis_error(path: str, error: SourceError) -> Diagnostic:
@@ -70,24 +108,20 @@ def analysis_error(path: str, error: SourceError) -> Diagnostic:
     )
 
 
-def check_file(path: Path, settings: Settings, display: str | None = None) -> FileResult:
-    shown = display if display is not None else path.as_posix()
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        reason = f"it cannot be read: {error.strerror or error}"
-        return FileResult(shown, (analysis_error(shown, SourceError(reason)),))
-    return check_bytes(data, path, settings, shown)
-
-
-def check_bytes(data: bytes, path: Path, settings: Settings, shown: str) -> FileResult:
-    """Findings for one file's bytes.
+def check_bytes(
+    data: bytes,
+    path: Path,
+    settings: Settings,
+    shown: str,
+    index: ProjectIndex = EMPTY_INDEX,
+) -> FileResult:
+    """Findings (and the summary) for one file's bytes.
 
     Decoding is cheap and a binary or undecodable ``.py`` is broken for
     everyone, so it is checked for every file; parsing is not, so a syntax
     error is found only in files the prefilter sends on.
     """
-    if not may_have_findings(data, settings):
+    if not may_have_findings(data, settings, index):
         try:
             decode(data)
         except SourceError as error:
@@ -100,35 +134,56 @@ def check_bytes(data: bytes, path: Path, settings: Settings, shown: str) -> File
         tree = parse(source.text)
     except SourceError as error:
         return FileResult(shown, (analysis_error(shown, error),))
-    return FileResult(shown, tuple(analyse(tree, source.text, path, settings, shown)), True)
+    diagnostics, summary = analyse(tree, source.text, path, settings, shown, index)
+    return FileResult(shown, tuple(diagnostics), True, summary)
+
+
+def check_file(path: Path, settings: Settings, display: str | None = None) -> FileResult:
+    """One file on its own, without the rest of its project."""
+    shown = display if display is not None else path.as_posix()
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return _unreadable(shown, error)
+    return check_bytes(data, path, settings, shown)
+
+
+def _unreadable(shown: str, error: OSError) -> FileResult:
+    reason = f"it cannot be read: {error.strerror or error}"
+    return FileResult(shown, (analysis_error(shown, SourceError(reason)),))
 
 
 def analyse(
-    tree: cst.Module, text: str, path: Path, settings: Settings, shown: str
-) -> list[Diagnostic]:
-    """Run the selected rules over a parsed module."""
+    tree: cst.Module,
+    text: str,
+    path: Path,
+    settings: Settings,
+    shown: str,
+    index: ProjectIndex = EMPTY_INDEX,
+) -> tuple[list[Diagnostic], ModuleSummary | None]:
+    """Run the selected rules over a parsed module, and summarise it."""
     from slotguard.model.infer import ModuleInfo
-    from slotguard.model.names import module_name_for
-    from slotguard.rules import all_rules
+    from slotguard.model.summary import summarise
+    from slotguard.project import module_name_for
+    from slotguard.rules import Context, all_rules
 
     codes = settings.codes_for(path)
-    from slotguard.rules import Context
-
     module = ModuleInfo(
         tree,
         settings.model,
         module_name_for(path),
         is_package=path.name == "__init__.py",
+        index=index,
     )
     context = Context(module, settings, shown)
     try:
         for rule in all_rules():
             if rule.code in codes and rule.code != ANALYSIS_ERROR[0]:
                 rule().check(context.for_rule(rule))
-        return _diagnostics(context, tree, text, shown)
+        return _diagnostics(context, tree, text, shown), summarise(module)
     except RecursionError:
         reason = "nesting is too deep to analyse (recursion limit reached)"
-        return [analysis_error(shown, SourceError(reason))]
+        return [analysis_error(shown, SourceError(reason))], None
 
 
 def _diagnostics(context: Context, tree: cst.Module, text: str, shown: str) -> list[Diagnostic]:
@@ -175,8 +230,204 @@ def _diagnostics(context: Context, tree: cst.Module, text: str, shown: str) -> l
     return diagnostics
 
 
-def check_paths(files: Sequence[Path], settings: Settings, display: dict[Path, str]) -> RunResult:
-    result = RunResult()
-    for path in files:
-        result.files.append(check_file(path, settings, display.get(path)))
-    return result
+# -- the run --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    path: Path
+    data: bytes
+    shown: str
+    symbols: tuple[tuple[str, Symbol], ...]
+    state: tuple[tuple[str, str], ...]
+
+    def index(self) -> ProjectIndex:
+        return ProjectIndex(dict(self.symbols), dict(self.state))
+
+
+_worker_settings: Settings | None = None
+
+
+def _start_worker(settings: Settings) -> None:
+    global _worker_settings
+    _worker_settings = settings
+
+
+def _run_job(job: _Job) -> FileResult:
+    assert _worker_settings is not None
+    return check_bytes(job.data, job.path, _worker_settings, job.shown, job.index())
+
+
+class _Run:
+    """One run over many files: scheduling, the index, the cache."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        display: dict[Path, str],
+        context_files: frozenset[Path],
+        progress: Progress | None,
+    ) -> None:
+        self.settings = settings
+        self.display = display
+        self.context_files = context_files
+        self.progress = progress
+        self.summaries: dict[str, ModuleSummary] = {}
+        self.state: dict[str, str] = {}
+        self.results: dict[Path, FileResult] = {}
+        self.seen: dict[Path, _Job] = {}
+        """The job each file was analysed with: what it could see."""
+        self.cache = results_cache.Cache(settings.cache_directory) if settings.use_cache else None
+        self.pool: ProcessPoolExecutor | None = None
+
+    def run(self, files: Sequence[Path]) -> RunResult:
+        readable: list[tuple[Path, bytes]] = []
+        for path in files:
+            try:
+                readable.append((path, path.read_bytes()))
+            except OSError as error:
+                self.results[path] = _unreadable(self._shown(path), error)
+        order = build(readable)
+        try:
+            self._pass(order, final=False)
+            # Files that an import cycle or a later state writer put too early
+            # see more now: analyse them again with everything known.
+            late = [item for item in order if self._job(item, final=True) != self.seen[item.path]]
+            self._pass(late, final=True)
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown()
+        if self.cache is not None:
+            self.cache.save()
+        ordered = [self.results[path] for path in files if path in self.results]
+        return RunResult(ordered, self.cache.hits if self.cache is not None else 0)
+
+    def _shown(self, path: Path) -> str:
+        return self.display.get(path, path.as_posix())
+
+    def _job(self, item: ProjectFile, final: bool) -> _Job:
+        """What the file may see: the summaries of the modules it imports that
+        are analysed before it (all of them, once the first pass is over),
+        and the application state typed in the project."""
+        sources = [*item.depends_on, *item.comes_later] if final else item.depends_on
+        symbols: dict[str, Symbol] = {}
+        for target in sources:
+            summary = self.summaries.get(target.module or "")
+            if summary is not None:
+                for name, symbol in summary.symbols:
+                    symbols[f"{summary.module}.{name}"] = symbol
+        state = tuple(sorted(self.state.items())) if item.reads_state else ()
+        return _Job(
+            item.path, item.data, self._shown(item.path), tuple(sorted(symbols.items())), state
+        )
+
+    def _pass(self, items: Sequence[ProjectFile], *, final: bool) -> None:
+        """Analyse ``items`` in order; in the first pass a file starts once the
+        files it depends on are done, so that it sees their summaries."""
+        scheduled = {item.path for item in items}
+        done: set[Path] = set()
+        waiting = list(items)
+        in_flight: dict[Future[FileResult], tuple[ProjectFile, _Job]] = {}
+        use_workers: bool | None = None
+        while waiting or in_flight:
+            blocked = []
+            for item in waiting:
+                if not final and any(
+                    d.path in scheduled and d.path not in done for d in item.depends_on
+                ):
+                    blocked.append(item)
+                    continue
+                job = self._job(item, final)
+                result = self._cached(job)
+                if result is None:
+                    if use_workers is None:
+                        use_workers = self._start_workers(items)
+                    if use_workers:
+                        in_flight[self._submit(job)] = (item, job)
+                        continue
+                    result = check_bytes(job.data, job.path, self.settings, job.shown, job.index())
+                    self._store(job, result)
+                self._finish(item, job, result, final)
+                done.add(item.path)
+            waiting = blocked
+            if in_flight:
+                for future in _first_completed(in_flight):
+                    item, job = in_flight.pop(future)
+                    result = future.result()
+                    self._store(job, result)
+                    self._finish(item, job, result, final)
+                    done.add(item.path)
+            elif waiting:
+                raise AssertionError("a file waits for a file that is not scheduled")
+
+    def _start_workers(self, items: Sequence[ProjectFile]) -> bool:
+        """Worker processes, when there is enough to parse to pay for them."""
+        if self.pool is not None:
+            return True
+        jobs = self.settings.jobs or os.cpu_count() or 1
+        if jobs <= 1:
+            return False
+        to_parse = sum(1 for item in items if may_have_findings(item.data, self.settings))
+        if to_parse < PARALLEL_THRESHOLD:
+            return False
+        context = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
+        self.pool = ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(self.settings,),
+        )
+        return True
+
+    def _submit(self, job: _Job) -> Future[FileResult]:
+        assert self.pool is not None
+        return self.pool.submit(_run_job, job)
+
+    def _cached(self, job: _Job) -> FileResult | None:
+        if self.cache is None:
+            return None
+        found = self.cache.get(self._key(job))
+        return found if isinstance(found, FileResult) else None
+
+    def _store(self, job: _Job, result: FileResult) -> None:
+        if self.cache is not None:
+            self.cache.put(self._key(job), result)
+
+    def _key(self, job: _Job) -> str:
+        return results_cache.key(
+            self.settings.fingerprint, job.shown, job.data, repr(job.symbols), repr(job.state)
+        )
+
+    def _finish(self, item: ProjectFile, job: _Job, result: FileResult, final: bool) -> None:
+        if item.path in self.context_files:
+            result = FileResult(
+                result.path, result.diagnostics, result.analysed, result.summary, True
+            )
+        self.results[item.path] = result
+        self.seen[item.path] = job
+        if result.summary is not None:
+            self.summaries[result.summary.module] = result.summary
+            for name, type_name in result.summary.state:
+                self.state.setdefault(name, type_name)
+        if self.progress is not None and not final:
+            self.progress(len(self.seen), len(self.display) or len(self.seen))
+
+
+def _first_completed(futures: Iterable[Future[FileResult]]) -> set[Future[FileResult]]:
+    done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
+    return done
+
+
+def check_paths(
+    files: Sequence[Path],
+    settings: Settings,
+    display: dict[Path, str],
+    *,
+    context_files: Iterable[Path] = (),
+    progress: Progress | None = None,
+) -> RunResult:
+    """Analyse a run's files as one project (context files are read for what
+    they tell the others, and not reported)."""
+    context = frozenset(context_files)
+    everything = list(dict.fromkeys([*files, *context]))
+    return _Run(settings, display, context, progress).run(everything)

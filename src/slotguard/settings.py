@@ -61,6 +61,14 @@ class Settings:
         return Model(extension=self.config.resources)
 
     @property
+    def cache_directory(self) -> Path:
+        configured = self.config.cache_dir
+        if configured is None:
+            return self.root / ".slotguard_cache"
+        path = Path(configured)
+        return path if path.is_absolute() else self.root / path
+
+    @property
     def budget(self) -> Budget | None:
         return self.config.budget
 

@@ -17,6 +17,7 @@ import libcst as cst
 
 from slotguard.flow.cfg import Point, PointKind
 from slotguard.model.infer import Produced, Scope
+from slotguard.model.summary import SymbolKind
 from slotguard.syntax import assigned_names, dotted_name, walk, walk_scope
 
 _CONTAINER_METHODS = frozenset(
@@ -307,9 +308,13 @@ class EffectReader:
     def _releasing_index(self, name: str | None) -> int | None:
         if name is None:
             return None
-        qualified = self.scope.module.qualify(name)
+        module = self.scope.module
+        qualified = module.qualify(name)
         if qualified is not None and self.model.releases_argument(qualified):
             return 0
+        symbol = module.imported_symbol(name)
+        if symbol is not None and symbol.kind is SymbolKind.RELEASER:
+            return symbol.parameter
         return self.releasing_functions.get(name)
 
     def _owns(self, name: str | None, last: str) -> bool:

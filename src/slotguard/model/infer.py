@@ -22,6 +22,7 @@ import libcst as cst
 from slotguard.model import Model
 from slotguard.model.catalog import DEPENDENCY_MARKERS
 from slotguard.model.names import ImportMap
+from slotguard.model.summary import EMPTY_INDEX, ProjectIndex, Symbol, SymbolKind
 from slotguard.model.vocabulary import Kind, Method, ResourceType
 from slotguard.syntax import (
     assigned_names,
@@ -211,10 +212,12 @@ class ModuleInfo:
         module_name: str | None = None,
         *,
         is_package: bool = False,
+        index: ProjectIndex = EMPTY_INDEX,
     ) -> None:
         self.tree = tree
         self.model = model
         self.module_name = module_name
+        self.index = index
         self.imports = ImportMap(module_name, is_package=is_package)
         self.functions: list[FunctionInfo] = []
         self.classes: list[ClassInfo] = []
@@ -337,6 +340,25 @@ class ModuleInfo:
             return f"{self.module_name}.{dotted}"
         return None
 
+    def imported_symbol(self, dotted: str) -> Symbol | None:
+        """What another module of the project says an imported name is."""
+        if not self.index:
+            return None
+        qualified = self.imports.resolve(dotted)
+        return self.index.symbol(qualified) if qualified is not None else None
+
+    def imported_type(self, dotted: str) -> ResourceType | None:
+        symbol = self.imported_symbol(dotted)
+        if symbol is not None and symbol.kind is SymbolKind.VALUE and symbol.type_name:
+            return self._type_named(symbol.type_name)
+        return None
+
+    def _type_named(self, name: str) -> ResourceType | None:
+        try:
+            return self.model.type(name)
+        except KeyError:
+            return None
+
     def annotation_type(self, annotation: cst.BaseExpression) -> ResourceType | None:
         """The resource type an annotation denotes, through Optional, unions,
         Annotated, strings and module-level aliases."""
@@ -396,6 +418,15 @@ class ModuleInfo:
             return
         yield annotation
 
+    def provided_type(self, dotted: str) -> ResourceType | None:
+        """What a dependency provider of another module yields or returns."""
+        symbol = self.imported_symbol(dotted)
+        if symbol is None or symbol.type_name is None:
+            return None
+        if symbol.kind in (SymbolKind.PROVIDER, SymbolKind.ACQUIRER):
+            return self._type_named(symbol.type_name)
+        return None
+
     def function_named(self, dotted: str) -> FunctionInfo | None:
         definition = self.definitions.get(dotted)
         return definition if isinstance(definition, FunctionInfo) else None
@@ -411,9 +442,18 @@ class ModuleInfo:
         return self._guarded("module-scope", lambda: Scope(self, None), provisional)
 
     @property
-    def state_types(self) -> dict[str, ResourceType]:
+    def own_state_types(self) -> dict[str, ResourceType]:
         """``pool`` → type for every ``<app>.state.pool = <typed>`` in the module."""
         return self._guarded("state", self._state_types, {})
+
+    def state_type(self, name: str) -> ResourceType | None:
+        """The type of ``app.state.<name>``, typed in this module or anywhere in
+        the project."""
+        own = self.own_state_types.get(name)
+        if own is not None:
+            return own
+        type_name = self.index.state_type(name)
+        return self._type_named(type_name) if type_name else None
 
     def _state_types(self) -> dict[str, ResourceType]:
         found: dict[str, ResourceType] = {}
@@ -523,6 +563,8 @@ class Scope:
                 provided = module.function_named(provider)
                 if typed is None and provided is not None:
                     typed = provided.yielded_type() or provided.returned_acquisition()
+                if typed is None:
+                    typed = module.provided_type(provider)
                 if typed is not None:
                     self.bindings[name] = Binding(name, typed, Origin.INJECTED, param)
                 continue
@@ -603,8 +645,10 @@ class Scope:
                     return binding.type
                 outer = outer.parent
             if self.function is not None:
-                return self.module.global_types.get(head)
-            return None
+                found = self.module.global_types.get(head)
+                if found is not None:
+                    return found
+            return self.module.imported_type(head)
         function = self.function
         while function is not None and function.parent is not None:
             function = function.parent
@@ -617,7 +661,9 @@ class Scope:
             return self.module.class_attribute_types(function.cls).get(rest)
         parts = dotted.split(".")
         if with_state and len(parts) >= 3 and parts[-2] in _STATE_ATTRIBUTES:
-            return self.module.state_types.get(parts[-1])
+            return self.module.state_type(parts[-1])
+        if head not in self.bindings and head not in self.local_names:
+            return self.module.imported_type(dotted)
         return None
 
     def type_of(self, expr: cst.BaseExpression, *, with_state: bool = True) -> ResourceType | None:
@@ -689,6 +735,12 @@ class Scope:
         receiver = self.lookup(callee)
         if receiver is not None and receiver.calling_produces is not None:
             return Produced(model.type(receiver.calling_produces), expr, call, True, callee)
+        # A function of another module of the project that acquires.
+        symbol = module.imported_symbol(callee)
+        if symbol is not None and symbol.kind is SymbolKind.ACQUIRER and symbol.type_name:
+            acquired = module._type_named(symbol.type_name)
+            if acquired is not None:
+                return Produced(acquired, expr, call, awaited or not symbol.awaited, callee)
         # A function of this module that returns what it acquires.
         function = module.function_named(callee)
         if function is not None and self.wrapper_depth <= _MAX_WRAPPER_DEPTH:

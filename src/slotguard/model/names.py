@@ -8,33 +8,9 @@ own dotted name, derived from its path.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import libcst as cst
 
 from slotguard.syntax import dotted_name
-
-
-def module_name_for(path: Path) -> str | None:
-    """The dotted module name of a file, walking up through packages.
-
-    ``src/app/db/session.py`` with ``__init__.py`` in ``app`` and ``app/db``
-    is ``app.db.session``. A file outside any package is its own stem.
-    """
-    if path.suffix != ".py":
-        return None
-    parts = [] if path.stem == "__init__" else [path.stem]
-    directory = path.parent
-    while (directory / "__init__.py").is_file():
-        parts.append(directory.name)
-        parent = directory.parent
-        if parent == directory:
-            break
-        directory = parent
-    if not parts:
-        return None
-    parts.reverse()
-    return ".".join(parts)
 
 
 class ImportMap:
@@ -99,3 +75,7 @@ class ImportMap:
 
     def qualified_names(self) -> list[str]:
         return list(self._aliases.values())
+
+    def items(self) -> list[tuple[str, str]]:
+        """``(local name, qualified name)`` for every imported name."""
+        return list(self._aliases.items())

@@ -48,6 +48,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from slotguard.model.infer import ModuleInfo, Scope
+from slotguard.model.summary import SymbolKind
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
 from slotguard.syntax import children, dotted_name, unwrap_await, walk_scope
@@ -104,6 +105,9 @@ def is_cleanup_generator(module: ModuleInfo, name: str) -> bool:
         if not function.is_generator:
             return False
         return function.is_dependency_provider or function.yielded_type() is not None
+    symbol = module.imported_symbol(name)
+    if symbol is not None and symbol.kind is SymbolKind.PROVIDER:
+        return True
     return name in module.dependency_targets
 
 

@@ -1,0 +1,135 @@
+"""What a module tells the rest of the project: its typed names and helpers.
+
+``app/db.py`` defines ``SessionLocal = sessionmaker(...)`` and a ``get_db``
+dependency; ``app/routes.py`` imports both. The routes can only be checked
+if slotguard knows, there, what those names are. Each analysed module leaves a
+``ModuleSummary`` of the names it defines (or re-exports) whose meaning the
+model knows; modules that import them see them through a ``ProjectIndex``.
+
+Summaries are plain data (type *names*, not types) so that they can be cached
+and sent to worker processes.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from slotguard.model.infer import ModuleInfo
+
+
+class SymbolKind(str, enum.Enum):
+    VALUE = "value"
+    """A module-level name holding a value of a known type (an engine, a factory)."""
+    ACQUIRER = "acquirer"
+    """A function that acquires something and returns it to its caller."""
+    PROVIDER = "provider"
+    """A generator that yields a resource (a dependency such as ``get_db``)."""
+    RELEASER = "releaser"
+    """A function that releases the resource passed as one of its arguments."""
+
+
+@dataclass(frozen=True, slots=True)
+class Symbol:
+    kind: SymbolKind
+    type_name: str | None = None
+    awaited: bool = False
+    """For acquirers: ``async def``, so the resource exists once awaited."""
+    parameter: int = 0
+    """For releasers: the position of the argument they release."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleSummary:
+    module: str
+    symbols: tuple[tuple[str, Symbol], ...] = ()
+    state: tuple[tuple[str, str], ...] = ()
+    """``app.state.<name>`` assignments: name → type name."""
+    facts: tuple[tuple[str, tuple[object, ...]], ...] = field(default=())
+    """Whole-run facts for run-level rules, by topic (SG5's pools and closes)."""
+
+    def symbol_map(self) -> dict[str, Symbol]:
+        return dict(self.symbols)
+
+
+class ProjectIndex:
+    """The summaries a module can see: qualified name → symbol, and the
+    application state typed anywhere in the project."""
+
+    def __init__(
+        self,
+        symbols: Mapping[str, Symbol] | None = None,
+        state: Mapping[str, str] | None = None,
+    ) -> None:
+        self._symbols = dict(symbols or {})
+        self._state = dict(state or {})
+
+    @classmethod
+    def of(cls, summaries: Iterable[ModuleSummary]) -> ProjectIndex:
+        symbols: dict[str, Symbol] = {}
+        state: dict[str, str] = {}
+        for summary in summaries:
+            for name, symbol in summary.symbols:
+                symbols[f"{summary.module}.{name}"] = symbol
+            for name, type_name in summary.state:
+                state.setdefault(name, type_name)
+        return cls(symbols, state)
+
+    def symbol(self, qualified: str) -> Symbol | None:
+        return self._symbols.get(qualified)
+
+    def state_type(self, name: str) -> str | None:
+        return self._state.get(name)
+
+    def has_state(self) -> bool:
+        return bool(self._state)
+
+    def names(self) -> set[str]:
+        """The short names of every symbol: what a module must mention to use one."""
+        return {qualified.rsplit(".", 1)[-1] for qualified in self._symbols}
+
+    def __bool__(self) -> bool:
+        return bool(self._symbols or self._state)
+
+
+EMPTY_INDEX = ProjectIndex()
+
+
+def summarise(module: ModuleInfo) -> ModuleSummary | None:
+    """The summary of an analysed module, or None if it exports nothing."""
+    from slotguard.flow.held import releasing_parameters
+    from slotguard.model.infer import FunctionInfo
+
+    if module.module_name is None:
+        return None
+    symbols: dict[str, Symbol] = {}
+    for name, resource in module.global_types.items():
+        symbols[name] = Symbol(SymbolKind.VALUE, resource.name)
+    releasers = releasing_parameters(module)
+    for name, definition in module.definitions.items():
+        if not isinstance(definition, FunctionInfo):
+            continue
+        yielded = definition.yielded_type()
+        if yielded is not None:
+            symbols[name] = Symbol(SymbolKind.PROVIDER, yielded.name, awaited=definition.is_async)
+            continue
+        returned = module.returned_acquisition(definition, 0)
+        if returned is not None:
+            symbols[name] = Symbol(SymbolKind.ACQUIRER, returned.name, awaited=definition.is_async)
+        elif name in releasers:
+            symbols[name] = Symbol(SymbolKind.RELEASER, parameter=releasers[name])
+    for local, qualified in module.imports.items():
+        symbol = module.index.symbol(qualified)
+        if symbol is not None:
+            symbols.setdefault(local, symbol)
+    state = {name: resource.name for name, resource in module.own_state_types.items()}
+    if not symbols and not state:
+        return None
+    return ModuleSummary(
+        module=module.module_name,
+        symbols=tuple(sorted(symbols.items())),
+        state=tuple(sorted(state.items())),
+    )
