@@ -34,7 +34,7 @@ from slotguard.source import SourceError, decode
 if TYPE_CHECKING:
     import libcst as cst
 
-    from slotguard.rules import Context
+    from slotguard.rules.base import Context
 
 ANALYSIS_ERROR = ("SG000", "file-not-analysed")
 PARALLEL_THRESHOLD = 24
@@ -165,7 +165,8 @@ def analyse(
     from slotguard.model.infer import ModuleInfo
     from slotguard.model.summary import summarise
     from slotguard.project import module_name_for
-    from slotguard.rules import Context, all_rules
+    from slotguard.rules import all_rules
+    from slotguard.rules.base import Context
 
     codes = settings.codes_for(path)
     module = ModuleInfo(
@@ -190,7 +191,7 @@ def _diagnostics(context: Context, tree: cst.Module, text: str, shown: str) -> l
     """Locate the findings, drop the suppressed ones, and format messages."""
     from slotguard.locate import Locator
     from slotguard.report.noqa import Suppressions
-    from slotguard.rules import Context
+    from slotguard.rules.base import Context
 
     if not context.findings:
         return []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-from slotguard.rules import all_rules
+from slotguard.rules import rule_index
 
 ANALYSIS_ERROR = "SG000"
 """Always reported: a file that cannot be analysed is never silently skipped."""
@@ -20,7 +20,7 @@ class SelectionError(ValueError):
 
 
 def all_codes() -> list[str]:
-    return [rule.code for rule in all_rules()]
+    return [rule.code for rule in rule_index()]
 
 
 def check_selector(selector: str) -> str:
@@ -50,7 +50,7 @@ def selected_codes(
 ) -> frozenset[str]:
     """The codes that run. Without ``select``, the default rules run."""
     chosen: set[str] = set()
-    for rule in all_rules():
+    for rule in rule_index():
         picked = rule.default if select is None else matches(rule.code, select)
         if picked or matches(rule.code, extend_select):
             chosen.add(rule.code)

@@ -1,0 +1,227 @@
+"""The run: the project index across modules, the cache, parallelism, and
+the prefilter's soundness."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fixture_harness import FIXTURES
+
+from slotguard.engine import check_paths
+from slotguard.project import build, imported_project_files, scan_imports
+from slotguard.settings import Settings
+
+SLOTGUARD = Path(sys.executable).with_name("slotguard")
+
+PROJECT = {
+    "app/__init__.py": "from .db import SessionLocal\n",
+    "app/db.py": """\
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
+
+engine = create_engine("postgresql://localhost/app")
+SessionLocal = sessionmaker(bind=engine)
+
+
+def get_db():
+    db = SessionLocal()
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def checkout():
+    return engine.connect()
+
+
+def give_back(conn):
+    conn.close()
+""",
+    "app/main.py": """\
+import asyncpg
+from fastapi import FastAPI
+
+from app.routes import router
+
+app = FastAPI()
+
+
+@app.on_event("startup")
+async def startup():
+    app.state.pool = await asyncpg.create_pool("postgresql://localhost/app")
+""",
+    "app/routes.py": """\
+from fastapi import APIRouter, Request
+
+from app import SessionLocal
+from app.db import checkout, get_db, give_back
+
+router = APIRouter()
+
+
+def never_closed():
+    db = SessionLocal()
+    return db.execute("select 1").all()
+
+
+def through_the_wrapper():
+    conn = checkout()
+    return conn.execute("select 1").all()
+
+
+def released_by_the_helper():
+    conn = checkout()
+    try:
+        return conn.execute("select 1").all()
+    finally:
+        give_back(conn)
+
+
+def by_hand():
+    return next(get_db())
+
+
+async def from_state(request: Request):
+    conn = await request.app.state.pool.acquire()
+    return await conn.fetch("select 1")
+""",
+}
+EXPECTED = {
+    ("app/routes.py", 10, "SG102"),
+    ("app/routes.py", 15, "SG102"),
+    ("app/routes.py", 20, "SG102"),
+    ("app/routes.py", 28, "SG105"),
+    ("app/routes.py", 32, "SG101"),
+}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    for name, text in PROJECT.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+def findings(root: Path, *args: str) -> set[tuple[str, int, str]]:
+    result = subprocess.run(
+        [str(SLOTGUARD), "check", *args, "--output-format", "json"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    return {(f["path"], f["line"], f["code"]) for f in json.loads(result.stdout)}
+
+
+def test_modules_see_what_their_imports_define(project: Path) -> None:
+    """Factories, acquiring wrappers, releasing helpers and dependencies
+    defined in one module, application state typed in another."""
+    assert findings(project, ".", "--no-cache") == EXPECTED
+
+
+def test_a_named_file_is_checked_with_the_modules_it_imports(project: Path) -> None:
+    """Pre-commit passes only the changed file; what it imports is still read
+    (but not reported). Application state written by a module nothing here
+    imports is out of reach, so that finding needs the whole run."""
+    named = findings(project, "app/routes.py", "--no-cache")
+    assert named == EXPECTED - {("app/routes.py", 32, "SG101")}
+
+
+def test_cache_and_workers_give_the_same_results(project: Path) -> None:
+    cold = findings(project, ".", "--jobs", "1")
+    assert (project / ".slotguard_cache").is_dir()
+    warm = findings(project, ".", "--jobs", "1")
+    parallel = findings(project, ".", "--no-cache", "--jobs", "2")
+    assert cold == warm == parallel == EXPECTED
+
+
+def test_a_warm_run_does_not_import_libcst(project: Path) -> None:
+    findings(project, ".")
+    probe = (
+        "import sys\n"
+        "from slotguard.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('libcst' in sys.modules, file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, "check", ".", "--output-format", "json"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stderr.strip().splitlines()[-1] == "False"
+    assert {(f["path"], f["line"], f["code"]) for f in json.loads(result.stdout)} == EXPECTED
+
+
+def test_a_changed_import_invalidates_its_importers(project: Path) -> None:
+    assert findings(project, ".") == EXPECTED
+    db = project / "app" / "db.py"
+    db.write_text(db.read_text().replace("def checkout():", "def checkout_():"))
+    assert ("app/routes.py", 15, "SG102") not in findings(project, ".")
+
+
+def test_parallel_run_over_many_files(tmp_path: Path) -> None:
+    """Enough files to start workers; the results match a sequential run."""
+    source = (FIXTURES / "rules" / "sg201" / "early_exits.py").read_text()
+    for index in range(30):
+        (tmp_path / f"module_{index}.py").write_text(source)
+    files = sorted(tmp_path.glob("*.py"))
+    settings = Settings(use_cache=False, jobs=1)
+    one = check_paths(files, settings, {}).diagnostics
+    two = check_paths(files, Settings(use_cache=False, jobs=2), {}).diagnostics
+    assert one == two and len(one) > 30
+
+
+def test_import_scanning() -> None:
+    data = (
+        b"import os, app.db as db\n"
+        b"from . import routes\n"
+        b"from .models import (\n    User,\n    Order as O,\n)\n"
+        b"from ..core import settings  # comment\n"
+    )
+    assert scan_imports(data, "app.api.views", is_package=False) == {
+        "os",
+        "app.db",
+        "app.api",
+        "app.api.routes",
+        "app.api.models",
+        "app.api.models.User",
+        "app.api.models.Order",
+        "app.api.models.O",
+        "app.core",
+        "app.core.settings",
+    }
+
+
+def test_order_puts_imports_first_and_breaks_cycles(tmp_path: Path) -> None:
+    files = {
+        "pkg/__init__.py": b"from .b import thing\n",
+        "pkg/a.py": b"import pkg.b\n",
+        "pkg/b.py": b"from pkg import c\n",
+        "pkg/c.py": b"x = 1\n",
+    }
+    for name, data in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    order = build([(tmp_path / name, data) for name, data in files.items()])
+    modules = [item.module for item in order]
+    assert modules.index("pkg.c") < modules.index("pkg.b") < modules.index("pkg.a")
+    package = next(item for item in order if item.module == "pkg")
+    assert [d.module for d in package.comes_later + package.depends_on] == ["pkg.b"]
+
+
+def test_imported_project_files(project: Path) -> None:
+    found = imported_project_files([project / "app" / "routes.py"])
+    assert sorted(p.relative_to(project).as_posix() for p in found) == [
+        "app/__init__.py",
+        "app/db.py",
+    ]
