@@ -12,6 +12,7 @@ per run, atomically. A cache that cannot be read is ignored, never an error.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
@@ -26,9 +27,23 @@ _MAX_ENTRIES = 100_000
 _FILE_NAME = f"results-v{_FORMAT}.pickle"
 
 
+@functools.cache
+def code_fingerprint() -> str:
+    """Identifies slotguard's own code: its version, and the names, sizes and
+    modification times of its modules, so that a development checkout whose
+    version string does not change still never reads results an older copy
+    of the code wrote."""
+    digest = hashlib.blake2b(__version__.encode(), digest_size=16)
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(package)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()
+
+
 def key(*parts: bytes | str) -> str:
     digest = hashlib.blake2b(digest_size=20)
-    digest.update(__version__.encode())
+    digest.update(code_fingerprint().encode())
     for part in parts:
         data = part.encode() if isinstance(part, str) else part
         digest.update(len(data).to_bytes(8, "little"))
@@ -46,7 +61,7 @@ class Cache:
         try:
             with open(directory / _FILE_NAME, "rb") as handle:
                 loaded = pickle.load(handle)
-            if isinstance(loaded, dict) and loaded.get("version") == __version__:
+            if isinstance(loaded, dict) and loaded.get("code") == code_fingerprint():
                 self._entries = loaded["entries"]
         except (
             OSError,
@@ -89,7 +104,7 @@ class Cache:
             handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".results-")
             with os.fdopen(handle, "wb") as stream:
                 pickle.dump(
-                    {"version": __version__, "entries": entries},
+                    {"code": code_fingerprint(), "entries": entries},
                     stream,
                     protocol=pickle.HIGHEST_PROTOCOL,
                 )

@@ -19,7 +19,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,7 +34,7 @@ from slotguard.source import SourceError, decode
 if TYPE_CHECKING:
     import libcst as cst
 
-    from slotguard.rules.base import Context
+    from slotguard.rules.base import Context, Fact
 
 ANALYSIS_ERROR = ("SG000", "file-not-analysed")
 PARALLEL_THRESHOLD = 24
@@ -52,19 +52,33 @@ class FileResult:
     summary: ModuleSummary | None = None
     context_only: bool = False
     """Read for what it tells other files; its findings are not reported."""
+    pending: tuple[tuple[str, Diagnostic], ...] = ()
+    """Findings that stand only if no file of the run settles their key."""
+    settled: tuple[str, ...] = ()
+    facts: tuple[Fact, ...] = ()
+    """What rules noted for their whole-run checks."""
 
 
 @dataclass(slots=True)
 class RunResult:
     files: list[FileResult] = field(default_factory=list)
     cache_hits: int = 0
+    run_diagnostics: list[Diagnostic] = field(default_factory=list)
+    """Findings about the run as a whole (``Rule.check_run``)."""
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
-        return sorted(
-            (d for result in self.files if not result.context_only for d in result.diagnostics),
-            key=Diagnostic.sort_key,
-        )
+        settled = {key for result in self.files for key in result.settled}
+        found = [
+            diagnostic
+            for result in self.files
+            if not result.context_only
+            for diagnostic in (
+                *result.diagnostics,
+                *(d for key, d in result.pending if key not in settled),
+            )
+        ]
+        return sorted([*found, *self.run_diagnostics], key=Diagnostic.sort_key)
 
 
 # -- the prefilter ------------------------------------------------------------
@@ -134,8 +148,7 @@ def check_bytes(
         tree = parse(source.text)
     except SourceError as error:
         return FileResult(shown, (analysis_error(shown, error),))
-    diagnostics, summary = analyse(tree, source.text, path, settings, shown, index)
-    return FileResult(shown, tuple(diagnostics), True, summary)
+    return analyse(tree, source.text, path, settings, shown, index)
 
 
 def check_file(path: Path, settings: Settings, display: str | None = None) -> FileResult:
@@ -160,7 +173,7 @@ def analyse(
     settings: Settings,
     shown: str,
     index: ProjectIndex = EMPTY_INDEX,
-) -> tuple[list[Diagnostic], ModuleSummary | None]:
+) -> FileResult:
     """Run the selected rules over a parsed module, and summarise it."""
     from slotguard.model.infer import ModuleInfo
     from slotguard.model.summary import summarise
@@ -181,22 +194,27 @@ def analyse(
         for rule in all_rules():
             if rule.code in codes and rule.code != ANALYSIS_ERROR[0]:
                 rule().check(context.for_rule(rule))
-        return _diagnostics(context, tree, text, shown), summarise(module)
+        return _located(context, tree, text, shown, summarise(module))
     except RecursionError:
         reason = "nesting is too deep to analyse (recursion limit reached)"
-        return [analysis_error(shown, SourceError(reason))], None
+        return FileResult(shown, (analysis_error(shown, SourceError(reason)),), True)
 
 
-def _diagnostics(context: Context, tree: cst.Module, text: str, shown: str) -> list[Diagnostic]:
-    """Locate the findings, drop the suppressed ones, and format messages."""
+def _located(
+    context: Context, tree: cst.Module, text: str, shown: str, summary: ModuleSummary | None
+) -> FileResult:
+    """Locate what the rules reported and noted, drop what noqa comments
+    suppress, and format messages."""
     from slotguard.locate import Locator
     from slotguard.report.noqa import Suppressions
-    from slotguard.rules.base import Context
+    from slotguard.rules.base import Context, Fact
 
-    if not context.findings:
-        return []
+    settled = tuple(sorted(context.settled))
+    if not context.findings and not context.facts:
+        return FileResult(shown, (), True, summary, settled=settled)
     nodes = [f.node for f in context.findings]
     nodes += [node for f in context.findings for node, _ in f.related]
+    nodes += [fact.node for fact in context.facts]
     nodes += context.marked_nodes
     locator = Locator(tree, nodes)
     suppressions = Suppressions.of(text)
@@ -204,7 +222,8 @@ def _diagnostics(context: Context, tree: cst.Module, text: str, shown: str) -> l
     def line_of(index: int) -> int:
         return locator.line(context.marked_nodes[index])
 
-    diagnostics = []
+    diagnostics: list[Diagnostic] = []
+    pending: list[tuple[str, Diagnostic]] = []
     seen: set[tuple[str, Span]] = set()
     for finding in context.findings:
         span = locator.span(finding.node)
@@ -214,21 +233,44 @@ def _diagnostics(context: Context, tree: cst.Module, text: str, shown: str) -> l
         if key in seen:
             continue
         seen.add(key)
-        diagnostics.append(
-            Diagnostic(
-                code=finding.rule.code,
-                name=finding.rule.name,
-                message=Context.resolve_lines(finding.message, line_of),
-                path=shown,
-                span=span,
-                fix=finding.fix,
-                related=tuple(
-                    Related(locator.span(node), Context.resolve_lines(label, line_of))
-                    for node, label in finding.related
-                ),
+        diagnostic = Diagnostic(
+            code=finding.rule.code,
+            name=finding.rule.name,
+            message=Context.resolve_lines(finding.message, line_of),
+            path=shown,
+            span=span,
+            fix=finding.fix,
+            related=tuple(
+                Related(locator.span(node), Context.resolve_lines(label, line_of))
+                for node, label in finding.related
+            ),
+        )
+        if finding.pending is None:
+            diagnostics.append(diagnostic)
+        else:
+            pending.append((finding.pending, diagnostic))
+    facts = []
+    for raw in context.facts:
+        span = locator.span(raw.node)
+        facts.append(
+            Fact(
+                raw.rule.code,
+                raw.topic,
+                raw.value,
+                shown,
+                span,
+                suppressions.suppresses(raw.rule.code, span.line),
             )
         )
-    return diagnostics
+    return FileResult(
+        shown,
+        tuple(diagnostics),
+        True,
+        summary,
+        pending=tuple(pending),
+        settled=settled,
+        facts=tuple(facts),
+    )
 
 
 # -- the run --------------------------------------------------------------------
@@ -301,7 +343,28 @@ class _Run:
         if self.cache is not None:
             self.cache.save()
         ordered = [self.results[path] for path in files if path in self.results]
-        return RunResult(ordered, self.cache.hits if self.cache is not None else 0)
+        return RunResult(
+            ordered,
+            self.cache.hits if self.cache is not None else 0,
+            self._check_run(ordered),
+        )
+
+    def _check_run(self, results: Sequence[FileResult]) -> list[Diagnostic]:
+        """Whole-run checks of the rules that noted facts (the rule modules are
+        imported only then, so a cached run without such facts stays light)."""
+        by_code: dict[str, list[Fact]] = {}
+        for result in results:
+            for fact in result.facts:
+                by_code.setdefault(fact.code, []).append(fact)
+        if not by_code:
+            return []
+        from slotguard.rules import all_rules
+
+        found = []
+        for rule in all_rules():
+            if rule.code in by_code and rule.code in self.settings.codes:
+                found.extend(rule.check_run(by_code[rule.code], self.settings))
+        return found
 
     def _shown(self, path: Path) -> str:
         return self.display.get(path, path.as_posix())
@@ -401,9 +464,7 @@ class _Run:
 
     def _finish(self, item: ProjectFile, job: _Job, result: FileResult, final: bool) -> None:
         if item.path in self.context_files:
-            result = FileResult(
-                result.path, result.diagnostics, result.analysed, result.summary, True
-            )
+            result = replace(result, context_only=True)
         self.results[item.path] = result
         self.seen[item.path] = job
         if result.summary is not None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import inspect
 import itertools
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import libcst as cst
 
-from slotguard.report.diagnostic import Fix
+from slotguard.report.diagnostic import Diagnostic, Fix, Span
 
 if TYPE_CHECKING:
     from slotguard.flow.held import FunctionFlow
@@ -37,6 +37,12 @@ class Rule:
 
     def check(self, context: Context) -> None:
         raise NotImplementedError
+
+    @classmethod
+    def check_run(cls, facts: Sequence[Fact], settings: Settings) -> list[Diagnostic]:
+        """Findings about the whole run, from the facts the rule noted in each
+        module (``Context.note``); most rules have none."""
+        return []
 
     @classmethod
     def fix_note(cls) -> str:
@@ -62,6 +68,30 @@ class RawFinding:
     message: str
     related: tuple[tuple[cst.CSTNode, str], ...]
     fix: Fix | None
+    pending: str | None = None
+    """Reported only if no module of the run settles this key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """Something a rule noted in a module, for its whole-run check: a topic,
+    plain data, and where it was noted."""
+
+    code: str
+    topic: str
+    value: tuple[object, ...]
+    path: str
+    span: Span
+    suppressed: bool
+    """The line has a noqa comment for the rule's code."""
+
+
+@dataclass(slots=True)
+class RawFact:
+    rule: type[Rule]
+    topic: str
+    value: tuple[object, ...]
+    node: cst.CSTNode
 
 
 _LINE_MARK = "\x00line:{}\x00"
@@ -82,6 +112,8 @@ class Context:
         self.settings = settings
         self.path = path
         self.findings: list[RawFinding] = []
+        self.facts: list[RawFact] = []
+        self.settled: set[str] = set()
         self.marked_nodes: list[cst.CSTNode] = []
         self._rule: type[Rule] | None = None
         self._flows: dict[int, FunctionFlow | None] = {}
@@ -104,9 +136,22 @@ class Context:
         *,
         related: Iterable[tuple[cst.CSTNode, str]] = (),
         fix: Fix | None = None,
+        pending: str | None = None,
     ) -> None:
+        """Report a finding at ``node``. With ``pending``, the finding stands
+        only if no module of the run calls ``settle`` with the same key (a
+        pool created here may be closed in another module)."""
         assert self._rule is not None, "report() called outside a rule's check"
-        self.findings.append(RawFinding(self._rule, node, message, tuple(related), fix))
+        self.findings.append(RawFinding(self._rule, node, message, tuple(related), fix, pending))
+
+    def settle(self, key: str) -> None:
+        """Withdraw every pending finding of the run that waits on ``key``."""
+        self.settled.add(key)
+
+    def note(self, topic: str, node: cst.CSTNode, *value: object) -> None:
+        """Record a fact for the rule's whole-run check (``Rule.check_run``)."""
+        assert self._rule is not None, "note() called outside a rule's check"
+        self.facts.append(RawFact(self._rule, topic, value, node))
 
     def flow(self, function: FunctionInfo | None) -> FunctionFlow | None:
         """The held-resource analysis of a function (None: the module body),
