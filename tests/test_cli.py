@@ -171,7 +171,10 @@ def test_rules_lists_every_rule() -> None:
     assert code == 0
     lines = out.splitlines()
     assert len(lines) == len(all_rules())
-    assert lines[1].startswith("SG101  acquire-without-context-manager")
+    assert lines[0].startswith("SG000  file-not-analysed")
+    columns = {line.split()[0]: line.split()[1:3] for line in lines}
+    assert columns["SG101"] == ["acquire-without-context-manager", "default"]
+    assert columns["SG001"] == ["unused-noqa", "opt-in"]
     code, out, _ = invoke("rules", "--output-format", "json")
     assert {row["code"] for row in json.loads(out)} == {rule.code for rule in all_rules()}
 
@@ -233,3 +236,50 @@ def test_demo_quick_start_reports_sg1_with_code_frames() -> None:
     for code in ("SG101", "SG102", "SG103", "SG104", "SG105"):
         assert f" {code} " in result.stdout
     assert " | " in result.stdout and "^" in result.stdout
+
+
+def test_sarif_and_github_formats(project: Path) -> None:
+    code, out, _ = invoke("check", "app", "--output-format", "sarif")
+    assert code == 1
+    sarif = json.loads(out)
+    assert sarif["version"] == "2.1.0"
+    results = sarif["runs"][0]["results"]
+    assert {r["ruleId"] for r in results} == {"SG101", "SG201"}
+    code, out, _ = invoke("check", "app", "--output-format", "github")
+    assert code == 1
+    assert out.count("::error file=") == 2
+    assert "line=5,col=12" in out and "title=SG201 release-skipped-on-exit" in out
+
+
+def test_baseline_adopts_legacy_findings_and_reports_new_ones(project: Path) -> None:
+    code, out, err = invoke("check", "app", "--write-baseline", "baseline.json")
+    assert code == 0 and "wrote 2 findings to baseline.json" in err
+    code, out, _ = invoke("check", "app", "--baseline", "baseline.json")
+    assert code == 0 and "2 findings in the baseline not reported." in out
+    leaky = project / "app" / "leaky.py"
+    leaky.write_text("# a new comment above\n\n" + LEAKY + LEAKY.replace("def load", "def again"))
+    code, out, _ = invoke("check", "app", "--baseline", "baseline.json", "--output-format", "json")
+    assert code == 1
+    assert {(f["code"], f["line"]) for f in json.loads(out)} == {("SG101", 18), ("SG201", 18)}
+    code, _, err = invoke("check", "app", "--baseline", "missing.json")
+    assert code == 2 and "missing.json" in err
+
+
+def test_add_noqa_then_check_reports_nothing(project: Path) -> None:
+    code, _, err = invoke("check", "app", "--add-noqa")
+    assert code == 0 and "added noqa comments to 1 line in 1 file" in err
+    text = (project / "app" / "leaky.py").read_text()
+    assert "conn = await pool.acquire()  # noqa: SG101, SG201" in text
+    assert invoke("check", "app")[0] == 0
+    code, out, _ = invoke("check", "app", "--extend-select", "SG001")
+    assert code == 0, out
+
+
+def test_unused_noqa_is_opt_in(project: Path) -> None:
+    clean = project / "app" / "clean.py"
+    clean.write_text(CLEAN.replace("as conn:", "as conn:  # noqa: SG101"))
+    assert invoke("check", "app/clean.py")[0] == 0
+    code, out, _ = invoke(
+        "check", "app/clean.py", "--extend-select", "SG001", "--output-format", "concise"
+    )
+    assert code == 1 and "SG001 unused noqa code SG101" in out

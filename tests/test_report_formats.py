@@ -15,7 +15,9 @@ import pytest
 
 from slotguard.config import Config
 from slotguard.engine import check_bytes
-from slotguard.report import FORMATTERS
+from slotguard.report.json_format import format_json
+from slotguard.report.output import FORMATS
+from slotguard.report.text import format_concise, format_full
 from slotguard.report.diagnostic import Applicability, Diagnostic, Fix
 from slotguard.report.github import escape_data, escape_property, format_github
 from slotguard.report.sarif import (
@@ -236,12 +238,18 @@ def test_github_for_a_file_not_analysed() -> None:
     assert "title=SG000 file-not-analysed::SG000 file not analysed" in line
 
 
-FORMAT_NAMES = sorted({*FORMATTERS, "sarif", "github"})
+FORMAT_NAMES = sorted(FORMATS)
 
 
 @pytest.mark.parametrize("name", FORMAT_NAMES)
 def test_every_format_shows_every_finding(name: str, repo: Path) -> None:
-    formatters = {**FORMATTERS, "sarif": partial(format_sarif, root=repo), "github": format_github}
+    formatters = {
+        "full": format_full,
+        "concise": format_concise,
+        "json": format_json,
+        "sarif": partial(format_sarif, root=repo),
+        "github": format_github,
+    }
     diagnostics = check(LEAKY)
     output = formatters[name](diagnostics, sources_of({"app/leaky.py": LEAKY}))
     for diagnostic in diagnostics:

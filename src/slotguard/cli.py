@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
@@ -106,7 +105,7 @@ def _lint_options(command: _F) -> _F:
         ),
         click.option(
             "--output-format",
-            type=click.Choice(["full", "concise", "json"]),
+            type=click.Choice(["full", "concise", "json", "sarif", "github"]),
             help="How findings are printed (default: full).",
         ),
         click.option(
@@ -121,6 +120,21 @@ def _lint_options(command: _F) -> _F:
             help="Print how many findings each rule has instead of the findings.",
         ),
         click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings."),
+        click.option(
+            "--baseline",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Do not report the findings recorded in this baseline file.",
+        ),
+        click.option(
+            "--write-baseline",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Record the current findings in this baseline file, and exit 0.",
+        ),
+        click.option(
+            "--add-noqa",
+            is_flag=True,
+            help="Add `# noqa: CODE` comments to the reported lines, and exit 0.",
+        ),
         click.argument("paths", nargs=-1, type=click.Path(path_type=Path)),
     ]
     for option in reversed(options):
@@ -152,9 +166,17 @@ def check(
     quiet: bool,
     statistics: bool,
     exit_zero: bool,
+    baseline: Path | None,
+    write_baseline: Path | None,
+    add_noqa: bool,
 ) -> None:
     """Report connection leaks in PATHS (default: the current directory)."""
     from slotguard.engine import RunResult, check_bytes, check_paths
+    from slotguard.report.output import SourceReader
+
+    if add_noqa and stdin_filename is not None:
+        raise UsageProblem("--add-noqa writes files; it cannot be used with --stdin-filename")
+    recorded = _load_baseline(baseline)
 
     settings = _settings(
         paths,
@@ -185,10 +207,115 @@ def check(
             context_files=_context_files(named, files),
             progress=_progress(len(files)),
         )
+    sources = SourceReader(texts)
     diagnostics = result.diagnostics
+    if write_baseline is not None:
+        _write_baseline(write_baseline, diagnostics, sources)
+        sys.exit(EXIT_CLEAN)
+    baselined = stale = 0
+    if recorded is not None:
+        checked = [r.path for r in result.files if not r.context_only]
+        filtered = recorded.filter(diagnostics, sources, checked=checked)
+        diagnostics, baselined, stale = (
+            list(filtered.diagnostics),
+            filtered.baselined,
+            filtered.stale,
+        )
+    if add_noqa:
+        _add_noqa(diagnostics)
+        sys.exit(EXIT_CLEAN)
     fmt = output_format or settings.config.output_format or "full"
-    _emit(diagnostics, fmt, output_file, quiet, statistics, texts)
+    _emit(diagnostics, fmt, sources, output_file, quiet, statistics, baselined, stale)
     sys.exit(EXIT_FINDINGS if diagnostics and not exit_zero else EXIT_CLEAN)
+
+
+def _load_baseline(path: Path | None) -> Any:
+    if path is None:
+        return None
+    from slotguard.report.baseline import Baseline, BaselineError
+
+    try:
+        return Baseline.load(path)
+    except BaselineError as error:
+        raise UsageProblem(str(error)) from None
+
+
+def _write_baseline(path: Path, diagnostics: Sequence[Any], sources: Any) -> None:
+    from slotguard.report.baseline import BaselineError, write_baseline
+
+    try:
+        count = write_baseline(path, diagnostics, sources)
+    except BaselineError as error:
+        raise UsageProblem(str(error)) from None
+    noun = "finding" if count == 1 else "findings"
+    click.echo(f"slotguard: wrote {count} {noun} to {path}", err=True)
+
+
+def _add_noqa(diagnostics: Sequence[Any]) -> None:
+    """Write ``# noqa`` comments for the findings, file by file, atomically."""
+    from slotguard.report.noqa import add_noqa
+    from slotguard.source import SourceError, decode
+    from slotguard.writes import write_atomically
+
+    by_path: dict[str, list[Any]] = {}
+    for diagnostic in diagnostics:
+        by_path.setdefault(diagnostic.path, []).append(diagnostic)
+    lines = files = 0
+    for shown, found in sorted(by_path.items()):
+        path = Path(shown)
+        try:
+            source = decode(path.read_bytes())
+        except (OSError, SourceError):
+            continue
+        added = add_noqa(source.text, found)
+        for skipped in added.unplaced:
+            click.echo(
+                f"slotguard: warning: {shown}:{skipped.line}: no noqa comment written: "
+                "the file does not tokenize",
+                err=True,
+            )
+        if not added.lines:
+            continue
+        try:
+            write_atomically(path, source.encode(added.text))
+        except OSError as error:
+            raise UsageProblem(f"{shown}: cannot be written: {error.strerror or error}") from None
+        lines += added.lines
+        files += 1
+    click.echo(
+        f"slotguard: added noqa comments to {lines} line{'s' if lines != 1 else ''} "
+        f"in {files} file{'s' if files != 1 else ''}",
+        err=True,
+    )
+
+
+def _emit(
+    diagnostics: Sequence[Any],
+    fmt: str,
+    sources: Any,
+    output_file: Path | None,
+    quiet: bool,
+    statistics: bool,
+    baselined: int,
+    stale: int,
+) -> None:
+    from slotguard.report import output
+
+    if statistics:
+        text = output.statistics(diagnostics)
+    else:
+        text = output.render(diagnostics, fmt, sources)
+        if fmt in output.SUMMARISED and not quiet:
+            text += output.summary(diagnostics, baselined=baselined, stale=stale)
+        elif not quiet and (baselined or stale):
+            click.echo("slotguard:" + output.baseline_note(baselined, stale).strip(), err=True)
+    if output_file is not None:
+        try:
+            output_file.write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise UsageProblem(f"--output-file {output_file}: {error.strerror or error}") from None
+    else:
+        click.echo(text, nl=False)
 
 
 def _settings(
@@ -277,61 +404,6 @@ def _display(path: Path) -> str:
         with contextlib.suppress(ValueError):  # another drive on Windows
             text = os.path.relpath(text)
     return Path(text).as_posix()
-
-
-def _emit(
-    diagnostics: Sequence[Any],
-    fmt: str,
-    output_file: Path | None,
-    quiet: bool,
-    statistics: bool,
-    texts: dict[str, str],
-) -> None:
-    from slotguard.report import FORMATTERS, SUMMARISED
-
-    def sources(path: str) -> list[str] | None:
-        if path in texts:
-            return texts[path].splitlines()
-        try:
-            return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            return None
-
-    if statistics:
-        output = _statistics(diagnostics)
-    else:
-        output = FORMATTERS[fmt](diagnostics, sources)
-        if fmt in SUMMARISED and not quiet:
-            output += _summary(diagnostics)
-    if output_file is not None:
-        try:
-            output_file.write_text(output, encoding="utf-8")
-        except OSError as error:
-            raise UsageProblem(f"--output-file {output_file}: {error.strerror or error}") from None
-    else:
-        click.echo(output, nl=False)
-
-
-def _summary(diagnostics: Sequence[Any]) -> str:
-    if not diagnostics:
-        return "All checks passed.\n"
-    files = len({d.path for d in diagnostics})
-    fixable = sum(1 for d in diagnostics if d.fix is not None)
-    noun = "finding" if len(diagnostics) == 1 else "findings"
-    text = f"Found {len(diagnostics)} {noun} in {files} file{'s' if files != 1 else ''}."
-    if fixable:
-        text += f"\n{fixable} fixable with `slotguard fix`."
-    return "\n" + text + "\n"
-
-
-def _statistics(diagnostics: Sequence[Any]) -> str:
-    counts = Counter((d.code, d.name) for d in diagnostics)
-    fixable = Counter(d.code for d in diagnostics if d.fix is not None)
-    rows = []
-    for (code, name), count in sorted(counts.items()):
-        marker = "[*]" if fixable[code] else "   "
-        rows.append(f"{count:>5}  {code}  {marker} {name}")
-    return "".join(row + "\n" for row in rows)
 
 
 @cli.command()

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from slotguard.rules.base import Context, Fact
 
 ANALYSIS_ERROR = ("SG000", "file-not-analysed")
+UNUSED_NOQA = ("SG001", "unused-noqa")
 PARALLEL_THRESHOLD = 24
 """Below this many files to parse, worker processes cost more than they save."""
 
@@ -57,6 +58,8 @@ class FileResult:
     settled: tuple[str, ...] = ()
     facts: tuple[Fact, ...] = ()
     """What rules noted for their whole-run checks."""
+    suppressed: tuple[Diagnostic, ...] = ()
+    """Findings a noqa comment suppressed."""
 
 
 @dataclass(slots=True)
@@ -137,10 +140,10 @@ def check_bytes(
     """
     if not may_have_findings(data, settings, index):
         try:
-            decode(data)
+            source = decode(data)
         except SourceError as error:
             return FileResult(shown, (analysis_error(shown, error),))
-        return FileResult(shown, ())
+        return FileResult(shown, tuple(_unused_noqa(source.text, path, settings, shown, ())))
     try:
         source = decode(data)
         from slotguard.parse import parse
@@ -189,10 +192,10 @@ def analyse(
         is_package=path.name == "__init__.py",
         index=index,
     )
-    context = Context(module, settings, shown)
+    context = Context(module, settings, shown, path)
     try:
         for rule in all_rules():
-            if rule.code in codes and rule.code != ANALYSIS_ERROR[0]:
+            if rule.code in codes and rule.code not in (ANALYSIS_ERROR[0], UNUSED_NOQA[0]):
                 rule().check(context.for_rule(rule))
         return _located(context, tree, text, shown, summarise(module))
     except RecursionError:
@@ -211,7 +214,8 @@ def _located(
 
     settled = tuple(sorted(context.settled))
     if not context.findings and not context.facts:
-        return FileResult(shown, (), True, summary, settled=settled)
+        unused = tuple(_unused_noqa(text, context.path_object, context.settings, shown, ()))
+        return FileResult(shown, unused, True, summary, settled=settled)
     nodes = [f.node for f in context.findings]
     nodes += [node for f in context.findings for node, _ in f.related]
     nodes += [fact.node for fact in context.facts]
@@ -224,11 +228,10 @@ def _located(
 
     diagnostics: list[Diagnostic] = []
     pending: list[tuple[str, Diagnostic]] = []
+    suppressed: list[Diagnostic] = []
     seen: set[tuple[str, Span]] = set()
     for finding in context.findings:
         span = locator.span(finding.node)
-        if suppressions.suppresses(finding.rule.code, span.line):
-            continue
         key = (finding.rule.code, span)
         if key in seen:
             continue
@@ -245,7 +248,9 @@ def _located(
                 for node, label in finding.related
             ),
         )
-        if finding.pending is None:
+        if suppressions.suppresses(finding.rule.code, span.line):
+            suppressed.append(diagnostic)
+        elif finding.pending is None:
             diagnostics.append(diagnostic)
         else:
             pending.append((finding.pending, diagnostic))
@@ -262,6 +267,8 @@ def _located(
                 suppressions.suppresses(raw.rule.code, span.line),
             )
         )
+    reported = [*diagnostics, *(d for _, d in pending), *suppressed]
+    diagnostics += _unused_noqa(text, context.path_object, context.settings, shown, reported)
     return FileResult(
         shown,
         tuple(diagnostics),
@@ -270,7 +277,29 @@ def _located(
         pending=tuple(pending),
         settled=settled,
         facts=tuple(facts),
+        suppressed=tuple(suppressed),
     )
+
+
+def _unused_noqa(
+    text: str,
+    path: Path,
+    settings: Settings,
+    shown: str,
+    unsuppressed: Sequence[Diagnostic],
+) -> list[Diagnostic]:
+    """SG001 findings for noqa comments that suppress nothing (opt-in)."""
+    codes = settings.codes_for(path)
+    if UNUSED_NOQA[0] not in codes or "noqa" not in text:
+        return []
+    from slotguard.report.noqa import unused_noqa
+
+    found = []
+    for unused in unused_noqa(text, shown, unsuppressed, selected=codes):
+        code, name = UNUSED_NOQA
+        span = Span(unused.line, unused.column, unused.line, unused.column)
+        found.append(Diagnostic(code, name, unused.message, shown, span))
+    return found
 
 
 # -- the run --------------------------------------------------------------------

@@ -12,6 +12,7 @@ import itertools
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import libcst as cst
@@ -105,8 +106,10 @@ class Context:
         module: ModuleInfo,
         settings: Settings,
         path: str,
+        path_object: Path | None = None,
     ) -> None:
         self.module = module
+        self.path_object = path_object if path_object is not None else Path(path)
         self.tree = module.tree
         self.model: Model = module.model
         self.settings = settings

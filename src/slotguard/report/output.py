@@ -1,0 +1,94 @@
+"""What a run prints: the findings in the chosen format, then a summary."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from slotguard.report.diagnostic import Diagnostic
+
+
+class SourceReader:
+    """Source lines of reported files, read once each. Lines are split on
+    ``\\n`` only, as the engine counts them (``str.splitlines`` would also
+    split on form feeds and other separators)."""
+
+    def __init__(self, texts: dict[str, str] | None = None) -> None:
+        self._texts = dict(texts or {})
+        self._lines: dict[str, list[str] | None] = {}
+
+    def __call__(self, path: str) -> list[str] | None:
+        if path not in self._lines:
+            text = self._texts.get(path)
+            if text is None:
+                try:
+                    text = Path(path).read_bytes().decode("utf-8", errors="replace")
+                except OSError:
+                    text = None
+            self._lines[path] = (
+                None if text is None else [line.removesuffix("\r") for line in text.split("\n")]
+            )
+        return self._lines[path]
+
+
+def render(diagnostics: Sequence[Diagnostic], fmt: str, sources: SourceReader) -> str:
+    from slotguard.report.json_format import format_json
+    from slotguard.report.text import format_concise, format_full
+
+    if fmt == "full":
+        return format_full(diagnostics, sources)
+    if fmt == "concise":
+        return format_concise(diagnostics, sources)
+    if fmt == "json":
+        return format_json(diagnostics, sources)
+    from slotguard.report.sarif import format_sarif, repository_root
+
+    root = repository_root(Path.cwd())
+    if fmt == "sarif":
+        return format_sarif(diagnostics, sources, root=root)
+    from slotguard.report.github import format_github
+
+    return format_github(diagnostics, sources, root=root)
+
+
+def summary(diagnostics: Sequence[Diagnostic], *, baselined: int = 0, stale: int = 0) -> str:
+    if not diagnostics:
+        text = "All checks passed."
+    else:
+        files = len({d.path for d in diagnostics})
+        noun = "finding" if len(diagnostics) == 1 else "findings"
+        text = f"Found {len(diagnostics)} {noun} in {files} file{'s' if files != 1 else ''}."
+        fixable = sum(1 for d in diagnostics if d.fix is not None)
+        if fixable:
+            text += f"\n{fixable} fixable with `slotguard fix`."
+    text += baseline_note(baselined, stale)
+    return ("\n" + text if diagnostics else text) + "\n"
+
+
+def baseline_note(baselined: int, stale: int) -> str:
+    note = ""
+    if baselined:
+        noun = "finding" if baselined == 1 else "findings"
+        note += f"\n{baselined} {noun} in the baseline not reported."
+    if stale:
+        entries = "entry is" if stale == 1 else "entries are"
+        note += (
+            f"\n{stale} baseline {entries} stale (fixed or changed): "
+            "rewrite the baseline with --write-baseline."
+        )
+    return note
+
+
+def statistics(diagnostics: Sequence[Diagnostic]) -> str:
+    counts = Counter((d.code, d.name) for d in diagnostics)
+    fixable = Counter(d.code for d in diagnostics if d.fix is not None)
+    rows = []
+    for (code, name), count in sorted(counts.items()):
+        marker = "[*]" if fixable[code] else "   "
+        rows.append(f"{count:>5}  {code}  {marker} {name}")
+    return "".join(row + "\n" for row in rows)
+
+
+FORMATS = ("full", "concise", "json", "sarif", "github")
+SUMMARISED = frozenset({"full", "concise"})
