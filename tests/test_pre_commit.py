@@ -1,0 +1,63 @@
+"""The pre-commit hook, run by the real pre-commit (``try-repo``): it fails on
+a leaking file, passes on a clean one, and takes many files at once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LEAKY = """\
+import asyncpg
+
+
+async def load(pool: asyncpg.Pool):
+    conn = await pool.acquire()
+    return await conn.fetch("select 1")
+"""
+CLEAN = """\
+import asyncpg
+
+
+async def load(pool: asyncpg.Pool):
+    async with pool.acquire() as conn:
+        return await conn.fetch("select 1")
+"""
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("user-project")
+    (root / "leaky.py").write_text(LEAKY)
+    (root / "clean.py").write_text(CLEAN)
+    (root / "other.py").write_text("x = 1\n")
+    for command in (
+        ["git", "init", "-q"],
+        ["git", "add", "."],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
+    ):
+        subprocess.run(command, cwd=root, check=True)
+    return root
+
+
+def try_repo(repository: Path, *files: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "PRE_COMMIT_HOME": str(repository.parent / "pre-commit-home")}
+    return subprocess.run(
+        [sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), "slotguard", "--files", *files],
+        cwd=repository, capture_output=True, text=True, env=environment, timeout=600,
+    )
+
+
+def test_hook_fails_on_a_leak(repository: Path) -> None:
+    result = try_repo(repository, "leaky.py", "other.py")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "SG101" in result.stdout
+
+
+def test_hook_passes_on_clean_files(repository: Path) -> None:
+    result = try_repo(repository, "clean.py", "other.py")
+    assert result.returncode == 0, result.stdout + result.stderr
