@@ -59,7 +59,8 @@ def test_findings_exit_1_with_code_frame(project: Path) -> None:
     assert "app/leaky.py:5:12: SG201 `conn` acquired at line 5 is not released when " in out
     assert "^^^^^^^^^^^^^^^^^^^^ SG201: `conn` acquired here" in out
     assert "leaves without releasing it" in out
-    assert "= fix:" in out
+    assert "= fix (safe): rewrite as `async with pool.acquire() as conn:`" in out
+    assert "2 fixable with `slotguard fix`." in out
     assert "Found 2 findings in 1 file." in out
 
 
@@ -132,8 +133,8 @@ def test_exit_zero_quiet_statistics_and_output_file(project: Path) -> None:
     code, out, _ = invoke("check", "app", "--statistics")
     assert code == 1
     assert out.splitlines() == [
-        "    1  SG101      acquire-without-context-manager",
-        "    1  SG201      release-skipped-on-exit",
+        "    1  SG101  [*] acquire-without-context-manager",
+        "    1  SG201  [*] release-skipped-on-exit",
     ]
     code, out, _ = invoke("check", "app", "--output-file", "report.json", "--output-format", "json")
     assert code == 1 and out == ""

@@ -18,6 +18,7 @@ from slotguard.settings import Settings
 SLOTGUARD = Path(sys.executable).with_name("slotguard")
 
 PROJECT = {
+    "pyproject.toml": "[tool.slotguard]\n",
     "app/__init__.py": "from .db import SessionLocal\n",
     "app/db.py": """\
 from sqlalchemy import create_engine

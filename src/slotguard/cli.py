@@ -10,6 +10,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -148,85 +149,139 @@ def cli() -> None:
     """Find database connection leaks in Python code."""
 
 
+def _fix_options(command: _F) -> _F:
+    options = [
+        click.option("--fix", is_flag=True, help="Apply the fixes (`check --fix` is `fix`)."),
+        click.option("--unsafe-fixes", is_flag=True, help="Apply unsafe fixes too."),
+        click.option(
+            "--diff",
+            is_flag=True,
+            help="Print the fixes as a unified diff and write nothing; exit 1 if any.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@dataclass(frozen=True)
+class _Options:
+    paths: tuple[Path, ...]
+    select: tuple[str, ...]
+    extend_select: tuple[str, ...]
+    ignore: tuple[str, ...]
+    config_file: Path | None
+    no_cache: bool
+    jobs: int | None
+    exclude: tuple[str, ...]
+    stdin_filename: str | None
+    output_format: str | None
+    output_file: Path | None
+    quiet: bool
+    statistics: bool
+    exit_zero: bool
+    baseline: Path | None
+    write_baseline: Path | None
+    add_noqa: bool
+    fix: bool
+    unsafe_fixes: bool
+    diff: bool
+
+
 @cli.command()
 @_lint_options
+@_fix_options
 @_guarded
-def check(
-    paths: tuple[Path, ...],
-    select: tuple[str, ...],
-    extend_select: tuple[str, ...],
-    ignore: tuple[str, ...],
-    config_file: Path | None,
-    no_cache: bool,
-    jobs: int | None,
-    exclude: tuple[str, ...],
-    stdin_filename: str | None,
-    output_format: str | None,
-    output_file: Path | None,
-    quiet: bool,
-    statistics: bool,
-    exit_zero: bool,
-    baseline: Path | None,
-    write_baseline: Path | None,
-    add_noqa: bool,
-) -> None:
+def check(**options: Any) -> None:
     """Report connection leaks in PATHS (default: the current directory)."""
+    _lint(_Options(**options))
+
+
+@cli.command()
+@_lint_options
+@_fix_options
+@_guarded
+def fix(**options: Any) -> None:
+    """Rewrite leaking code in PATHS into context-manager form, then report
+    what is left. Safe fixes only, unless --unsafe-fixes."""
+    _lint(_Options(**{**options, "fix": True}))
+
+
+def _lint(options: _Options) -> None:
     from slotguard.engine import RunResult, check_bytes, check_paths
     from slotguard.report.output import SourceReader
 
-    if add_noqa and stdin_filename is not None:
-        raise UsageProblem("--add-noqa writes files; it cannot be used with --stdin-filename")
-    recorded = _load_baseline(baseline)
-
+    fixing = options.fix or options.diff
+    if (options.add_noqa or fixing) and options.stdin_filename is not None:
+        raise UsageProblem("fixes and --add-noqa write files; not with --stdin-filename")
+    recorded = _load_baseline(options.baseline)
     settings = _settings(
-        paths,
-        config_file,
-        select,
-        extend_select,
-        ignore,
-        exclude,
-        stdin_filename,
-        use_cache=not no_cache,
-        jobs=jobs,
+        options.paths,
+        options.config_file,
+        options.select,
+        options.extend_select,
+        options.ignore,
+        options.exclude,
+        options.stdin_filename,
+        use_cache=not options.no_cache,
+        jobs=options.jobs,
     )
     texts: dict[str, str] = {}
-    if stdin_filename is not None:
-        if paths and paths != (Path("-"),):
+    if options.stdin_filename is not None:
+        if options.paths and options.paths != (Path("-"),):
             raise UsageProblem("--stdin-filename reads standard input; do not also name PATHS")
         data = sys.stdin.buffer.read()
-        name = Path(stdin_filename)
-        result = RunResult([check_bytes(data, name, settings, stdin_filename)])
-        texts[stdin_filename] = data.decode("utf-8", errors="replace")
+        name = Path(options.stdin_filename)
+        result = RunResult([check_bytes(data, name, settings, options.stdin_filename)])
+        texts[options.stdin_filename] = data.decode("utf-8", errors="replace")
     else:
-        files, display = _discover(paths, settings)
-        named = [path for path in paths if path.is_file()]
-        result = check_paths(
-            files,
-            settings,
-            display,
-            context_files=_context_files(named, files),
-            progress=_progress(len(files)),
-        )
+        files, display = _discover(options.paths, settings)
+        named = [path for path in options.paths if path.is_file()]
+
+        def run() -> RunResult:
+            return check_paths(
+                files,
+                settings,
+                display,
+                context_files=_context_files(named, files),
+                progress=_progress(len(files)),
+            )
+
+        result = run()
+        if fixing:
+            from slotguard.fixes.command import run_fixes
+
+            changed = run_fixes(result, settings, unsafe=options.unsafe_fixes, diff=options.diff)
+            if options.diff:
+                sys.exit(EXIT_FINDINGS if changed else EXIT_CLEAN)
+            if changed:
+                result = run()
     sources = SourceReader(texts)
     diagnostics = result.diagnostics
-    if write_baseline is not None:
-        _write_baseline(write_baseline, diagnostics, sources)
+    if options.write_baseline is not None:
+        _write_baseline(options.write_baseline, diagnostics, sources)
         sys.exit(EXIT_CLEAN)
     baselined = stale = 0
     if recorded is not None:
         checked = [r.path for r in result.files if not r.context_only]
         filtered = recorded.filter(diagnostics, sources, checked=checked)
-        diagnostics, baselined, stale = (
-            list(filtered.diagnostics),
-            filtered.baselined,
-            filtered.stale,
-        )
-    if add_noqa:
+        diagnostics = list(filtered.diagnostics)
+        baselined, stale = filtered.baselined, filtered.stale
+    if options.add_noqa:
         _add_noqa(diagnostics)
         sys.exit(EXIT_CLEAN)
-    fmt = output_format or settings.config.output_format or "full"
-    _emit(diagnostics, fmt, sources, output_file, quiet, statistics, baselined, stale)
-    sys.exit(EXIT_FINDINGS if diagnostics and not exit_zero else EXIT_CLEAN)
+    fmt = options.output_format or settings.config.output_format or "full"
+    _emit(
+        diagnostics,
+        fmt,
+        sources,
+        options.output_file,
+        options.quiet,
+        options.statistics,
+        baselined,
+        stale,
+    )
+    sys.exit(EXIT_FINDINGS if diagnostics and not options.exit_zero else EXIT_CLEAN)
 
 
 def _load_baseline(path: Path | None) -> Any:

@@ -68,6 +68,10 @@ class RunResult:
     cache_hits: int = 0
     run_diagnostics: list[Diagnostic] = field(default_factory=list)
     """Findings about the run as a whole (``Rule.check_run``)."""
+    indexes: dict[Path, ProjectIndex] = field(default_factory=dict)
+    """What each file saw of the project: ``slotguard fix`` re-checks with it."""
+    paths: dict[str, Path] = field(default_factory=dict)
+    """The file behind each reported path."""
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
@@ -178,9 +182,30 @@ def analyse(
     index: ProjectIndex = EMPTY_INDEX,
 ) -> FileResult:
     """Run the selected rules over a parsed module, and summarise it."""
-    from slotguard.model.infer import ModuleInfo
     from slotguard.model.summary import summarise
+
+    try:
+        context = run_rules(tree, path, settings, shown, index)
+        return _located(context, tree, text, shown, summarise(context.module))
+    except RecursionError:
+        reason = "nesting is too deep to analyse (recursion limit reached)"
+        return FileResult(shown, (analysis_error(shown, SourceError(reason)),), True)
+
+
+def run_rules(
+    tree: cst.Module,
+    path: Path,
+    settings: Settings,
+    shown: str,
+    index: ProjectIndex = EMPTY_INDEX,
+) -> Context:
+    """The rules' findings on a module, each with its fix plan when a fixer
+    has one (``Context.plans``), or the reason it has none."""
+    from slotguard.fixes import fixers
+    from slotguard.fixes.base import Plan
+    from slotguard.model.infer import ModuleInfo
     from slotguard.project import module_name_for
+    from slotguard.report.diagnostic import Fix
     from slotguard.rules import all_rules
     from slotguard.rules.base import Context
 
@@ -193,14 +218,21 @@ def analyse(
         index=index,
     )
     context = Context(module, settings, shown, path)
-    try:
-        for rule in all_rules():
-            if rule.code in codes and rule.code not in (ANALYSIS_ERROR[0], UNUSED_NOQA[0]):
-                rule().check(context.for_rule(rule))
-        return _located(context, tree, text, shown, summarise(module))
-    except RecursionError:
-        reason = "nesting is too deep to analyse (recursion limit reached)"
-        return FileResult(shown, (analysis_error(shown, SourceError(reason)),), True)
+    for rule in all_rules():
+        if rule.code in codes and rule.code not in (ANALYSIS_ERROR[0], UNUSED_NOQA[0]):
+            rule().check(context.for_rule(rule))
+    available = fixers()
+    for finding in context.findings:
+        fixer = available.get(finding.rule.code)
+        if fixer is None:
+            continue
+        outcome = fixer.plan(context, finding)
+        if isinstance(outcome, Plan):
+            finding.fix = Fix(outcome.applicability, outcome.description)
+            context.plans[id(finding)] = outcome
+        else:
+            context.unfixable[id(finding)] = outcome.reason
+    return context
 
 
 def _located(
@@ -247,6 +279,7 @@ def _located(
                 Related(locator.span(node), Context.resolve_lines(label, line_of))
                 for node, label in finding.related
             ),
+            no_fix_reason=context.unfixable.get(id(finding)),
         )
         if suppressions.suppresses(finding.rule.code, span.line):
             suppressed.append(diagnostic)
@@ -376,6 +409,8 @@ class _Run:
             ordered,
             self.cache.hits if self.cache is not None else 0,
             self._check_run(ordered),
+            {path: job.index() for path, job in self.seen.items()},
+            {self._shown(path): path for path in files},
         )
 
     def _check_run(self, results: Sequence[FileResult]) -> list[Diagnostic]:

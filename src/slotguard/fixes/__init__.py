@@ -1,8 +1,8 @@
 """Codemods that rewrite findings away: one module per fix, ``sgNNN_<what>.py``.
 
-Each fix module defines a ``Fix`` subclass for one rule code. The registry is
-what ``slotguard rules``, ``explain``, the README's rule table and the
-findings' ``fix`` field consult, so nothing claims a fix that does not exist.
+Each fix module defines one ``Fixer`` subclass for one rule code. The registry
+is what ``slotguard rules``, ``explain``, the README's rule table and every
+finding's ``fix`` field consult, so nothing claims a fix that does not exist.
 """
 
 from __future__ import annotations
@@ -11,25 +11,44 @@ import importlib
 import pkgutil
 import re
 from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from slotguard.fixes.base import Fixer
 
 _MODULE_NAME = re.compile(r"^sg(\d{3})_[a-z0-9_]+$")
 
 
 @cache
-def fix_modules() -> dict[str, object]:
-    """Rule code → fix module."""
-    found: dict[str, object] = {}
+def fixers() -> dict[str, Fixer]:
+    """Rule code → its fixer."""
+    from slotguard.fixes.base import Fixer
+
+    found: dict[str, Fixer] = {}
     for info in pkgutil.iter_modules(__path__):
         match = _MODULE_NAME.match(info.name)
-        if match is not None:
-            found[f"SG{match.group(1)}"] = importlib.import_module(f"{__name__}.{info.name}")
+        if match is None:
+            continue
+        code = f"SG{match.group(1)}"
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        classes = [
+            value
+            for value in vars(module).values()
+            if isinstance(value, type)
+            and issubclass(value, Fixer)
+            and value is not Fixer
+            and getattr(value, "code", None) == code
+        ]
+        if len(classes) != 1:
+            raise RuntimeError(f"{info.name} must define exactly one fixer with code {code}")
+        found[code] = classes[0]()
     return found
 
 
 def fix_summary(code: str) -> str:
     """One sentence for the rule table: what ``slotguard fix`` does for a code."""
-    module = fix_modules().get(code)
-    if module is None:
+    fixer = fixers().get(code)
+    if fixer is None:
         return "No automatic fix."
-    summary = getattr(module, "SUMMARY", None)
-    return summary if isinstance(summary, str) else "Fixable."
+    summary = fixer.summary[:1].lower() + fixer.summary[1:]
+    return f"{fixer.applicability.value.capitalize()} fix: {summary}"

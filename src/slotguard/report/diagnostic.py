@@ -51,6 +51,8 @@ class Diagnostic:
     severity: str = "error"
     fix: Fix | None = None
     related: tuple[Related, ...] = field(default=())
+    no_fix_reason: str | None = None
+    """Why the rule's fixer declined this finding (shown by ``slotguard fix``)."""
 
     @property
     def line(self) -> int:

@@ -20,6 +20,7 @@ import libcst as cst
 from slotguard.report.diagnostic import Diagnostic, Fix, Span
 
 if TYPE_CHECKING:
+    from slotguard.fixes.base import Plan
     from slotguard.flow.held import FunctionFlow
     from slotguard.model import Model
     from slotguard.model.infer import FunctionInfo, ModuleInfo
@@ -115,6 +116,10 @@ class Context:
         self.settings = settings
         self.path = path
         self.findings: list[RawFinding] = []
+        self.plans: dict[int, Plan] = {}
+        """Fix plans, by ``id`` of the finding they fix."""
+        self.unfixable: dict[int, str] = {}
+        """Why a finding whose rule has a fixer could not be fixed."""
         self.facts: list[RawFact] = []
         self.settled: set[str] = set()
         self.marked_nodes: list[cst.CSTNode] = []

@@ -1,0 +1,16 @@
+"""SG201: the acquisition and its release become a context manager
+(see ``slotguard.fixes.context_manager``)."""
+
+from __future__ import annotations
+
+from slotguard.fixes.base import Fixer, Plan, Unfixable
+from slotguard.fixes.context_manager import plan_context_manager
+from slotguard.rules.base import Context, RawFinding
+
+
+class ReleaseSkippedOnExitFix(Fixer):
+    code = "SG201"
+    summary = "Where acquisition and release share one block, wrap it in the context manager."
+
+    def plan(self, context: Context, finding: RawFinding) -> Plan | Unfixable:
+        return plan_context_manager(context, finding)
