@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from slotguard.flow.cfg import Graph, Point, PointKind, build
+from slotguard.flow.cfg import EdgeKind, Graph, Point, PointKind, build
 from slotguard.syntax import walk
 
 # Points whose label alone would be ambiguous (a ``with`` item is entered and
@@ -86,8 +86,28 @@ def units(module: cst.Module) -> Iterator[cst.CSTNode]:
             yield node
 
 
+_DECIDING = frozenset([PointKind.BRANCH, PointKind.LOOP_NEXT, PointKind.CASE])
+_CATCHING = frozenset(
+    [PointKind.HANDLER, PointKind.FINALLY, PointKind.WITH_EXIT, PointKind.RAISE_EXIT]
+)
+_RETURN_TARGETS = frozenset([PointKind.EXIT, PointKind.FINALLY, PointKind.WITH_EXIT])
+
+
 def problems(graph: Graph) -> list[str]:
-    """What is wrong with the shape of ``graph``; empty when it is well-formed."""
+    """What is wrong with the shape of ``graph``; empty when it is well-formed:
+
+    - the entry is the first point, the exits are points, indices are positions;
+    - every edge's target is a point, predecessors mirror successors, no edge
+      is there twice;
+    - every point but the entry has a predecessor, and every point is reached
+      from the entry, except the two exits, which stay in every graph;
+    - the exits have no successors; only exceptional edges reach the raise
+      exit, and none reach the normal exit;
+    - TRUE/FALSE edges leave branch tests, loop steps and cases; exceptional
+      edges enter handlers, ``finally`` copies, ``with`` exits and the raise
+      exit; handlers are entered by exceptional edges only; ``return`` goes to
+      the exit, a ``finally`` copy or a ``with`` exit.
+    """
     found: list[str] = []
     members = {id(point) for point in graph.points}
     ends = (graph.exit, graph.raise_exit)
@@ -119,15 +139,21 @@ def problems(graph: Graph) -> list[str]:
                 found.append(f"{point!r} reaches the raise exit by a {kind.value} edge")
             if target is graph.exit and kind.exceptional:
                 found.append(f"{point!r} reaches the normal exit by a {kind.value} edge")
+            if kind in (EdgeKind.TRUE, EdgeKind.FALSE) and point.kind not in _DECIDING:
+                found.append(f"{point!r} decides nothing but has a {kind.value} edge")
+            if kind.exceptional and target.kind not in _CATCHING:
+                found.append(f"{point!r} -[{kind.value}]-> {target!r}, which catches nothing")
+            if target.kind is PointKind.HANDLER and not kind.exceptional:
+                found.append(f"{point!r} enters a handler by a {kind.value} edge")
+            if kind is EdgeKind.RETURN and target.kind not in _RETURN_TARGETS:
+                found.append(f"{point!r} returns to {target!r}")
         if point is graph.entry:
             if point.predecessors:
                 found.append("the entry has predecessors")
         elif not point.predecessors and point not in ends:
-            # The exits stay in every graph, reached or not.
             found.append(f"{point!r} has no predecessor")
         if point in ends and point.successors:
             found.append(f"{point!r} has successors")
-        point.label  # noqa: B018 - a label must render for every point
     found += [f"{point!r} is not reachable from the entry" for point in _unreached(graph)]
     return found
 

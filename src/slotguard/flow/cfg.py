@@ -131,7 +131,13 @@ class Point:
 def _code(node: cst.CSTNode | None) -> str:
     if node is None:
         return ""
-    return " ".join(cst.Module([]).code_for_node(node).split())
+    try:
+        code = cst.Module([]).code_for_node(node)
+    except RecursionError:
+        # libcst generates code recursively; thousands of implicitly
+        # concatenated strings are too deep for it.
+        return f"<{type(node).__name__}>"
+    return " ".join(code.split())
 
 
 @dataclass(slots=True)
