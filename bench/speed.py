@@ -297,11 +297,7 @@ def probe(tree: Path, argv: list[str]) -> Probe:
     return Probe(bool(created), findings)
 
 
-def take_turns(
-    tree: Path,
-    runners: list[tuple[Measurement, Callable[[], Sample]]],
-    repeat: int,
-) -> None:
+def take_turns(runners: list[tuple[Measurement, Callable[[], Sample]]], repeat: int) -> None:
     """Each repetition runs every command once, so noise spreads over all of them.
 
     A command that fails is recorded as failed and left out of the later
@@ -377,11 +373,11 @@ def _measure(
         if options.no_cache or leaves_cache:
             warm = Measurement(f"slotguard warm, {label}", slotguard_argv(jobs, cold=False))
             warm_variants.append((f"slotguard_warm_{key}", warm))
-    take_turns(tree, runners, repeat)
+    take_turns(runners, repeat)
     for key, warm in warm_variants:
-        take_turns(tree, [(warm, _runner(warm.argv, tree))], 1)
+        take_turns([(warm, _runner(warm.argv, tree))], 1)
         warm.samples.clear()
-        take_turns(tree, [(warm, _runner(warm.argv, tree))], repeat)
+        take_turns([(warm, _runner(warm.argv, tree))], repeat)
         measurements[key] = warm
     if not warm_variants:
         notes.append("no cache written and no --no-cache option: warm runs equal cold runs, "
@@ -406,9 +402,11 @@ def pick_one_file(paths: Sequence[Path]) -> Path:
 
 
 def bench_one_file(
-    passing: Path, failing: Path, repeat: int
+    passing: Path, passing_root: Path, failing: Path, failing_root: Path, repeat: int
 ) -> dict[str, dict[str, Any]]:
-    """Wall time for one file, dominated by interpreter start and imports."""
+    """Wall time for one file (and the root of its corpus), dominated by
+    interpreter start and imports. The cache is deleted before each run: a
+    warm hit on one file would hide what a first run costs."""
     python = Measurement("python -c pass (interpreter start)", [sys.executable, "-c", "pass"])
     through = Measurement("slotguard check FILE (passes the prefilter)",
                           [SLOTGUARD, "check", passing.name])
@@ -416,10 +414,12 @@ def bench_one_file(
                           [SLOTGUARD, "check", failing.name])
     through.extra["file"] = str(passing)
     skipped.extra["file"] = str(failing)
-    take_turns(passing.parent, [
+    take_turns([
         (python, _runner(python.argv, passing.parent)),
-        (through, _runner(through.argv, passing.parent)),
-        (skipped, _runner(skipped.argv, failing.parent)),
+        (through, _runner(through.argv, passing.parent,
+                          before=lambda: remove_cache(passing_root))),
+        (skipped, _runner(skipped.argv, failing.parent,
+                          before=lambda: remove_cache(failing_root))),
     ], repeat)
     return {"python_start": python.summary(), "prefilter_passes": through.summary(),
             "prefilter_stops": skipped.summary()}
@@ -587,7 +587,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     trees = {name: corpora.fetch(name, args.cache_dir) for name in names}
     for name, tree in trees.items():
         results["corpora"][name] = bench_corpus(name, tree, options, args.repeat)
-    results["one_file"] = _one_file(results, args.repeat)
+    results["one_file"] = _one_file(results, trees, args.repeat)
     for tree in trees.values():
         remove_cache(tree)
     for corpus in results["corpora"].values():
@@ -606,7 +606,7 @@ def _memory_note() -> str:
             f"includes the size of this benchmark process ({floor:.0f} MB) as a floor")
 
 
-def _one_file(results: dict[str, Any], repeat: int) -> dict[str, Any]:
+def _one_file(results: dict[str, Any], trees: dict[str, Path], repeat: int) -> dict[str, Any]:
     """Pick the files from what was measured: prefect's typical analysed
     module, and a typical module the prefilter stops (django's if present)."""
     measured = results["corpora"]
@@ -617,7 +617,8 @@ def _one_file(results: dict[str, Any], repeat: int) -> dict[str, Any]:
                      - set(measured[failing_from]["_analysed_paths"]))
     if not analysed or not skipped:
         return {}
-    return bench_one_file(pick_one_file(analysed), pick_one_file([Path(p) for p in skipped]),
+    return bench_one_file(pick_one_file(analysed), trees[passing_from],
+                          pick_one_file([Path(p) for p in skipped]), trees[failing_from],
                           max(repeat, 5))
 
 
