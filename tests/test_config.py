@@ -155,7 +155,8 @@ kind = "session"
     assert scope.context_manager_only and not checkout.context_manager_only
     assert model.releases_argument("myapp.db.checkin")
     assert model.is_owner_class("myapp.uow.UnitOfWork")
-    assert {"checkout", "session_scope", "checkin", "UnitOfWork"} <= model.trigger_words()
+    assert {"checkout", "session_scope", "checkin", "UnitOfWork"} <= model.name_triggers()
+    assert model.leads_somewhere("myapp.db") and not model.leads_somewhere("myapp.web")
 
 
 def test_no_configuration_means_defaults() -> None:

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from slotguard import cache as results_cache
+from slotguard import prefilter
 from slotguard.model.summary import EMPTY_INDEX, ModuleSummary, ProjectIndex, Symbol
 from slotguard.project import ProjectFile, build
 from slotguard.report.diagnostic import Diagnostic, Related, Span
@@ -88,31 +87,9 @@ class RunResult:
         return sorted([*found, *self.run_diagnostics], key=Diagnostic.sort_key)
 
 
-# -- the prefilter ------------------------------------------------------------
-
-
-@cache
-def _word_pattern(words: frozenset[str]) -> re.Pattern[bytes]:
-    alternatives = b"|".join(re.escape(w.encode()) for w in sorted(words, key=len, reverse=True))
-    return re.compile(rb"\b(?:" + alternatives + rb")\b")
-
-
 def may_have_findings(data: bytes, settings: Settings, index: ProjectIndex = EMPTY_INDEX) -> bool:
-    """The prefilter: can any rule find anything in a file with these bytes?
-
-    A finding needs a value of a known type, and a type enters a module only
-    through a name: a library the model knows, a dependency marker, a
-    configured wrapper (``Model.trigger_words``), a name exported by an
-    imported module of the project, or application state the project types.
-    """
-    if _word_pattern(settings.model.trigger_words()).search(data) is not None:
-        return True
-    if not index:
-        return False
-    names = index.names()
-    if names and _word_pattern(frozenset(names)).search(data) is not None:
-        return True
-    return index.has_state() and (b".state." in data or b".ctx." in data)
+    """The prefilter (see ``slotguard.prefilter``)."""
+    return prefilter.may_have_findings(data, settings.model, index)
 
 
 # -- one file -------------------------------------------------------------------

@@ -8,8 +8,9 @@ code (what does this name hold here?) are answered by ``slotguard.model.infer``.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cached_property
 
-from slotguard.model.catalog import BUILTIN, DEPENDENCY_MARKERS
+from slotguard.model.catalog import BUILTIN
 from slotguard.model.vocabulary import Catalog, Constructor, Kind, Method, ResourceType
 
 __all__ = ["Catalog", "Constructor", "Kind", "Method", "Model", "ResourceType"]
@@ -67,16 +68,36 @@ class Model:
         roots.update(name.split(".", 1)[0] for name in self._owner_classes)
         return frozenset(roots)
 
-    def trigger_words(self) -> frozenset[str]:
-        """Identifiers of which at least one must occur in a file for any rule
-        to find something in it.
+    def qualified_names(self) -> frozenset[str]:
+        """Every qualified name the model gives meaning to."""
+        return frozenset(
+            (
+                *self._constructors,
+                *self._annotations,
+                *self._releasing_functions,
+                *self._owner_classes,
+            )
+        )
 
-        A value gets a type only through an import of a library (whose root
-        name then occurs in the file), through a dependency marker
-        (``Depends(get_db)``), or, for the user's own wrappers, through their
-        name, which even a relative import spells out.
-        """
-        words = set(self.libraries()) | set(DEPENDENCY_MARKERS)
+    @cached_property
+    def _prefixes(self) -> frozenset[str]:
+        prefixes = set()
+        for name in self.qualified_names():
+            parts = name.split(".")
+            prefixes.update(".".join(parts[:end]) for end in range(1, len(parts) + 1))
+        return frozenset(prefixes)
+
+    def leads_somewhere(self, imported: str) -> bool:
+        """Whether importing ``imported`` can give a name a type the model
+        knows: it is such a name, or a module on the way to one
+        (``sqlalchemy.orm``, ``django.db.transaction``)."""
+        return imported in self._prefixes
+
+    def name_triggers(self) -> frozenset[str]:
+        """Identifiers that make a file worth analysing wherever they occur:
+        the user's own wrappers, whose names even a relative import spells
+        out."""
+        words: set[str] = set()
         if self.extension is not None:
             extension = self.extension
             for qualified in (

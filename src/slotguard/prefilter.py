@@ -1,0 +1,88 @@
+"""The prefilter: can any rule find anything in a file with these bytes?
+
+Most files of a project have nothing to do with the database, and parsing
+them is most of a run's cost. A finding needs a value of a known type, and a
+type enters a module only in one of these ways, so a file none of them
+applies to is not parsed at all:
+
+- an import of a name the model knows, or of a module on the way to one
+  (``from sqlalchemy.orm import Session``, ``import asyncpg``,
+  ``from django.db import transaction``; but not ``from django.db import
+  models``, which leads to nothing the model knows);
+- a dependency marker called (``Depends(get_db)``: it injects what another
+  module's provider yields), or a configured wrapper's name;
+- a name another module of the project exports (the project index);
+- application state (``app.state.pool``) when the project types some.
+
+Everything here works on bytes with regular expressions and never imports
+libcst.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+from slotguard.model import Model
+from slotguard.model.catalog import DEPENDENCY_MARKERS
+from slotguard.model.summary import EMPTY_INDEX, ProjectIndex
+
+_IMPORT = re.compile(
+    rb"^[ \t]*(?:from[ \t]+(?P<module>[A-Za-z_][\w.]*)[ \t]+import[ \t]+"
+    rb"(?P<names>\([^)]*\)|[^\n#;]*)|import[ \t]+(?P<plain>[^\n#;]+))",
+    re.MULTILINE,
+)
+_NAME = re.compile(rb"[A-Za-z_]\w*|\*")
+_MARKER_CALL = re.compile(
+    rb"\b(?:" + b"|".join(m.encode() for m in DEPENDENCY_MARKERS) + rb")[ \t]*\("
+)
+
+
+@cache
+def _words(words: frozenset[str]) -> re.Pattern[bytes] | None:
+    if not words:
+        return None
+    alternatives = b"|".join(re.escape(w.encode()) for w in sorted(words, key=len, reverse=True))
+    return re.compile(rb"\b(?:" + alternatives + rb")\b")
+
+
+def imported_names(data: bytes) -> set[str]:
+    """Qualified names a file imports from absolute modules: ``M.name`` for
+    ``from M import name``, ``M`` for ``import M`` and ``from M import *``."""
+    found: set[str] = set()
+    for match in _IMPORT.finditer(data):
+        plain = match.group("plain")
+        if plain is not None:
+            for part in plain.split(b","):
+                words = part.split()
+                if words:
+                    found.add(words[0].decode("ascii", "replace"))
+            continue
+        module = match.group("module").decode("ascii", "replace")
+        for name in _NAME.findall(match.group("names")):
+            if name == b"*":
+                found.add(module)
+            elif name != b"as":
+                found.add(f"{module}.{name.decode('ascii', 'replace')}")
+    return found
+
+
+def _imports_the_model(data: bytes, model: Model) -> bool:
+    roots = _words(model.libraries())
+    if roots is None or roots.search(data) is None:
+        return False
+    return any(model.leads_somewhere(name) for name in imported_names(data))
+
+
+def may_have_findings(data: bytes, model: Model, index: ProjectIndex = EMPTY_INDEX) -> bool:
+    if _imports_the_model(data, model) or _MARKER_CALL.search(data) is not None:
+        return True
+    names = _words(model.name_triggers())
+    if names is not None and names.search(data) is not None:
+        return True
+    if not index:
+        return False
+    exported = _words(frozenset(index.names()))
+    if exported is not None and exported.search(data) is not None:
+        return True
+    return index.has_state() and (b".state." in data or b".ctx." in data)
