@@ -81,7 +81,7 @@ class Model:
 
     @cached_property
     def _prefixes(self) -> frozenset[str]:
-        prefixes = set()
+        prefixes: set[str] = set()
         for name in self.qualified_names():
             parts = name.split(".")
             prefixes.update(".".join(parts[:end]) for end in range(1, len(parts) + 1))
