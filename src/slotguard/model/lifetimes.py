@@ -1,11 +1,16 @@
-"""How long things live: the knowledge the SG3 rules ask about, as data.
+"""How long things live: what the SG3 rules know and ask about lifetimes.
 
-Which calls hand work to something that runs it later (a task, a thread, an
-executor, the framework after the response); which objects live as long as
-the application (its state, module globals, caches); which resource types are
-registries meant to live at module level; which frameworks inject a
-request-scoped dependency by parameter name. Rules query these tables; they
-do not spell out a library's names themselves.
+The tables say which calls hand work to something that runs it later (a task,
+a thread, an executor, the framework after the response); which objects live
+as long as the application (its state, module globals, caches); which
+resource types are registries meant to live at module level; which frameworks
+inject a request-scoped dependency by parameter name. Rules read these tables
+and do not spell out a library's names themselves.
+
+``Resources`` answers the questions the rules share about one module: which
+short-lived resource a name holds and how its scope is bounded (injected for
+a request, bound by ``with``, borrowed from the caller, acquired here), what a
+store keeps, and whether a class or the module releases what it keeps.
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ reported; neither is a `scoped_session` registry, nor a connection dedicated
 to `LISTEN` (`add_listener`), nor per-request state (`request.state`,
 `request.ctx`), nor an object that stores a session it was given (a
 repository) or one it creates and closes in its own `close`, `__exit__`,
-`__aexit__` or `on_finish`.
+`__aexit__` or `on_finish`, nor a module-level collection whose sessions a
+function of the module closes (a test fixture's registry of open sessions;
+a cache closed only at shutdown looks the same and is not reported either).
 
 ## Why is this bad?
 A session or connection holds a slot of the pool for as long as it lives. Kept
