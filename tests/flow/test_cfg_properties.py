@@ -42,10 +42,10 @@ def describe(unit: cst.CSTNode) -> str:
     return type(unit).__name__
 
 
-def check_units(module: cst.Module, *, labels: bool = True) -> list[str]:
-    """The problems of every unit's graph, each prefixed by the unit.
-
-    Exceptions other than ``GraphTooLarge`` propagate."""
+def check_units(module: cst.Module) -> list[str]:
+    """The problems of every unit's graph, each prefixed by the unit; every
+    point's label is rendered too. Exceptions other than ``GraphTooLarge``
+    propagate."""
     found: list[str] = []
     for unit in units(module):
         try:
@@ -53,9 +53,8 @@ def check_units(module: cst.Module, *, labels: bool = True) -> list[str]:
         except GraphTooLarge:
             continue
         found += [f"{describe(unit)}: {problem}" for problem in problems(graph)]
-        if labels:
-            for point in graph.points:
-                assert isinstance(point.label, str)
+        for point in graph.points:
+            assert isinstance(point.label, str)
     return found
 
 
@@ -68,7 +67,7 @@ def check_units(module: cst.Module, *, labels: bool = True) -> list[str]:
 def test_graphs_of_modules_generated_from_the_grammar(source: str) -> None:
     try:
         module = cst.parse_module(source)
-    except cst.ParserSyntaxError:
+    except (cst.ParserSyntaxError, cst.CSTValidationError):
         return  # valid for CPython, not for libcst: nothing to build
     assert check_units(module) == []
 
@@ -237,11 +236,12 @@ def test_graphs_of_the_standard_library() -> None:
     file's path, so the sample is the same from run to run and stays stable
     as files come and go; ``SLOTGUARD_STDLIB_SAMPLE=1`` checks them all).
 
-    The whole standard library takes about 2 minutes of CPU, three quarters of
-    it in libcst's parser; the sample takes about 25 s. Files libcst cannot
-    parse or that are not UTF-8 (test data with deliberately bad syntax or
-    other encodings) are skipped, and must stay few. Labels are not rendered
-    here (a fifth more time); the generated-code tests render them."""
+    The whole standard library (CPython 3.11: 1,790 files, 75,000 units) takes
+    about 130 s of CPU, three quarters of it in libcst's parser; the sample
+    takes about 30 s. Files libcst cannot parse or that are not UTF-8 (test
+    data with deliberately bad syntax or other encodings) are skipped, and
+    must stay few. Labels are not rendered here (a fifth more time); the
+    generated-code tests render them."""
     files = _sampled_stdlib_files()
     failures: list[str] = []
     skipped: list[str] = []
@@ -250,7 +250,7 @@ def test_graphs_of_the_standard_library() -> None:
         shown = path.relative_to(_STDLIB).as_posix()
         try:
             module = cst.parse_module(path.read_bytes().decode("utf-8"))
-        except (UnicodeDecodeError, cst.ParserSyntaxError):
+        except (UnicodeDecodeError, cst.ParserSyntaxError, cst.CSTValidationError):
             skipped.append(shown)
             continue
         for unit in units(module):

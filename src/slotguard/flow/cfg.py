@@ -122,8 +122,10 @@ class Point:
         if isinstance(node, cst.MatchCase):
             return f"case {_code(node.pattern)}"
         if isinstance(node, cst.FunctionDef | cst.ClassDef):
-            return f"def {node.name.value}" if isinstance(node, cst.FunctionDef) else (
-                f"class {node.name.value}"
+            return (
+                f"def {node.name.value}"
+                if isinstance(node, cst.FunctionDef)
+                else (f"class {node.name.value}")
             )
         return _code(node)
 
@@ -240,8 +242,14 @@ class _Builder:
 
     # -- exceptions and jumps ----------------------------------------------
 
-    def _raises(self, point: Point, evaluated: cst.CSTNode | None, *, awaits: bool = False,
-                calls: bool = False) -> None:
+    def _raises(
+        self,
+        point: Point,
+        evaluated: cst.CSTNode | None,
+        *,
+        awaits: bool = False,
+        calls: bool = False,
+    ) -> None:
         """Add the exceptional edges of a point evaluating ``evaluated``."""
         has_call, has_await, has_yield = calls, awaits, False
         if evaluated is not None:
@@ -373,9 +381,7 @@ class _Builder:
             self.contexts = saved
         return exit_point
 
-    def _continue_after(
-        self, end: Pending, key: object, level: int, jump: EdgeKind | None
-    ) -> None:
+    def _continue_after(self, end: Pending, key: object, level: int, jump: EdgeKind | None) -> None:
         """Resume what was interrupted once a ``finally`` body or ``with`` exit
         has run: re-raise, or carry on with the jump."""
         if not end:
@@ -534,8 +540,12 @@ class _Builder:
             for position, (point, catches, _) in enumerate(clauses):
                 if not point.predecessors:
                     continue
-                self._raises(point, point.node.type if isinstance(
-                    point.node, cst.ExceptHandler | cst.ExceptStarHandler) else None)
+                self._raises(
+                    point,
+                    point.node.type
+                    if isinstance(point.node, cst.ExceptHandler | cst.ExceptStarHandler)
+                    else None,
+                )
                 self.contexts.append(_Handler(catches))
                 try:
                     handled = self._suite(point.node.body, [(point, EdgeKind.NORMAL)])  # type: ignore[union-attr]
@@ -723,10 +733,7 @@ def _pruned(graph: Graph) -> Graph:
             if id(target) not in reached:
                 reached.add(id(target))
                 stack.append(target)
-    keep = [
-        p for p in graph.points
-        if id(p) in reached or p is graph.exit or p is graph.raise_exit
-    ]
+    keep = [p for p in graph.points if id(p) in reached or p is graph.exit or p is graph.raise_exit]
     for index, point in enumerate(keep):
         point.index = index
         point.predecessors = [(s, k) for s, k in point.predecessors if id(s) in reached]
