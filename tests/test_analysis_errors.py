@@ -126,3 +126,16 @@ def test_decode_keeps_what_a_rewrite_needs() -> None:
 def test_bad_coding_declaration() -> None:
     with pytest.raises(SourceError, match="encoding declaration"):
         decode(b"# -*- coding: no-such-codec -*-\nx = 1\n")
+
+
+def test_libcst_internal_errors_become_sg000(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libcst raises more than syntax errors (``CSTLogicError`` on syntax it
+    does not support yet); the file gets SG000 and the run goes on."""
+    import libcst as cst
+
+    def refuse(text: str) -> cst.Module:
+        raise cst.CSTLogicError("unsupported")
+
+    monkeypatch.setattr(cst, "parse_module", refuse)
+    with pytest.raises(SourceError, match="libcst cannot parse it"):
+        parse("x = 1\n")

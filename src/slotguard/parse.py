@@ -85,6 +85,9 @@ def _libcst_parse(text: str, cpython_error: SourceError | None) -> cst.Module:
         ) from None
     except RecursionError:
         raise SourceError(_TOO_DEEP) from None
+    except Exception as error:  # noqa: BLE001 - libcst's own limits (CSTLogicError, ...)
+        reason = f"libcst cannot parse it ({type(error).__name__}: {error})"
+        raise SourceError(cpython_error.reason if cpython_error else reason) from None
 
 
 def _on_big_stack(text: str, cpython_error: SourceError | None) -> cst.Module:
