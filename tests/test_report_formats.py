@@ -217,7 +217,8 @@ def test_github_workflow_commands(repo: Path) -> None:
         "%0Afix (safe): wrap the block in `async with pool.acquire() as conn`",
         "::error file=app/leaky.py,line=5,col=12,endLine=5,endColumn=32,"
         "title=SG201 release-skipped-on-exit::SG201 `conn` acquired at line 5 is not "
-        "released when returning at line 7",
+        "released when returning at line 7"
+        "%0Afix (safe): rewrite as `async with pool.acquire() as conn:`",
     ]
 
 

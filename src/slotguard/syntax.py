@@ -43,6 +43,23 @@ _SKIPPED_FIELD_PREFIXES = (
     "relative",
 )
 
+def _node_types() -> frozenset[type]:
+    """Every libcst node class. Checking ``type(x) in`` this set is about
+    fifteen times cheaper than ``isinstance`` against libcst's abstract base
+    classes, and the walk does it for every field of every node."""
+    found: set[type] = set()
+    stack: list[type] = [cst.CSTNode]
+    while stack:
+        subclasses: list[type] = stack.pop().__subclasses__()
+        for subclass in subclasses:
+            if subclass not in found:
+                found.add(subclass)
+                stack.append(subclass)
+    return frozenset(found)
+
+
+NODE_TYPES = _node_types()
+_SEQUENCES = (list, tuple)
 _fields_by_type: dict[type, tuple[str, ...]] = {}
 
 
@@ -60,16 +77,19 @@ def _child_fields(node_type: type) -> tuple[str, ...]:
 
 def children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
     """The semantic child nodes of ``node``, in source order."""
+    node_types = NODE_TYPES
     for name in _child_fields(type(node)):
         value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
+        kind = type(value)
+        if kind in node_types:
             yield value
-        elif isinstance(value, (list, tuple)):
+        elif kind in _SEQUENCES:
             for item in value:
-                if isinstance(item, cst.CSTNode):
+                if type(item) in node_types:
                     yield item
 
 
+SCOPE_TYPES = frozenset({cst.FunctionDef, cst.ClassDef, cst.Lambda})
 SCOPE_NODES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
 
 
@@ -83,21 +103,31 @@ def walk(
     Children of a node for which ``prune`` is true are not visited, but the node
     itself is yielded.
     """
+    node_types = NODE_TYPES
+    fields_of = _fields_by_type
     stack = [node]
     pop = stack.pop
-    push = stack.extend
     while stack:
         current = pop()
         yield current
         if prune is not None and current is not node and prune(current):
             continue
-        kids = list(children(current))
-        kids.reverse()
-        push(kids)
+        node_type = type(current)
+        fields = fields_of.get(node_type) or _child_fields(node_type)
+        found: list[cst.CSTNode] = []
+        for name in fields:
+            value = getattr(current, name)
+            kind = type(value)
+            if kind in node_types:
+                found.append(value)
+            elif kind in _SEQUENCES:
+                found.extend(item for item in value if type(item) in node_types)
+        found.reverse()
+        stack.extend(found)
 
 
 def is_nested_scope(node: cst.CSTNode) -> bool:
-    return isinstance(node, SCOPE_NODES)
+    return type(node) in SCOPE_TYPES
 
 
 def walk_scope(node: cst.CSTNode) -> Iterator[cst.CSTNode]:

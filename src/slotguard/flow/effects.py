@@ -18,7 +18,7 @@ import libcst as cst
 from slotguard.flow.cfg import Point, PointKind
 from slotguard.model.infer import Produced, Scope
 from slotguard.model.summary import SymbolKind
-from slotguard.syntax import assigned_names, dotted_name, walk, walk_scope
+from slotguard.syntax import assigned_names, dotted_name, walk
 
 _CONTAINER_METHODS = frozenset(
     {
@@ -115,9 +115,9 @@ class EffectReader:
         """...except the names it releases itself after the yield."""
         self.releasing_functions = releasing_functions
         self.global_names: set[str] = set()
-        for node in walk_scope(scope.body):
-            if isinstance(node, cst.Global | cst.Nonlocal):
-                self.global_names.update(n.name.value for n in node.names)
+        for node in scope.of_type(cst.Global, cst.Nonlocal):
+            assert isinstance(node, cst.Global | cst.Nonlocal)
+            self.global_names.update(n.name.value for n in node.names)
 
     def read(self, point: Point) -> Effects:
         effects = Effects()

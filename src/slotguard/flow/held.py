@@ -28,7 +28,7 @@ from slotguard.flow.cfg import EdgeKind, Graph, GraphTooLarge, Point, PointKind,
 from slotguard.flow.effects import EffectReader, Effects, ReleaseCandidate
 from slotguard.model.infer import FunctionInfo, ModuleInfo, Produced
 from slotguard.model.vocabulary import ResourceType
-from slotguard.syntax import walk, walk_scope
+from slotguard.syntax import walk
 
 
 class LeakKind(enum.Enum):
@@ -186,12 +186,12 @@ def _could_release(candidate: ReleaseCandidate, module: ModuleInfo) -> bool:
 
 def _may_acquire(function: FunctionInfo) -> bool:
     scope = function.scope
-    for node in walk_scope(function.node.body):
-        if isinstance(node, cst.Call):
+    for node in scope.of_type(cst.Call, cst.Await):
+        if type(node) is cst.Call:
             produced = scope.produced(node)
             if produced is not None and produced.type.kind.is_short_lived:
                 return True
-        elif isinstance(node, cst.Await) and isinstance(node.expression, cst.Call):
+        elif isinstance(node, cst.Await) and type(node.expression) is cst.Call:
             produced = scope.produced(node)
             if produced is not None and produced.acquires and produced.type.kind.is_short_lived:
                 return True
@@ -211,8 +211,10 @@ def releasing_parameters(module: ModuleInfo) -> dict[str, int]:
         if not isinstance(definition, FunctionInfo):
             continue
         params = [p.name.value for p in definition.node.params.params]
-        for node in walk_scope(definition.node.body):
-            if not isinstance(node, cst.Call) or not isinstance(node.func, cst.Attribute):
+        if not params:
+            continue
+        for node in definition.scope.of_type(cst.Call):
+            if not isinstance(node, cst.Call) or type(node.func) is not cst.Attribute:
                 continue
             receiver = node.func.value
             method = node.func.attr.value

@@ -38,7 +38,6 @@ _STATE_ATTRIBUTES = ("state", "ctx")
 
 _CONTEXT_MANAGER_DECORATORS = ("contextlib.contextmanager", "contextlib.asynccontextmanager")
 _FIXTURE_DECORATORS = ("pytest.fixture", "pytest_asyncio.fixture")
-_MAX_WRAPPER_DEPTH = 3
 
 _T = TypeVar("_T")
 
@@ -128,7 +127,7 @@ class FunctionInfo:
 
     @cached_property
     def is_generator(self) -> bool:
-        return any(isinstance(n, cst.Yield) for n in walk_scope(self.node.body))
+        return bool(self.scope.of_type(cst.Yield))
 
     @property
     def is_method(self) -> bool:
@@ -174,21 +173,23 @@ class FunctionInfo:
         if not self.is_generator:
             return None
         scope = self.scope
-        for node in walk_scope(self.node.body):
-            if isinstance(node, cst.Yield) and isinstance(node.value, cst.BaseExpression):
+        for node in scope.of_type(cst.Yield):
+            assert isinstance(node, cst.Yield)
+            if isinstance(node.value, cst.BaseExpression):
                 typed = scope.type_of(node.value)
                 if typed is not None and typed.kind.is_resource:
                     return typed
         return None
 
-    def returned_acquisition(self, depth: int = 0) -> ResourceType | None:
+    def returned_acquisition(self) -> ResourceType | None:
         """The type this function acquires and returns to its caller, if any:
         such a function is an acquiring call itself."""
-        if self.is_generator or depth > _MAX_WRAPPER_DEPTH:
+        if self.is_generator:
             return None
-        scope = Scope(self.module, self, wrapper_depth=depth + 1)
-        for node in walk_scope(self.node.body):
-            if isinstance(node, cst.Return) and node.value is not None:
+        scope = self.scope
+        for node in scope.of_type(cst.Return):
+            assert isinstance(node, cst.Return)
+            if node.value is not None:
                 produced = scope.produced(node.value)
                 if produced is not None and produced.acquires:
                     return produced.type
@@ -222,10 +223,12 @@ class ModuleInfo:
         self.functions: list[FunctionInfo] = []
         self.classes: list[ClassInfo] = []
         self.definitions: dict[str, FunctionInfo | ClassInfo] = {}
-        self.dependency_targets: set[str] = set()
         self._module_annotations: dict[str, cst.BaseExpression] = {}
         self._memo: dict[str, object] = {}
         self._provisional = 0
+        self._returns: dict[int, ResourceType | None] = {}
+        self._returning: set[int] = set()
+        self._declares_global: set[int] = set()
         self._collect(tree.body, None, None, top_level=True)
 
     def _guarded(self, key: str, compute: Callable[[], _T], provisional: _T) -> _T:
@@ -272,7 +275,6 @@ class ModuleInfo:
                 elif top_level:
                     self.definitions[info.name] = info
                 self._collect(node.body, None, info, top_level=False)
-                self._note_dependencies(node)
             elif isinstance(node, cst.ClassDef):
                 class_info = ClassInfo(node, node.name.value, {}, {})
                 self.classes.append(class_info)
@@ -290,8 +292,8 @@ class ModuleInfo:
                 self.imports.add(node)
             elif top_level and isinstance(node, (cst.Assign, cst.AnnAssign)):
                 self._note_module_assignment(node)
-            if isinstance(node, (cst.Assign, cst.AnnAssign, cst.Expr)):
-                self._note_dependency_calls(node)
+            elif isinstance(node, cst.Global) and parent is not None:
+                self._declares_global.add(id(parent.node))
 
     def _note_module_assignment(self, node: cst.Assign | cst.AnnAssign) -> None:
         if isinstance(node, cst.AnnAssign):
@@ -304,19 +306,28 @@ class ModuleInfo:
             if isinstance(target, cst.Name):
                 self._module_annotations.setdefault(target.value, node.value)
 
-    def _note_dependencies(self, function: cst.FunctionDef) -> None:
-        for param in _all_params(function.params):
-            for expr in (param.default, param.annotation and param.annotation.annotation):
-                if isinstance(expr, cst.BaseExpression):
-                    self._note_dependency_calls(expr)
-        for decorator in function.decorators:
-            self._note_dependency_calls(decorator.decorator)
-
-    def _note_dependency_calls(self, node: cst.CSTNode) -> None:
-        for sub in walk_scope(node):
-            target = self._dependency_target(sub)
+    @cached_property
+    def dependency_targets(self) -> set[str]:
+        """Names used as ``Depends(...)``/``Provide(...)`` anywhere in the module:
+        in calls of any scope, parameter defaults and annotations, decorators."""
+        found: set[str] = set()
+        calls: list[cst.CSTNode] = []
+        for scope in (self.module_scope, *(f.scope for f in self.functions)):
+            calls += scope.of_type(cst.Call)
+        for function in self.functions:
+            node = function.node
+            extra: list[cst.CSTNode] = [d.decorator for d in node.decorators]
+            for param in _all_params(node.params):
+                if param.default is not None:
+                    extra.append(param.default)
+                if param.annotation is not None:
+                    extra.append(param.annotation.annotation)
+            calls += (sub for part in extra for sub in walk_scope(part) if type(sub) is cst.Call)
+        for call in calls:
+            target = self._dependency_target(call)
             if target is not None:
-                self.dependency_targets.add(target)
+                found.add(target)
+        return found
 
     def _dependency_target(self, node: cst.CSTNode) -> str | None:
         """``get_db`` in ``Depends(get_db)``/``Provide(get_db)``."""
@@ -431,10 +442,22 @@ class ModuleInfo:
         definition = self.definitions.get(dotted)
         return definition if isinstance(definition, FunctionInfo) else None
 
-    def returned_acquisition(self, function: FunctionInfo, depth: int) -> ResourceType | None:
-        return self._guarded(
-            f"returns:{id(function)}", lambda: function.returned_acquisition(depth), None
-        )
+    def returned_acquisition(self, function: FunctionInfo) -> ResourceType | None:
+        """Memoised ``FunctionInfo.returned_acquisition``; a function reached
+        again while its own answer is being worked out (recursion) is taken
+        not to acquire."""
+        key = id(function)
+        if key in self._returns:
+            return self._returns[key]
+        if key in self._returning:
+            return None
+        self._returning.add(key)
+        try:
+            found = function.returned_acquisition()
+        finally:
+            self._returning.discard(key)
+        self._returns[key] = found
+        return found
 
     @property
     def module_scope(self) -> Scope:
@@ -480,7 +503,7 @@ class ModuleInfo:
             if typed is not None:
                 found.setdefault(name, typed)
         for function in self.functions:
-            if not any(isinstance(n, cst.Global) for n in walk_scope(function.node.body)):
+            if id(function.node) not in self._declares_global:
                 continue
             scope = Scope(self, function)
             for name in scope.global_assignments:
@@ -527,17 +550,19 @@ class Scope:
     """
 
     def __init__(
-        self, module: ModuleInfo, function: FunctionInfo | None, *, wrapper_depth: int = 0
+        self, module: ModuleInfo, function: FunctionInfo | None
     ) -> None:
         self.module = module
         self.function = function
-        self.wrapper_depth = wrapper_depth
         self.bindings: dict[str, Binding] = {}
         self.local_names: set[str] = set()
         self.global_assignments: set[str] = set()
         self._declared_global: set[str] = set()
         self._attribute_assignments: list[tuple[str, cst.BaseExpression]] = []
         self._produced: dict[int, Produced | None] = {}
+        self.nodes: list[cst.CSTNode] = list(walk_scope(self.body))
+        """Every node of the scope, parents first (nested scopes not entered)."""
+        self._by_type: dict[tuple[type, ...], list[cst.CSTNode]] = {}
         if function is not None:
             self._bind_parameters(function)
         self._bind_body()
@@ -571,8 +596,19 @@ class Scope:
             if typed is not None:
                 self.bindings[name] = Binding(name, typed, Origin.PARAMETER, param)
 
+    def of_type(self, *types: type) -> list[cst.CSTNode]:
+        """The scope's nodes of exactly these libcst types, in order."""
+        found = self._by_type.get(types)
+        if found is None:
+            wanted = frozenset(types)
+            found = [node for node in self.nodes if type(node) in wanted]
+            self._by_type[types] = found
+        return found
+
     def _bind_body(self) -> None:
-        for node in walk_scope(self.body):
+        for node in self.of_type(
+            cst.Assign, cst.AnnAssign, cst.NamedExpr, cst.WithItem, cst.Global
+        ):
             if isinstance(node, cst.Assign):
                 for target in node.targets:
                     self._bind_target(target.target, node.value)
@@ -743,8 +779,8 @@ class Scope:
                 return Produced(acquired, expr, call, awaited or not symbol.awaited, callee)
         # A function of this module that returns what it acquires.
         function = module.function_named(callee)
-        if function is not None and self.wrapper_depth <= _MAX_WRAPPER_DEPTH:
-            returned = module.returned_acquisition(function, self.wrapper_depth)
+        if function is not None:
+            returned = module.returned_acquisition(function)
             if returned is not None:
                 complete = awaited or not function.is_async
                 return Produced(returned, expr, call, complete, callee)
@@ -796,7 +832,6 @@ class _EmptyScope(Scope):
     def __init__(self, module: ModuleInfo) -> None:
         self.module = module
         self.function = None
-        self.wrapper_depth = 0
         self.bindings = {}
         self.local_names = set()
         self.global_assignments = set()

@@ -116,7 +116,7 @@ def summarise(module: ModuleInfo) -> ModuleSummary | None:
         if yielded is not None:
             symbols[name] = Symbol(SymbolKind.PROVIDER, yielded.name, awaited=definition.is_async)
             continue
-        returned = module.returned_acquisition(definition, 0)
+        returned = module.returned_acquisition(definition)
         if returned is not None:
             symbols[name] = Symbol(SymbolKind.ACQUIRER, returned.name, awaited=definition.is_async)
         elif name in releasers:

@@ -47,7 +47,7 @@ import libcst as cst
 from slotguard.model.infer import Produced, Scope
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
-from slotguard.syntax import unwrap_await, walk_scope
+from slotguard.syntax import unwrap_await
 
 
 class WithDoesNotRelease(Rule):
@@ -59,9 +59,8 @@ class WithDoesNotRelease(Rule):
         module = context.module
         scopes = [module.module_scope, *(f.scope for f in module.functions)]
         for scope in scopes:
-            for node in walk_scope(scope.body):
-                if not isinstance(node, cst.WithItem):
-                    continue
+            for node in scope.of_type(cst.WithItem):
+                assert isinstance(node, cst.WithItem)
                 item, _ = unwrap_await(node.item)
                 produced = scope.produced(item)
                 if produced is not None:

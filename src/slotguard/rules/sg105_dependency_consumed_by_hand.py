@@ -51,7 +51,7 @@ from slotguard.model.infer import ModuleInfo, Scope
 from slotguard.model.summary import SymbolKind
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
-from slotguard.syntax import children, dotted_name, unwrap_await, walk_scope
+from slotguard.syntax import children, dotted_name, unwrap_await
 
 _ADVANCE_FUNCTIONS = ("next", "anext")
 _ADVANCE_METHODS = ("__next__", "__anext__", "send", "asend")
@@ -66,7 +66,7 @@ class DependencyConsumedByHand(Rule):
         module = context.module
         for scope in (module.module_scope, *(f.scope for f in module.functions)):
             generators = _generator_variables(scope, module)
-            for node in walk_scope(scope.body):
+            for node in scope.of_type(cst.Call, cst.For):
                 if isinstance(node, cst.Call):
                     driven = _driven_generator(node, generators, module)
                     if driven is not None:
@@ -125,7 +125,7 @@ def _generator_call(expression: cst.BaseExpression, module: ModuleInfo) -> str |
 def _generator_variables(scope: Scope, module: ModuleInfo) -> dict[str, str]:
     """Local names bound to a cleanup generator object: ``gen = get_db()``."""
     found = {}
-    for node in walk_scope(scope.body):
+    for node in scope.of_type(cst.Assign):
         if isinstance(node, cst.Assign) and len(node.targets) == 1:
             target = node.targets[0].target
             generator = _generator_call(node.value, module)

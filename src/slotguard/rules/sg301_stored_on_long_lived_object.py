@@ -80,7 +80,7 @@ from slotguard.model.lifetimes import (
 from slotguard.model.vocabulary import Kind, ResourceType
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
-from slotguard.syntax import dotted_name, root_name, walk_scope
+from slotguard.syntax import dotted_name, root_name
 
 
 class StoredOnLongLivedObject(Rule):
@@ -103,7 +103,7 @@ class StoredOnLongLivedObject(Rule):
         lookup: Resources,
         module_names: frozenset[str],
     ) -> None:
-        for node in walk_scope(function.node.body):
+        for node in function.scope.of_type(cst.Assign, cst.AnnAssign, cst.Call):
             if isinstance(node, cst.Assign):
                 for target in node.targets:
                     self._check_store(context, function, lookup, module_names, target.target, node)
@@ -242,7 +242,7 @@ class StoredOnLongLivedObject(Rule):
         instance = [d for d in function.decorators if d in lifetimes.INSTANCE_CACHES]
         if not process and not instance:
             return
-        for node in walk_scope(function.node.body):
+        for node in function.scope.of_type(cst.Return):
             if not isinstance(node, cst.Return) or node.value is None:
                 continue
             for stored in lookup.stored(function, node.value):

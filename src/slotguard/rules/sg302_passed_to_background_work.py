@@ -81,7 +81,7 @@ from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
 from slotguard.rules.sg301_stored_on_long_lived_object import scope_end
-from slotguard.syntax import dotted_name, walk, walk_scope
+from slotguard.syntax import dotted_name, walk
 
 Passed = tuple[str, str | None, str | None]
 """A name the work receives: (name, the method of it the work calls, the
@@ -97,9 +97,9 @@ class PassedToBackgroundWork(Rule):
         module = context.module
         resources = Resources(module)
         for function in module.functions:
-            # The walk visits an ``await`` before the call it awaits.
+            # The scope lists an ``await`` before the call it awaits.
             awaited: set[int] = set()
-            for node in walk_scope(function.node.body):
+            for node in function.scope.of_type(cst.Await, cst.Call):
                 if isinstance(node, cst.Await):
                     awaited.add(id(node.expression))
                     continue
@@ -321,7 +321,7 @@ def _handles(function: FunctionInfo, call: cst.Call) -> set[str]:
     ``task = create_task(...)``, ``tasks = [create_task(...) for ...]``,
     ``tasks.append(create_task(...))``."""
     found: set[str] = set()
-    for node in walk_scope(function.node.body):
+    for node in function.scope.of_type(cst.Assign, cst.Call):
         if isinstance(node, cst.Assign) and _contains(node.value, call):
             found.update(t.target.value for t in node.targets if isinstance(t.target, cst.Name))
         elif (
@@ -337,7 +337,7 @@ def _handles(function: FunctionInfo, call: cst.Call) -> set[str]:
 
 def _returned(function: FunctionInfo, call: cst.Call, handles: set[str]) -> bool:
     """Whether the function returns the task (or the list of tasks) itself."""
-    for node in walk_scope(function.node.body):
+    for node in function.scope.of_type(cst.Return):
         if not isinstance(node, cst.Return) or node.value is None:
             continue
         value = node.value
