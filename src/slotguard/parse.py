@@ -85,7 +85,8 @@ def _libcst_parse(text: str, cpython_error: SourceError | None) -> cst.Module:
         ) from None
     except RecursionError:
         raise SourceError(_TOO_DEEP) from None
-    except Exception as error:  # noqa: BLE001 - libcst's own limits (CSTLogicError, ...)
+    except Exception as error:
+        # libcst's own limits (``CSTLogicError`` on syntax it does not know yet).
         reason = f"libcst cannot parse it ({type(error).__name__}: {error})"
         raise SourceError(cpython_error.reason if cpython_error else reason) from None
 
