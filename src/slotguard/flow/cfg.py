@@ -206,7 +206,13 @@ _Context = _Try | _With | _Loop | _Handler
 
 
 class _Builder:
-    def __init__(self, unit: cst.CSTNode, max_points: int) -> None:
+    def __init__(
+        self,
+        unit: cst.CSTNode,
+        max_points: int,
+        may_raise: Callable[[cst.Call], bool] | None = None,
+    ) -> None:
+        self.may_raise = may_raise
         self.points: list[Point] = []
         self.max_points = max_points
         self.contexts: list[_Context] = []
@@ -253,12 +259,15 @@ class _Builder:
         """Add the exceptional edges of a point evaluating ``evaluated``."""
         has_call, has_await, has_yield = calls, awaits, False
         if evaluated is not None:
+            may_raise = self.may_raise
             for node in walk_scope(evaluated):
-                if isinstance(node, cst.Call):
-                    has_call = True
-                elif isinstance(node, cst.Await):
+                kind = type(node)
+                if kind is cst.Call:
+                    if may_raise is None or may_raise(node):  # type: ignore[arg-type]
+                        has_call = True
+                elif kind is cst.Await:
                     has_await = True
-                elif isinstance(node, cst.Yield):
+                elif kind is cst.Yield:
                     has_yield = True
         if has_call or has_await:
             self._throw([(point, EdgeKind.RAISE)], Category.ERROR)
@@ -704,9 +713,18 @@ def _raised_category(exc: cst.BaseExpression) -> Category:
 DEFAULT_MAX_POINTS = 20_000
 
 
-def build(unit: cst.CSTNode, *, max_points: int = DEFAULT_MAX_POINTS) -> Graph:
-    """The graph of a ``FunctionDef``, ``Module``, ``ClassDef`` or ``Lambda``."""
-    builder = _Builder(unit, max_points)
+def build(
+    unit: cst.CSTNode,
+    *,
+    max_points: int = DEFAULT_MAX_POINTS,
+    may_raise: Callable[[cst.Call], bool] | None = None,
+) -> Graph:
+    """The graph of a ``FunctionDef``, ``Module``, ``ClassDef`` or ``Lambda``.
+
+    ``may_raise`` tells which calls can raise (every call, by default): the
+    caller knows calls that do not, such as logging.
+    """
+    builder = _Builder(unit, max_points, may_raise)
     start: Pending = [(builder.entry, EdgeKind.NORMAL)]
     if isinstance(unit, cst.Module):
         end = builder._body(unit.body, start)

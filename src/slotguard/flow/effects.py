@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from slotguard.flow.cfg import Point, PointKind
+from slotguard.model.catalog import CLOSED_STATE
 from slotguard.model.infer import Produced, Scope
 from slotguard.model.summary import SymbolKind
 from slotguard.syntax import assigned_names, dotted_name, walk
@@ -388,14 +389,31 @@ def escaping(expression: cst.BaseExpression) -> set[str]:
     return {n.value for n in _escaping_leaves(expression) if isinstance(n, cst.Name)}
 
 
+def _closed_state_of(test: cst.BaseExpression) -> str | None:
+    """``conn`` in ``conn.is_closed()`` or ``conn.closed``."""
+    if isinstance(test, cst.Call) and not test.args:
+        test = test.func
+    if (
+        isinstance(test, cst.Attribute)
+        and isinstance(test.value, cst.Name)
+        and test.attr.value in CLOSED_STATE
+    ):
+        return test.value.value
+    return None
+
+
 def refinements(test: cst.BaseExpression) -> tuple[frozenset[str], frozenset[str]]:
     """(names that hold nothing when the test is true, ... when it is false).
 
     ``if conn:`` and ``if conn is not None:`` tell that on the false branch
-    ``conn`` holds no resource; ``and``/``or`` combine what both sides tell.
+    ``conn`` holds no resource, ``if conn.is_closed():`` that on the true
+    branch it holds no live one; ``and``/``or`` combine what both sides tell.
     """
     if isinstance(test, cst.Name):
         return frozenset(), frozenset([test.value])
+    closed = _closed_state_of(test)
+    if closed is not None:
+        return frozenset([closed]), frozenset()
     if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
         when_true, when_false = refinements(test.expression)
         return when_false, when_true

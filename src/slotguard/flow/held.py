@@ -25,10 +25,16 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from slotguard.flow.cfg import EdgeKind, Graph, GraphTooLarge, Point, PointKind, build
-from slotguard.flow.effects import EffectReader, Effects, ReleaseCandidate
+from slotguard.flow.effects import Binding, EffectReader, Effects, ReleaseCandidate
+from slotguard.model.catalog import (
+    CLOSED_STATE,
+    EXPECTS_A_RAISE,
+    LOGGER_NAMES,
+    LOGGING_METHODS,
+)
 from slotguard.model.infer import FunctionInfo, ModuleInfo, Produced
 from slotguard.model.vocabulary import ResourceType
-from slotguard.syntax import walk
+from slotguard.syntax import dotted_name, walk
 
 
 class LeakKind(enum.Enum):
@@ -156,7 +162,7 @@ def analyse(module: ModuleInfo, function: FunctionInfo | None) -> FunctionFlow |
     if not _may_acquire(function):
         return None
     try:
-        graph = build(function.node)
+        graph = build(function.node, may_raise=call_may_raise)
     except GraphTooLarge:
         return None
     reader = EffectReader(scope, releasing_functions=releasing_parameters(module))
@@ -172,7 +178,44 @@ def analyse(module: ModuleInfo, function: FunctionInfo | None) -> FunctionFlow |
             if _could_release(candidate, module)
         }
         effects = [reader.read(point) for point in graph.points]
-    return _Solver(function, graph, effects).solve()
+    return _Solver(function, graph, effects, _expected_to_raise(function)).solve()
+
+
+def call_may_raise(call: cst.Call) -> bool:
+    """Whether a call can raise into its caller: not a logging call, nor a
+    question about a connection's closed state (``conn.is_closed()``)."""
+    func = call.func
+    if type(func) is not cst.Attribute:
+        return True
+    if func.attr.value in CLOSED_STATE and not call.args:
+        return False
+    if func.attr.value not in LOGGING_METHODS:
+        return True
+    receiver = func.value
+    if type(receiver) is cst.Attribute:
+        return receiver.attr.value not in LOGGER_NAMES
+    if type(receiver) is cst.Name:
+        return receiver.value not in LOGGER_NAMES
+    return True
+
+
+def _expected_to_raise(function: FunctionInfo) -> set[int]:
+    """Nodes inside ``with pytest.raises(...)``-like blocks: what they
+    acquire is expected to fail, not to leak."""
+    found: set[int] = set()
+    module = function.module
+    for statement in function.scope.of_type(cst.With):
+        assert isinstance(statement, cst.With)
+        for item in statement.items:
+            expression = item.item.func if isinstance(item.item, cst.Call) else item.item
+            name = dotted_name(expression)
+            if name is None:
+                continue
+            qualified = module.qualify(name) or name
+            if qualified in EXPECTS_A_RAISE or name.rsplit(".", 1)[-1] in EXPECTS_A_RAISE:
+                found.update(id(node) for node in walk(statement.body))
+                break
+    return found
 
 
 def _could_release(candidate: ReleaseCandidate, module: ModuleInfo) -> bool:
@@ -233,8 +276,15 @@ def releasing_parameters(module: ModuleInfo) -> dict[str, int]:
 
 
 class _Solver:
-    def __init__(self, function: FunctionInfo, graph: Graph, effects: list[Effects]) -> None:
+    def __init__(
+        self,
+        function: FunctionInfo,
+        graph: Graph,
+        effects: list[Effects],
+        expected_to_raise: set[int],
+    ) -> None:
         self.function = function
+        self.expected_to_raise = expected_to_raise
         self.graph = graph
         self.effects = effects
         self.sites: list[Site] = []
@@ -255,6 +305,11 @@ class _Solver:
     def solve(self) -> FunctionFlow | None:
         for point in self.graph.points:
             effects = self.effects[point.index]
+            if self.expected_to_raise and id(point.node) in self.expected_to_raise:
+                effects.bindings = [
+                    b if b.acquired is None else Binding(b.target) for b in effects.bindings
+                ]
+                effects.discarded = []
             for binding in effects.bindings:
                 if binding.acquired is not None:
                     self._site(point, binding.acquired, binding.target)

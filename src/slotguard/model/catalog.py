@@ -402,7 +402,14 @@ def _sqlalchemy_constructors() -> tuple[Constructor, ...]:
         (f"{asyncio}.async_scoped_session", "sqlalchemy.async_scoped_session"),
         (f"{asyncio}.scoping.async_scoped_session", "sqlalchemy.async_scoped_session"),
     )
-    return tuple(Constructor(callee, produces) for callee, produces in sync + async_)
+    sessions = {"sqlalchemy.Session", "sqlalchemy.AsyncSession"}
+    return tuple(
+        Constructor(callee, produces, bound_by=_SESSION_BINDS if produces in sessions else ())
+        for callee, produces in sync + async_
+    )
+
+
+_SESSION_BINDS = ("0", "bind", "binds")
 
 
 CONSTRUCTORS: tuple[Constructor, ...] = (
@@ -432,5 +439,24 @@ DEPENDENCY_MARKERS = ("Depends", "Security", "Provide")
 """FastAPI's and Litestar's markers: ``Depends(get_db)`` injects what the
 provider yields, so a parameter default or ``Annotated`` metadata calling one
 of these names a dependency provider."""
+
+CLOSED_STATE = ("closed", "is_closed")
+"""Attributes and methods that tell whether a connection is already closed
+(``conn.is_closed()``, ``conn.closed``): where they are true, it holds no
+live connection (``if conn and not conn.is_closed(): await conn.close()``)."""
+
+LOGGING_METHODS = frozenset(
+    {"debug", "info", "warning", "warn", "error", "exception", "critical", "log"}
+)
+LOGGER_NAMES = frozenset({"logger", "log", "logging", "_logger", "_log", "LOGGER", "LOG"})
+"""Calls of these methods on these objects do not raise: the logging module
+reports a handler's failure itself instead of raising into the caller."""
+
+EXPECTS_A_RAISE = frozenset(
+    {"pytest.raises", "assertRaises", "assertRaisesRegex", "assertRaisesRegexp",
+     "assertRaisesMessage"}
+)
+"""Context managers of tests whose block is expected to raise: what the
+block tries to acquire is expected to fail, not to leak."""
 
 BUILTIN = Catalog(types=TYPES, constructors=CONSTRUCTORS)

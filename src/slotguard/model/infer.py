@@ -763,8 +763,10 @@ class Scope:
         if qualified is not None:
             constructor = model.constructor(qualified)
             if constructor is not None:
-                complete = not constructor.context_manager_only and (
-                    awaited or constructor.awaited is not True
+                complete = (
+                    not constructor.context_manager_only
+                    and (awaited or constructor.awaited is not True)
+                    and _bound(call, constructor.bound_by)
                 )
                 return Produced(model.type(constructor.produces), expr, call, complete, callee)
         # Calling a factory: ``SessionLocal()``.
@@ -877,6 +879,21 @@ def _compound_bodies(node: cst.BaseCompoundStatement) -> Iterator[object]:
             yield value
         else:
             yield value
+
+
+def _bound(call: cst.Call, bound_by: tuple[str, ...]) -> bool:
+    """Whether the call passes one of the arguments that give the value a
+    database (always, when the constructor names none)."""
+    if not bound_by:
+        return True
+    for index, arg in enumerate(call.args):
+        if arg.star:
+            return True
+        if arg.keyword is None and str(index) in bound_by:
+            return True
+        if arg.keyword is not None and arg.keyword.value in bound_by:
+            return True
+    return False
 
 
 def _all_params(params: cst.Parameters) -> Iterator[cst.Param]:

@@ -102,6 +102,10 @@ class Constructor:
     produces: str
     awaited: bool | None = False
     context_manager_only: bool = False
+    bound_by: tuple[str, ...] = ()
+    """Arguments that give the value a database to talk to (a keyword name,
+    or ``"0"`` for the first positional argument). When set and none is
+    passed, the value holds no connection: a ``Session()`` without a bind."""
 
 
 @dataclass(frozen=True, slots=True)
