@@ -38,7 +38,13 @@ def test_rule_table_matches_the_registry() -> None:
     assert rows == expected, "README rule table is stale:\n" + "\n".join(expected)
 
 
-def test_pre_commit_hook_runs_check_on_python_files() -> None:
-    hooks = (ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8")
-    assert "id: slotguard\n" in hooks and "entry: slotguard check" in hooks
-    assert "types: [python]" in hooks
+def test_pre_commit_hooks_run_check_and_fix_on_python_files() -> None:
+    import yaml  # pre-commit's own dependency
+
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    by_id = {hook["id"]: hook for hook in hooks}
+    assert set(by_id) == {"slotguard", "slotguard-fix"}
+    assert by_id["slotguard"]["entry"] == "slotguard check"
+    assert by_id["slotguard-fix"]["entry"] == "slotguard fix"
+    for hook in hooks:
+        assert hook["language"] == "python" and hook["types"] == ["python"]

@@ -52,3 +52,21 @@ def fix_summary(code: str) -> str:
         return "No automatic fix."
     summary = fixer.summary[:1].lower() + fixer.summary[1:]
     return f"{fixer.applicability.value.capitalize()} fix: {summary}"
+
+
+_FIX_SAFETY = re.compile(r"^## Fix safety\s*\n+(?P<text>.+?)(?:\n\n|\Z)", re.M | re.S)
+
+
+def no_fix_reason(code: str) -> str:
+    """Why a finding has no fix: for a rule without a fixer, the first
+    sentence of the ``## Fix safety`` section of its documentation."""
+    if code in fixers():
+        return "the fix does not apply to this shape of code"
+    from slotguard.rules import rule_by_code
+
+    rule = rule_by_code(code)
+    match = _FIX_SAFETY.search(rule.documentation()) if rule is not None else None
+    if match is None:
+        return "no automatic fix"
+    sentence = " ".join(match.group("text").split()).split(". ")[0].rstrip(".")
+    return sentence[:1].lower() + sentence[1:]

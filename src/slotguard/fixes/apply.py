@@ -1,9 +1,17 @@
 """Applying fixes to one file, safely.
 
-Plans are applied one at a time. After each, the new code must parse, and
-checking it again must report fewer findings and no new kind of finding;
-otherwise the plan is dropped and the next one tried. This repeats until no
-plan is left (overlapping fixes are simply taken in turn), with a bound.
+Each round takes the fix plans of the findings still there, as many as do
+not overlap, applies them together and checks the result: the new code must
+parse (and compile, if the old code did), and checking it again must leave
+no finding that was not there before, and remove the finding each plan
+targets. A batch that fails that test is retried with its first half, and so
+on down to one plan, which is dropped if it fails alone. Rounds repeat until
+no plan is left (overlapping fixes are simply taken in later rounds), with a
+bound; each round removes findings or drops a plan, so they end.
+
+The re-check runs the selected rules plus every default rule, so a fix
+restricted by ``--select`` still cannot introduce a finding of another rule.
+Findings a ``noqa`` comment suppresses are neither fixed nor counted.
 Comments and formatting outside the rewritten statements are untouched,
 because the rewrite is done on the concrete syntax tree, which keeps them.
 
@@ -13,6 +21,9 @@ it as a diff.
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,16 +32,24 @@ from pathlib import Path
 import libcst as cst
 
 from slotguard.engine import run_rules
+from slotguard.fixes import no_fix_reason
 from slotguard.fixes.base import Plan
+from slotguard.fixes.imports import with_imports
+from slotguard.locate import Locator
 from slotguard.model.summary import EMPTY_INDEX, ProjectIndex
 from slotguard.parse import parse
 from slotguard.report.diagnostic import Applicability
+from slotguard.report.noqa import Suppressions
 from slotguard.rules.base import Context, RawFinding
+from slotguard.selection import selected_codes
 from slotguard.settings import Settings
 from slotguard.source import SourceError, SourceText, decode
+from slotguard.syntax import children, walk
 
-MAX_ROUNDS = 200
-"""More rewrites than this in one file means something is looping."""
+MAX_ROUNDS = 100
+"""More rounds than this in one file means something is looping."""
+
+UNSAFE = "the fix is unsafe: run with --unsafe-fixes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +66,38 @@ class FileFix:
     text: str | None = None
     """The fixed text; None when nothing changed."""
     applied: list[Applied] = field(default_factory=list)
-    declined: dict[tuple[str, str], int] = field(default_factory=dict)
+    declined: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(code, reason) → how many findings were left unfixed for that reason."""
+    pending: frozenset[str] = frozenset()
+    """Codes of findings left that wait on the rest of the run (not counted
+    in ``declined``: only the run knows whether they stand)."""
     error: str | None = None
 
     @property
     def changed(self) -> bool:
         return self.text is not None
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """One finding as the user sees it (after ``noqa``), in one round."""
+
+    finding: RawFinding
+    key: tuple[str, str]
+    """Code and normalised source of the reported node: with its occurrence,
+    identifies the finding across rounds, where nodes are rebuilt and lines
+    move."""
+    line: int
+
+
+@dataclass(slots=True)
+class _Round:
+    tree: cst.Module
+    context: Context
+    found: list[_Found]
+
+    def counts(self) -> Counter[tuple[str, str]]:
+        return Counter(f.key for f in self.found)
 
 
 def fix_source(
@@ -70,133 +114,286 @@ def fix_source(
         tree = parse(source.text)
     except SourceError as error:
         return FileFix(None, error=f"not fixed: {error.reason}")
-    allowed = {Applicability.SAFE, Applicability.UNSAFE} if unsafe else {Applicability.SAFE}
-    rejected: set[tuple[str, str, str]] = set()
+    fixer = _Fixer(path, settings, shown, index, unsafe, strict=_compiles(source.text))
+    current = fixer.check(tree)
+    first_lines: dict[tuple[str, str], list[int]] = {}
+    for found in current.found:
+        first_lines.setdefault(found.key, []).append(found.line)
     applied: list[Applied] = []
-    context = run_rules(tree, path, settings, shown, index)
-    first_lines = _lines(tree, context)
     for _ in range(MAX_ROUNDS):
-        candidate = _next_plan(context, allowed, rejected)
-        if candidate is None:
+        plans = fixer.candidates(current)
+        if not plans:
             break
-        finding, plan = candidate
-        key = _key(tree, finding, plan)
-        outcome = _attempt(tree, plan, context, path, settings, shown, index)
+        outcome = fixer.attempt(current, plans)
+        while outcome is None and len(plans) > 1:
+            # Some plan spoils the batch: try the first half, and so on down
+            # to a single plan, which is then dropped if it fails alone.
+            plans = plans[: len(plans) // 2]
+            outcome = fixer.attempt(current, plans)
         if outcome is None:
-            rejected.add(key)
+            fixer.rejected.add(plans[0][0])
             continue
-        tree, context, removed = outcome
-        line = first_lines.get(key[2], 0)
-        for code, count in sorted(removed.items()):
-            applied.extend(Applied(code, plan.description, line) for _ in range(count))
-    declined: dict[tuple[str, str], int] = {}
-    for finding in context.findings:
-        reason = context.unfixable.get(id(finding))
-        if reason is None and id(finding) in context.plans:
-            plan = context.plans[id(finding)]
-            reason = (
-                "the fix is unsafe: run with --unsafe-fixes"
-                if plan.applicability not in allowed
-                else "rewriting it would not remove the finding"
-            )
-        if reason is not None:
-            declined[(finding.rule.code, reason)] = declined.get((finding.rule.code, reason), 0) + 1
-    text = tree.code if applied else None
-    return FileFix(source, text, applied, declined)
+        descriptions = _descriptions(plans)
+        removed = current.counts() - outcome.counts()
+        for key, count in sorted(removed.items()):
+            if key[0] in fixer.wanted:
+                description = descriptions.get(key) or descriptions.get(("", key[1]), "")
+                lines = first_lines.get(key) or [0]
+                for _ in range(count):
+                    applied.append(Applied(key[0], description, lines.pop(0) if lines else 0))
+        current = outcome
+    return FileFix(
+        source,
+        current.tree.code if applied else None,
+        applied,
+        fixer.declined(current),
+        fixer.pending(current),
+    )
 
 
-def _next_plan(
-    context: Context, allowed: set[Applicability], rejected: set[tuple[str, str, str]]
-) -> tuple[RawFinding, Plan] | None:
-    for finding in context.findings:
-        plan = context.plans.get(id(finding))
-        if plan is None or plan.applicability not in allowed:
-            continue
-        if _key(context.tree, finding, plan) not in rejected:
-            return finding, plan
-    return None
+class _Fixer:
+    """The state of fixing one file: what is wanted, what was rejected."""
+
+    def __init__(
+        self,
+        path: Path,
+        settings: Settings,
+        shown: str,
+        index: ProjectIndex,
+        unsafe: bool,
+        *,
+        strict: bool,
+    ) -> None:
+        self.path = path
+        self.shown = shown
+        self.index = index
+        self.strict = strict
+        """The original compiles, so the result must too (libcst alone
+        accepts some code CPython refuses, such as ``async with`` in a plain
+        function)."""
+        self.wanted = settings.codes_for(path)
+        self.guard = dataclasses.replace(settings, codes=settings.codes | selected_codes(None))
+        self.allowed = {Applicability.SAFE}
+        if unsafe:
+            self.allowed.add(Applicability.UNSAFE)
+        self.rejected: set[tuple[str, str, int]] = set()
+        """Plans that failed alone, by the identity of their finding."""
+        self.reasons: dict[tuple[str, str, int], str] = {}
+        """Why each of those failed."""
+
+    def check(self, tree: cst.Module) -> _Round:
+        context = run_rules(tree, self.path, self.guard, self.shown, self.index)
+        locator = Locator(tree, [f.node for f in context.findings])
+        suppressions = Suppressions.of(locator.code)
+        found: list[_Found] = []
+        seen: set[tuple[str, int, int]] = set()
+        for finding in context.findings:
+            span = locator.span(finding.node)
+            identity = (finding.rule.code, span.line, span.column)
+            if identity in seen or suppressions.suppresses(finding.rule.code, span.line):
+                continue
+            seen.add(identity)
+            normalised = " ".join(tree.code_for_node(finding.node).split())
+            found.append(_Found(finding, (finding.rule.code, normalised), span.line))
+        return _Round(tree, context, found)
+
+    def candidates(self, current: _Round) -> list[tuple[tuple[str, str, int], Plan]]:
+        """Plans to try this round, none overlapping another."""
+        chosen: list[tuple[tuple[str, str, int], Plan]] = []
+        claims = _Claims()
+        for found, identity in self._identified(current):
+            plan = current.context.plans.get(id(found.finding))
+            if plan is None or plan.applicability not in self.allowed:
+                continue
+            if identity not in self.rejected and claims.claim(plan):
+                chosen.append((identity, plan))
+        return chosen
+
+    def _identified(self, current: _Round) -> list[tuple[_Found, tuple[str, str, int]]]:
+        """The findings of the selected rules that have a plan, each with an
+        identity that survives rounds: its key and its occurrence."""
+        identified = []
+        occurrences: Counter[tuple[str, str]] = Counter()
+        for found in current.found:
+            if found.key[0] not in self.wanted or id(found.finding) not in current.context.plans:
+                continue
+            occurrences[found.key] += 1
+            identified.append((found, (*found.key, occurrences[found.key])))
+        return identified
+
+    def attempt(
+        self, current: _Round, plans: Sequence[tuple[tuple[str, str, int], Plan]]
+    ) -> _Round | None:
+        """The round after applying ``plans``, or None if the result breaks
+        a promise: it must parse, remove what each plan targets, and add
+        nothing."""
+        rewritten = apply_plans(current.tree, [plan for _, plan in plans])
+        text = rewritten.code
+        try:
+            reparsed = parse(text)
+        except SourceError:
+            self._note(plans, "the rewrite would not parse")
+            return None
+        if self.strict and not _compiles(text):
+            self._note(plans, "the rewrite would not compile")
+            return None
+        after = self.check(reparsed)
+        before_counts, after_counts = current.counts(), after.counts()
+        added = after_counts - before_counts
+        if added:
+            codes = ", ".join(sorted({key[0] for key in added}))
+            self._note(plans, f"the rewrite would introduce {codes}")
+            return None
+        targets = Counter(identity[:2] for identity, _ in plans)
+        if any(before_counts[key] - after_counts[key] < count for key, count in targets.items()):
+            self._note(plans, "the rewrite would not remove the finding")
+            return None
+        return after
+
+    def _note(self, plans: Sequence[tuple[tuple[str, str, int], Plan]], reason: str) -> None:
+        if len(plans) == 1:
+            self.reasons[plans[0][0]] = reason
+
+    def declined(self, current: _Round) -> Counter[tuple[str, str]]:
+        """Why each finding left (of the selected rules) was not fixed."""
+        reasons: Counter[tuple[str, str]] = Counter()
+        identities = {id(found.finding): identity for found, identity in self._identified(current)}
+        for found in current.found:
+            finding = found.finding
+            code = finding.rule.code
+            if code not in self.wanted or finding.pending is not None:
+                continue
+            plan = current.context.plans.get(id(finding))
+            if plan is not None:
+                if plan.applicability not in self.allowed:
+                    reason = UNSAFE
+                else:
+                    identity = identities[id(finding)]
+                    reason = self.reasons.get(identity, "the rewrite would not remove the finding")
+            else:
+                reason = current.context.unfixable.get(id(finding)) or no_fix_reason(code)
+            reasons[(code, reason)] += 1
+        return reasons
+
+    def pending(self, current: _Round) -> frozenset[str]:
+        return frozenset(
+            f.finding.rule.code
+            for f in current.found
+            if f.finding.pending is not None and f.finding.rule.code in self.wanted
+        )
 
 
-def _key(tree: cst.Module, finding: RawFinding, plan: Plan) -> tuple[str, str, str]:
-    """Identifies a plan across rounds (nodes are rebuilt every round)."""
-    return (plan.code, plan.description, tree.code_for_node(finding.node))
+def _descriptions(
+    plans: Sequence[tuple[tuple[str, str, int], Plan]],
+) -> dict[tuple[str, str], str]:
+    """What was done about each finding a round removed: the description of
+    the plan that targeted it or, for the findings a plan removed in passing
+    (the SG201 of the acquisition an SG101 fix rewrote), of the plan that
+    targeted the same node."""
+    found: dict[tuple[str, str], str] = {}
+    for (code, text, _), plan in plans:
+        found[(code, text)] = plan.description
+        found.setdefault(("", text), plan.description)
+    return found
 
 
-def _lines(tree: cst.Module, context: Context) -> dict[str, int]:
-    """Line of each finding's code in the original text, for the summary."""
-    from slotguard.locate import Locator
+class _Claims:
+    """The statements the plans chosen for a round rewrite, so that the next
+    plan chosen does not touch them."""
 
-    locator = Locator(tree, [f.node for f in context.findings])
-    return {tree.code_for_node(f.node): locator.line(f.node) for f in context.findings}
+    def __init__(self) -> None:
+        self.ranges: dict[int, list[tuple[int, int]]] = {}
+        """Rewritten ranges, by ``id`` of their block."""
+        self.inside: set[int] = set()
+        """``id`` of every node in a rewritten range."""
+
+    def claim(self, plan: Plan) -> bool:
+        """Claim the plan's statements, unless they overlap a claim."""
+        if id(plan.block) in self.inside:
+            return False
+        ranges = self.ranges.get(id(plan.block), [])
+        if any(plan.start < end and start < plan.end for start, end in ranges):
+            return False
+        nodes = {
+            id(node)
+            for statement in plan.block.body[plan.start : plan.end]
+            for node in walk(statement)
+        }
+        if not nodes.isdisjoint(self.ranges):
+            return False
+        self.ranges.setdefault(id(plan.block), []).append((plan.start, plan.end))
+        self.inside |= nodes
+        return True
 
 
-def _attempt(
-    tree: cst.Module,
-    plan: Plan,
-    before: Context,
-    path: Path,
-    settings: Settings,
-    shown: str,
-    index: ProjectIndex,
-) -> tuple[cst.Module, Context, Counter[str]] | None:
-    """The tree with the plan applied, its findings, and how many findings of
-    each code it removed; None unless it removes findings without adding a
-    new kind of finding."""
-    rewritten = apply_plan(tree, plan)
+def _compiles(text: str) -> bool:
     try:
-        reparsed = parse(rewritten.code)
-    except SourceError:
-        return None
-    after = run_rules(reparsed, path, settings, shown, index)
-    counts_before = Counter(f.rule.code for f in before.findings)
-    counts_after = Counter(f.rule.code for f in after.findings)
-    if sum(counts_after.values()) >= sum(counts_before.values()):
-        return None
-    if any(counts_after[code] > counts_before[code] for code in counts_after):
-        return None
-    return reparsed, after, counts_before - counts_after
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
+def apply_plans(tree: cst.Module, plans: Sequence[Plan]) -> cst.Module:
+    """The tree with every plan applied; the plans must not overlap.
+
+    One pass rebuilds only the nodes on the way from the module to a block
+    that changes (``deep_replace`` would walk the whole tree once per
+    block)."""
+    blocks: dict[int, cst.IndentedBlock | cst.Module] = {}
+    groups: dict[int, list[Plan]] = {}
+    for plan in plans:
+        blocks[id(plan.block)] = plan.block
+        groups.setdefault(id(plan.block), []).append(plan)
+    bodies: dict[int, list[cst.BaseStatement]] = {}
+    imports: list[cst.SimpleStatementLine] = []
+    for key, group in groups.items():
+        body = list(blocks[key].body)
+        for plan in sorted(group, key=lambda plan: plan.start, reverse=True):
+            body[plan.start : plan.end] = plan.build()
+            imports.extend(plan.imports)
+        bodies[key] = body
+    parents: dict[int, cst.CSTNode] = {}
+    for node in walk(tree):
+        for child in children(node):
+            parents[id(child)] = node
+    on_the_way: set[int] = set()
+    for block in blocks.values():
+        current: cst.CSTNode | None = block
+        while current is not None and id(current) not in on_the_way:
+            on_the_way.add(id(current))
+            current = parents.get(id(current))
+    rebuilt = _rebuilt(tree, bodies, on_the_way)
+    assert isinstance(rebuilt, cst.Module)
+    return with_imports(rebuilt, imports) if imports else rebuilt
+
+
+def _rebuilt(
+    node: cst.CSTNode, bodies: dict[int, list[cst.BaseStatement]], on_the_way: set[int]
+) -> cst.CSTNode:
+    if id(node) not in on_the_way:
+        return node
+    changes: dict[str, object] = {}
+    for field_ in dataclasses.fields(node):
+        value = getattr(node, field_.name)
+        replaced = id(node) in bodies and field_.name == "body"
+        if replaced:
+            value = bodies[id(node)]
+        if isinstance(value, cst.CSTNode):
+            new = _rebuilt(value, bodies, on_the_way)
+            if new is not value:
+                changes[field_.name] = new
+        elif isinstance(value, list | tuple):
+            items = [
+                _rebuilt(item, bodies, on_the_way) if isinstance(item, cst.CSTNode) else item
+                for item in value
+            ]
+            if replaced or any(new is not old for new, old in zip(items, value, strict=True)):
+                changes[field_.name] = items
+    return node.with_changes(**changes) if changes else node
 
 
 def apply_plan(tree: cst.Module, plan: Plan) -> cst.Module:
-    block = plan.block
-    body = list(block.body)
-    new_body = [*body[: plan.start], *plan.replacement, *body[plan.end :]]
-    if isinstance(block, cst.Module):
-        rewritten = block.with_changes(body=new_body)
-    else:
-        replaced = tree.deep_replace(block, block.with_changes(body=new_body))
-        assert isinstance(replaced, cst.Module)
-        rewritten = replaced
-    if plan.imports:
-        rewritten = _with_imports(rewritten, plan.imports)
-    return rewritten
-
-
-def _with_imports(tree: cst.Module, imports: Sequence[cst.SimpleStatementLine]) -> cst.Module:
-    """Add import lines the module lacks, after its docstring and
-    ``__future__`` imports."""
-    existing = {tree.code_for_node(statement).strip() for statement in tree.body}
-    missing = [line for line in imports if tree.code_for_node(line).strip() not in existing]
-    if not missing:
-        return tree
-    position = 0
-    for index, statement in enumerate(tree.body):
-        if _is_docstring_or_future(statement):
-            position = index + 1
-        else:
-            break
-    body = list(tree.body)
-    return tree.with_changes(body=[*body[:position], *missing, *body[position:]])
-
-
-def _is_docstring_or_future(statement: cst.BaseStatement) -> bool:
-    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
-        return False
-    small = statement.body[0]
-    if isinstance(small, cst.Expr) and isinstance(small.value, cst.SimpleString):
-        return True
-    return (
-        isinstance(small, cst.ImportFrom)
-        and isinstance(small.module, cst.Name)
-        and small.module.value == "__future__"
-    )
+    return apply_plans(tree, [plan])

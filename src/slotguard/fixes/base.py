@@ -3,13 +3,14 @@
 A ``Fixer`` looks at one finding in its module and either declines or returns
 a ``Plan``: which statements to replace by which. Plans are computed when the
 finding is reported (so every finding says whether ``slotguard fix`` can fix
-it) and applied one at a time by ``slotguard.fixes.apply``, which re-checks
-the result before keeping it.
+it), which is on every ``check``: deciding is done then, but building the new
+statements waits until ``slotguard.fixes.apply`` applies the plan (and
+re-checks the result before keeping it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class Plan:
     """Replace ``block``'s statements ``start`` to ``end`` (exclusive) by
-    ``replacement``. ``block`` is an ``IndentedBlock`` or the ``Module``."""
+    what ``build`` returns. ``block`` is an ``IndentedBlock`` or the
+    ``Module``."""
 
     code: str
     applicability: Applicability
@@ -33,24 +35,11 @@ class Plan:
     block: cst.IndentedBlock | cst.Module
     start: int
     end: int
-    replacement: Sequence[cst.BaseStatement]
+    build: Callable[[], Sequence[cst.BaseStatement]]
+    """The replacement statements, built when the plan is applied."""
     imports: Sequence[cst.SimpleStatementLine] = ()
     """Statements to add at the top of the module (after its docstring and
     ``__future__`` imports) when the rewrite needs a name it does not have."""
-
-    def overlaps(self, other: Plan) -> bool:
-        if self.block is other.block:
-            return self.start < other.end and other.start < self.end
-        return _contains(self, other.block) or _contains(other, self.block)
-
-
-def _contains(plan: Plan, node: cst.CSTNode) -> bool:
-    from slotguard.syntax import walk
-
-    for statement in plan.block.body[plan.start : plan.end]:
-        if any(sub is node for sub in walk(statement)):
-            return True
-    return False
 
 
 class Fixer:

@@ -4,16 +4,15 @@ what was fixed and what was not (and why)."""
 from __future__ import annotations
 
 import difflib
-import re
 import sys
 from collections import Counter
 from pathlib import Path
 
 import click
 
-from slotguard.engine import RunResult
-from slotguard.fixes import fixers
-from slotguard.fixes.apply import FileFix, fix_source
+from slotguard.engine import UNUSED_NOQA, RunResult
+from slotguard.fixes import no_fix_reason
+from slotguard.fixes.apply import UNSAFE, FileFix, fix_source
 from slotguard.model.summary import EMPTY_INDEX
 from slotguard.report.diagnostic import Applicability, Diagnostic
 from slotguard.settings import Settings
@@ -32,80 +31,89 @@ def run_fixes(result: RunResult, settings: Settings, *, unsafe: bool, diff: bool
     fixed: Counter[str] = Counter()
     declined: Counter[tuple[str, str]] = Counter()
     changed_files = 0
+    run_level = {id(diagnostic) for diagnostic in result.run_diagnostics}
     for shown, diagnostics in sorted(by_path.items()):
         wanted = [d for d in diagnostics if d.fix is not None and d.fix.applicability in allowed]
         outcome: FileFix | None = None
         path = paths.get(shown)
         if wanted and path is not None:
-            outcome = fix_source(
-                path.read_bytes(),
-                path,
-                settings,
-                shown,
-                unsafe=unsafe,
-                index=result.indexes.get(path, EMPTY_INDEX),
-            )
+            outcome = _fix_file(path, shown, result, settings, unsafe)
             if outcome.error is not None:
                 click.echo(f"slotguard: {shown}: {outcome.error}", err=True)
-            elif outcome.changed:
+                outcome = None
+            elif outcome.changed and _deliver(path, shown, outcome, diff):
                 changed_files += 1
-                _deliver(path, shown, outcome, diff)
                 fixed.update(applied.code for applied in outcome.applied)
-        declined.update(_declined(diagnostics, outcome, allowed))
+        declined.update(_declined(diagnostics, outcome, allowed, run_level))
     _summarise(fixed, changed_files, declined, diff)
     return changed_files > 0
 
 
-def _deliver(path: Path, shown: str, outcome: FileFix, diff: bool) -> None:
+def _fix_file(
+    path: Path, shown: str, result: RunResult, settings: Settings, unsafe: bool
+) -> FileFix:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return FileFix(None, error=f"not fixed: it cannot be read: {error.strerror or error}")
+    index = result.indexes.get(path, EMPTY_INDEX)
+    return fix_source(data, path, settings, shown, unsafe=unsafe, index=index)
+
+
+_NO_NEWLINE = "\\ No newline at end of file\n"
+
+
+def _deliver(path: Path, shown: str, outcome: FileFix, diff: bool) -> bool:
+    """Show or write the fixed text; whether that worked."""
     assert outcome.source is not None and outcome.text is not None
     if diff:
         old = outcome.source.text.splitlines(keepends=True)
         new = outcome.text.splitlines(keepends=True)
-        sys.stdout.writelines(difflib.unified_diff(old, new, f"a/{shown}", f"b/{shown}"))
-        return
+        for line in difflib.unified_diff(old, new, f"a/{shown}", f"b/{shown}"):
+            sys.stdout.write(line if line.endswith("\n") else f"{line}\n{_NO_NEWLINE}")
+        return True
     try:
         write_atomically(path, outcome.source.encode(outcome.text))
     except OSError as error:
         click.echo(f"slotguard: {shown}: not written: {error.strerror or error}", err=True)
+        return False
+    return True
 
 
 def _declined(
-    diagnostics: list[Diagnostic], outcome: FileFix | None, allowed: set[Applicability]
+    diagnostics: list[Diagnostic],
+    outcome: FileFix | None,
+    allowed: set[Applicability],
+    run_level: set[int],
 ) -> Counter[tuple[str, str]]:
     """Why each finding of a file that is still there was not fixed."""
     reasons: Counter[tuple[str, str]] = Counter()
-    if outcome is not None and outcome.changed:
+    if outcome is not None:
+        # The findings left after fixing, with the reasons found on the way;
+        # what only the whole run decides, and unused noqa comments (which
+        # the rules do not report), are as the run found them.
         reasons.update(outcome.declined)
+        for diagnostic in diagnostics:
+            if (
+                id(diagnostic) in run_level
+                or diagnostic.code in outcome.pending
+                or diagnostic.code == UNUSED_NOQA[0]
+            ):
+                reasons[(diagnostic.code, _reason(diagnostic, allowed))] += 1
         return reasons
     for diagnostic in diagnostics:
-        if diagnostic.fix is not None:
-            if diagnostic.fix.applicability not in allowed:
-                reasons[(diagnostic.code, "the fix is unsafe: run with --unsafe-fixes")] += 1
-            elif outcome is not None:
-                reasons[(diagnostic.code, "rewriting it would not remove the finding")] += 1
-            continue
-        reason = diagnostic.no_fix_reason or _no_fixer_reason(diagnostic.code)
-        reasons[(diagnostic.code, reason)] += 1
+        reasons[(diagnostic.code, _reason(diagnostic, allowed))] += 1
     return reasons
 
 
-_FIX_SAFETY = re.compile(r"^## Fix safety\s*\n+(?P<text>.+?)(?:\n\n|\Z)", re.M | re.S)
-
-
-def _no_fixer_reason(code: str) -> str:
-    """For rules without a fixer, the first sentence of their Fix safety docs."""
-    if code in fixers():
-        return "the fix does not apply to this shape of code"
-    from slotguard.rules import rule_by_code
-
-    rule = rule_by_code(code)
-    if rule is None:
-        return "no automatic fix"
-    match = _FIX_SAFETY.search(rule.documentation())
-    if match is None:
-        return "no automatic fix"
-    text = " ".join(match.group("text").split())
-    return text.split(". ")[0].rstrip(".")
+def _reason(diagnostic: Diagnostic, allowed: set[Applicability]) -> str:
+    if diagnostic.fix is not None:
+        return (
+            UNSAFE
+            if diagnostic.fix.applicability not in allowed
+            else "the file could not be read or parsed again"
+        )
+    return diagnostic.no_fix_reason or no_fix_reason(diagnostic.code)
 
 
 def _summarise(

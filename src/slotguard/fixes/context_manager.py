@@ -14,14 +14,37 @@ the release rebinds or releases the name:
     BODY                          →          BODY
     db.close()
 
-The first releases on exactly the paths the code already released on; the
-second adds the release on the paths that skipped it (an early ``return``, an
-exception, a ``yield`` the consumer never resumes), which is what the
-findings it fixes (SG201, SG202, SG203) ask for. Everything else, the fix
-declines with a reason that the ``fix`` summary shows.
+Statements between the acquisition and the ``try`` join the ``with`` body,
+and a ``try`` that has more than the release to do (handlers, an ``else``,
+other ``finally`` statements) stays inside it, smaller. The first shape
+releases on exactly the paths the code already released on; the second adds
+the release on the paths that skipped it (an early ``return``, an exception,
+a ``yield`` the consumer never resumes), which is what the findings it fixes
+(SG201, SG202, SG203) ask for.
+
+Where ``with`` would not release (an asyncpg or psycopg2 connection), or
+would do more than the release (psycopg's connection commits; psycopg_pool's
+``connection()`` ends the transaction), the SG2 findings get a ``finally``
+instead: a new ``try``/``finally`` around the statements up to a trailing
+release, or the statements between the acquisition and a handler-less
+``try``/``finally`` that releases moved into it. SG101 and SG102 are about
+the missing ``with`` itself, so they get the unsafe ``with`` or nothing.
+
+A comment on the acquisition line moves to the ``with`` line; comments in
+the body, above the ``try`` and after its last statement move with the code
+they belong to. Where a comment would have nowhere to go (on the ``try:``
+line, on or above the release, on or above a ``finally:`` that goes away),
+the fix declines, and the reason shows in the ``fix`` summary, as it does
+for every other shape left alone.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import re
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import libcst as cst
 
@@ -34,32 +57,101 @@ from slotguard.rules.common import code, flows
 from slotguard.syntax import assigned_names, children, unwrap_await, walk
 
 
-def plan_context_manager(context: Context, finding: RawFinding) -> Plan | Unfixable:
+@dataclass(frozen=True, slots=True)
+class _Manager:
+    """What to enter instead of the bare acquisition."""
+
+    expression: cst.BaseExpression
+    is_async: bool
+    applicability: Applicability
+    caveat: str = ""
+    """Why the fix is unsafe, for its description."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Region:
+    """The statements from just after the acquisition up to the release."""
+
+    end: int
+    """Index, in the acquisition's block, of the first statement after it."""
+    body: list[cst.BaseStatement]
+    """The statements the ``with`` will hold."""
+    deeper: frozenset[int]
+    """``id`` of the statements of ``body`` that move one level deeper."""
+    footer: Sequence[cst.EmptyLine] = ()
+    """Comments that followed the last statement of a dissolved ``try``."""
+
+
+def plan_context_manager(
+    context: Context, finding: RawFinding, *, wants_context_manager: bool = False
+) -> Plan | Unfixable:
+    """The plan for a finding at an acquisition. ``wants_context_manager``:
+    the finding is about the missing ``with`` itself (SG101, SG102), so a
+    ``finally`` does not fix it. The other findings take the ``with`` when
+    it is safe and possible, else a ``finally`` if there is one to write.
+    Several findings at one acquisition share the work."""
     located = _site_of(context, finding.node)
     if located is None:
         return Unfixable("the acquisition is not one the flow analysis tracks")
     flow, outcome = located
+    known = _analysis(context).plans
+    if (id(outcome), True) not in known:
+        known[(id(outcome), True)] = _with_plan(context, flow, outcome)
+    planned = known[(id(outcome), True)]
+    safe = isinstance(planned, Plan) and planned.applicability is Applicability.SAFE
+    if not wants_context_manager and not safe:
+        if (id(outcome), False) not in known:
+            known[(id(outcome), False)] = _finally_plan(context, flow, outcome) or planned
+        planned = known[(id(outcome), False)]
+    if isinstance(planned, Plan):
+        return dataclasses.replace(planned, code=finding.rule.code)
+    return planned
+
+
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """Where the acquisition is: a statement of its own, in a block."""
+
+    site: Site
+    statement: cst.SimpleStatementLine
+    block: cst.IndentedBlock | cst.Module
+    index: int
+
+
+def _place(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> _Place | Unfixable:
     site = outcome.site
     if site.name is None:
         return Unfixable("the acquired value is not bound to a name")
     if outcome.handed_off:
         # A ``with`` would release it under its new owner's feet.
         return Unfixable(f"`{site.name}` is handed to another owner on some path")
-    manager = _context_manager(site)
+    parents = _function_parents(context, flow.function.node)
+    statement = _acquiring_statement(site, parents)
+    block = parents.get(id(statement)) if statement is not None else None
+    if statement is None or not isinstance(block, cst.IndentedBlock | cst.Module):
+        return Unfixable(f"`{site.name} = ...` is not a statement of its own")
+    return _Place(site, statement, block, _index_of(block, statement))
+
+
+def _finally_plan(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> Plan | None:
+    place = _place(context, flow, outcome)
+    if isinstance(place, Unfixable):
+        return None
+    return _release_in_finally(context, place.site, place.block, place.index)
+
+
+def _with_plan(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> Plan | Unfixable:
+    place = _place(context, flow, outcome)
+    if isinstance(place, Unfixable):
+        return place
+    site, statement, block, index = place.site, place.statement, place.block, place.index
+    manager = _context_manager(site, flow)
     if isinstance(manager, Unfixable):
         return manager
-    expression, is_async, applicability = manager
-    if is_async and not flow.function.is_async:
-        return Unfixable("the context manager is asynchronous but the function is not")
-    parents = _parents(flow.function.node)
-    statement = _acquiring_statement(site, parents)
-    if statement is None:
-        return Unfixable(f"`{site.name} = ...` is not a statement of its own")
-    block = parents.get(id(statement))
-    if not isinstance(block, cst.IndentedBlock | cst.Module):
-        return Unfixable(f"`{site.name} = ...` is not a statement of its own")
-    index = _index_of(block, statement)
-    region = _with_try_finally(site, block, index) or _with_trailing_release(site, block, index)
+    others = [other.site for other in flow.outcomes if other.site is not site]
+    region = _with_try_finally(site, others, block, index) or _with_trailing_release(
+        site, block, index
+    )
     if isinstance(region, Unfixable):
         return region
     if region is None:
@@ -67,52 +159,111 @@ def plan_context_manager(context: Context, finding: RawFinding) -> Plan | Unfixa
             f"`{site.name}` is not released in the `finally` of a later `try` of its block, "
             "nor by a later statement of its block"
         )
-    end, body = region
-    keyword = "async with" if is_async else "with"
-    header = f"{keyword} {code(expression)} as {site.name}"
-    replacement = cst.With(
-        items=[cst.WithItem(expression, asname=cst.AsName(cst.Name(site.name)))],
-        # A comment on the acquisition line stays on the ``with`` line.
-        body=cst.IndentedBlock(body=body, header=statement.trailing_whitespace),
-        asynchronous=cst.Asynchronous() if is_async else None,
-        leading_lines=statement.leading_lines,
-    )
+    indent = _body_indent(block, context.tree)
+    name = site.name
+    assert name is not None
+
+    def build() -> list[cst.BaseStatement]:
+        body = [
+            reindent_continuations(part, indent) if id(part) in region.deeper else part
+            for part in region.body
+        ]
+        leading, declaration = _declaration(statement)
+        entered = cst.With(
+            items=[cst.WithItem(manager.expression, asname=cst.AsName(cst.Name(name)))],
+            # A comment on the acquisition line stays on the ``with`` line.
+            body=cst.IndentedBlock(
+                body=_without_leading_blank_lines(body),
+                header=statement.trailing_whitespace,
+                footer=region.footer,
+            ),
+            asynchronous=cst.Asynchronous() if manager.is_async else None,
+            leading_lines=leading,
+        )
+        return [*declaration, entered]
+
+    keyword = "async with" if manager.is_async else "with"
+    header = f"{keyword} {code(manager.expression)} as {name}"
     return Plan(
-        code=finding.rule.code,
-        applicability=applicability,
-        description=f"rewrite as `{header}:`",
+        code="",
+        applicability=manager.applicability,
+        description=f"rewrite as `{header}:`" + manager.caveat,
         block=block,
         start=index,
-        end=end,
-        replacement=[replacement],
+        end=region.end,
+        build=build,
     )
+
+
+@dataclass(slots=True)
+class _Analysis:
+    """What the plans of one module's findings share, computed once."""
+
+    sites: dict[int, tuple[FunctionFlow, SiteOutcome]]
+    """By ``id`` of the acquisition node (and of its call)."""
+    parents: dict[int, dict[int, cst.CSTNode]]
+    """Child → parent maps, by ``id`` of the function node."""
+    plans: dict[tuple[int, bool], Plan | Unfixable] = field(default_factory=dict)
+    """By ``id`` of the site's outcome and whether the ``with`` is wanted."""
+
+
+_ANALYSES: weakref.WeakKeyDictionary[Context, _Analysis] = weakref.WeakKeyDictionary()
+
+
+def _analysis(context: Context) -> _Analysis:
+    analysis = _ANALYSES.get(context)
+    if analysis is None:
+        sites: dict[int, tuple[FunctionFlow, SiteOutcome]] = {}
+        for flow in flows(context):
+            for outcome in flow.outcomes:
+                sites.setdefault(id(outcome.site.node), (flow, outcome))
+                sites.setdefault(id(outcome.site.produced.call), (flow, outcome))
+        analysis = _ANALYSES[context] = _Analysis(sites, {})
+    return analysis
 
 
 def _site_of(context: Context, node: cst.CSTNode) -> tuple[FunctionFlow, SiteOutcome] | None:
-    for flow in flows(context):
-        outcome = flow.outcome_for(node)
-        if outcome is not None:
-            return flow, outcome
-    return None
+    return _analysis(context).sites.get(id(node))
 
 
-def _context_manager(site: Site) -> tuple[cst.BaseExpression, bool, Applicability] | Unfixable:
+def _function_parents(context: Context, function: cst.FunctionDef) -> dict[int, cst.CSTNode]:
+    known = _analysis(context).parents
+    parents = known.get(id(function))
+    if parents is None:
+        parents = known[id(function)] = _parents(function)
+    return parents
+
+
+def _context_manager(site: Site, flow: FunctionFlow) -> _Manager | Unfixable:
     """The expression to enter, whether with ``async with``, and how safe."""
     resource = site.type
     if not resource.with_releases:
-        return Unfixable(f"`with` does not release a {resource.kind.value}: {resource.with_note}")
+        return Unfixable(
+            f"`with` does not release {_article(resource.kind.value)}: {resource.with_note}"
+        )
+    if resource.is_async and not flow.function.is_async:
+        return Unfixable("the context manager is asynchronous but the function is not")
     produced = site.produced
     call = produced.call
-    applicability = Applicability.SAFE
     method = produced.method
     if method is not None and method.context_manager and isinstance(call.func, cst.Attribute):
         # ``getconn``/``putconn`` becomes ``connection()``, which also ends the
         # transaction at the end of the block: a change of behaviour.
         call = call.with_changes(func=call.func.with_changes(attr=cst.Name(method.context_manager)))
-        applicability = Applicability.UNSAFE
-    keep_await = resource.kind is Kind.CONNECTION and isinstance(produced.expression, cst.Await)
-    expression: cst.BaseExpression = cst.Await(call) if keep_await else call
-    return expression, resource.is_async, applicability
+        caveat = f" (unsafe: `{method.context_manager}()` also commits or rolls back)"
+        return _Manager(call, resource.is_async, Applicability.UNSAFE, caveat)
+    if resource.kind is Kind.CONNECTION:
+        # A direct connection's own context manager may end its transaction
+        # too (psycopg commits), where ``close()`` discarded it.
+        keep_await = isinstance(produced.expression, cst.Await)
+        expression: cst.BaseExpression = cst.Await(call) if keep_await else call
+        caveat = " (unsafe: a connection's context manager may also commit)"
+        return _Manager(expression, resource.is_async, Applicability.UNSAFE, caveat)
+    return _Manager(call, resource.is_async, Applicability.SAFE)
+
+
+def _article(noun: str) -> str:
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
 
 
 def _parents(root: cst.CSTNode) -> dict[int, cst.CSTNode]:
@@ -144,6 +295,22 @@ def _acquiring_statement(
     return line
 
 
+def _declaration(
+    statement: cst.SimpleStatementLine,
+) -> tuple[Sequence[cst.EmptyLine], list[cst.BaseStatement]]:
+    """For ``conn: Connection = ...``, the annotation kept as a declaration
+    above the ``with`` (which cannot carry one); the lines above the
+    acquisition go above whichever comes first."""
+    assignment = statement.body[0]
+    if not isinstance(assignment, cst.AnnAssign):
+        return statement.leading_lines, []
+    declaration = cst.SimpleStatementLine(
+        [assignment.with_changes(value=None, equal=cst.MaybeSentinel.DEFAULT)],
+        leading_lines=statement.leading_lines,
+    )
+    return (), [declaration]
+
+
 def _index_of(block: cst.IndentedBlock | cst.Module, statement: cst.CSTNode) -> int:
     for index, candidate in enumerate(block.body):
         if candidate is statement:
@@ -152,88 +319,202 @@ def _index_of(block: cst.IndentedBlock | cst.Module, statement: cst.CSTNode) -> 
 
 
 def _with_try_finally(
-    site: Site, block: cst.IndentedBlock | cst.Module, index: int
-) -> tuple[int, list[cst.BaseStatement]] | Unfixable | None:
+    site: Site, others: Sequence[Site], block: cst.IndentedBlock | cst.Module, index: int
+) -> _Region | Unfixable | None:
     """A later statement of the block is a ``try`` whose ``finally`` ends with
-    the release; what comes between joins the ``with`` body (so an early
-    ``return`` before the ``try`` releases too)."""
+    the release (or with it and then only releases of other resources, which
+    may as well come first); what comes between joins the ``with`` body (so
+    an early ``return`` before the ``try`` releases too)."""
     for position in range(index + 1, len(block.body)):
         candidate = block.body[position]
         if isinstance(candidate, cst.Try) and candidate.finalbody is not None:
-            final = candidate.finalbody.body.body
-            if final and _is_release(final[-1], site):
+            final = candidate.finalbody.body
+            release = (
+                _final_release(final.body, site, others)
+                if isinstance(final, cst.IndentedBlock)
+                else None
+            )
+            if release is not None:
                 break
         if _rebinds_or_releases(candidate, site):
             return None
     else:
         return None
-    inner = _without_final_release(site, candidate)
+    between = list(block.body[index + 1 : position])
+    inner = _without_final_release(site, candidate, release)
     if isinstance(inner, Unfixable):
         return inner
-    return position + 1, [*block.body[index + 1 : position], *inner]
+    statements, footer = inner
+    deeper = {id(part) for part in between}
+    if footer is None:
+        # The ``try`` stays, one level deeper.
+        deeper.update(id(part) for part in statements)
+    return _Region(position + 1, [*between, *statements], frozenset(deeper), footer or ())
 
 
-def _without_final_release(site: Site, statement: cst.Try) -> list[cst.BaseStatement] | Unfixable:
-    """The ``try`` without the release that ends its ``finally``: the
-    ``finally`` shrinks, or disappears, or the whole ``try`` dissolves."""
+def _final_release(
+    final: Sequence[cst.BaseStatement], site: Site, others: Sequence[Site]
+) -> int | None:
+    """Where in a ``finally`` the release is, if only releases of other
+    resources follow it."""
+    for position in range(len(final) - 1, -1, -1):
+        if _is_release(final[position], site):
+            return position
+        if not any(_is_release(final[position], other) for other in others):
+            return None
+    return None
+
+
+def _without_final_release(
+    site: Site, statement: cst.Try, position: int
+) -> tuple[list[cst.BaseStatement], Sequence[cst.EmptyLine] | None] | Unfixable:
+    """The ``try`` without the release in its ``finally``: the ``finally``
+    shrinks, or disappears, or the whole ``try`` dissolves. With the
+    statements comes, for a dissolved ``try`` (whose body keeps its depth),
+    the comments that followed its last statement; None for a ``try`` that
+    stays (and moves one level deeper)."""
     assert statement.finalbody is not None
     finally_block = statement.finalbody.body
     final = list(finally_block.body)
-    release = final[-1]
+    release = final[position]
     assert isinstance(release, cst.SimpleStatementLine)
     if _comments(release.leading_lines) or _has_comment(release.trailing_whitespace):
-        return Unfixable("a comment on the release line has nowhere to go")
-    protected = [statement.body, *statement.handlers, statement.orelse, *final[:-1]]
+        return Unfixable("a comment on or above the release has nowhere to go")
+    remaining = [*final[:position], *final[position + 1 :]]
+    protected = [statement.body, *statement.handlers, statement.orelse, *remaining]
     if any(part is not None and _rebinds_or_releases(part, site) for part in protected):
         return Unfixable(f"`{site.name}` is rebound or released again inside the `try`")
-    remaining = final[:-1]
     if remaining:
         shortened = finally_block.with_changes(body=remaining)
-        return [statement.with_changes(finalbody=statement.finalbody.with_changes(body=shortened))]
+        smaller = statement.with_changes(finalbody=statement.finalbody.with_changes(body=shortened))
+        return [smaller], None
     if _block_comments(finally_block) or _comments(statement.finalbody.leading_lines):
         return Unfixable("a comment in the `finally` has nowhere to go")
     if statement.handlers:
-        return [statement.with_changes(finalbody=None)]
-    # A ``try`` with only a ``finally`` (and perhaps an ``else``) dissolves
-    # into the ``with`` body: without handlers, ``else`` runs exactly when the
-    # body did not raise, that is, right after it.
-    suites = [statement.body]
-    if statement.orelse is not None:
-        if _comments(statement.orelse.leading_lines):
-            return Unfixable("a comment before `else` has nowhere to go")
-        suites.append(statement.orelse.body)
-    body: list[cst.BaseStatement] = []
-    for suite in suites:
-        if not isinstance(suite, cst.IndentedBlock):
-            return Unfixable("a one-line `try` or `else` body")
-        if _block_comments(suite):
-            return Unfixable("a comment on the `try` or `else` line has nowhere to go")
-        body += suite.body
-    first = body[0]
-    if statement.leading_lines and isinstance(
-        first, cst.SimpleStatementLine | cst.BaseCompoundStatement
-    ):
-        body[0] = first.with_changes(leading_lines=[*statement.leading_lines, *first.leading_lines])
-    return body
+        return [statement.with_changes(finalbody=None)], None
+    return _dissolved(statement)
+
+
+def _dissolved(
+    statement: cst.Try,
+) -> tuple[list[cst.BaseStatement], Sequence[cst.EmptyLine]] | Unfixable:
+    """A ``try`` with only a ``finally`` dissolves into the ``with`` body
+    (it has no ``else``: Python allows one only after handlers). Comments
+    above the ``try`` go above its first statement; comments after its last
+    statement, at the end of the ``with`` body."""
+    suite = statement.body
+    if not isinstance(suite, cst.IndentedBlock):
+        return Unfixable("a one-line `try` body")
+    if _has_comment(suite.header):
+        return Unfixable("a comment on the `try:` line has nowhere to go")
+    body = list(suite.body)
+    if statement.leading_lines:
+        body[0] = _with_lines_above(body[0], statement.leading_lines)
+    return body, suite.footer
+
+
+def _with_lines_above(
+    statement: cst.BaseStatement, lines: Sequence[cst.EmptyLine]
+) -> cst.BaseStatement:
+    if isinstance(statement, cst.SimpleStatementLine | cst.BaseCompoundStatement):
+        return statement.with_changes(leading_lines=[*lines, *statement.leading_lines])
+    return statement
 
 
 def _with_trailing_release(
     site: Site, block: cst.IndentedBlock | cst.Module, index: int
-) -> tuple[int, list[cst.BaseStatement]] | Unfixable | None:
+) -> _Region | Unfixable | None:
     """A later statement of the same block releases it."""
     for end in range(index + 1, len(block.body)):
         statement = block.body[end]
         if _is_release(statement, site):
             assert isinstance(statement, cst.SimpleStatementLine)
-            if _comments(statement.leading_lines) or _has_comment(statement.trailing_whitespace):
-                return Unfixable("a comment on the release line has nowhere to go")
             region = list(block.body[index + 1 : end])
             if any(_rebinds_or_releases(part, site) for part in region):
                 return Unfixable(f"`{site.name}` is rebound or released again before the release")
-            return end + 1, region or [cst.SimpleStatementLine([cst.Pass()])]
+            if _comments(statement.leading_lines) or _has_comment(statement.trailing_whitespace):
+                return Unfixable("a comment on or above the release has nowhere to go")
+            body = region or [cst.SimpleStatementLine([cst.Pass()])]
+            return _Region(end + 1, body, frozenset(id(part) for part in body))
         if _rebinds_or_releases(statement, site):
             return None
     return None
+
+
+def _release_in_finally(
+    context: Context,
+    site: Site,
+    block: cst.IndentedBlock | cst.Module,
+    index: int,
+) -> Plan | None:
+    """Without a context manager to use (or a safe one): the statements
+    after the acquisition go into a ``try`` whose ``finally`` releases it,
+    either a new one around the statements up to a trailing release, or the
+    later ``try``/``finally`` that already releases it, if it has no
+    handlers to catch what the statements moved into it raise."""
+    for end in range(index + 1, len(block.body)):
+        statement = block.body[end]
+        if _is_release(statement, site) or _releasing_try(statement, site):
+            break
+        if _rebinds_or_releases(statement, site):
+            return None
+    else:
+        return None
+    region = list(block.body[index + 1 : end])
+    if not region:
+        return None
+    indent = _body_indent(block, context.tree)
+
+    def build() -> list[cst.BaseStatement]:
+        above: Sequence[cst.EmptyLine] = ()
+        statements = list(region)
+        first = statements[0]
+        if isinstance(first, cst.SimpleStatementLine | cst.BaseCompoundStatement):
+            above = first.leading_lines
+            statements[0] = first.with_changes(leading_lines=())
+        moved = [reindent_continuations(part, indent) for part in statements]
+        if isinstance(statement, cst.Try):
+            assert isinstance(statement.body, cst.IndentedBlock)
+            kept = list(statement.body.body)
+            kept[0] = _with_lines_above(kept[0], statement.leading_lines)
+            body = statement.body.with_changes(body=[*moved, *kept])
+            return [statement.with_changes(body=body, leading_lines=above)]
+        assert isinstance(statement, cst.SimpleStatementLine)
+        release = statement.with_changes(
+            leading_lines=_without_blank_lines(statement.leading_lines)
+        )
+        protected = cst.Try(
+            body=cst.IndentedBlock(moved),
+            finalbody=cst.Finally(body=cst.IndentedBlock([release])),
+            leading_lines=above,
+        )
+        return [protected]
+
+    return Plan(
+        code="",
+        applicability=Applicability.SAFE,
+        description=f"release `{site.name}` in a `finally`",
+        block=block,
+        start=index + 1,
+        end=end + 1,
+        build=build,
+    )
+
+
+def _releasing_try(statement: cst.BaseStatement, site: Site) -> bool:
+    """A ``try``/``finally`` without handlers whose ``finally`` ends with the
+    release, and that does not release or rebind it elsewhere."""
+    if not isinstance(statement, cst.Try) or statement.handlers or statement.finalbody is None:
+        return False
+    if not isinstance(statement.body, cst.IndentedBlock):
+        return False
+    final = statement.finalbody.body.body
+    return (
+        bool(final)
+        and _is_release(final[-1], site)
+        and not _rebinds_or_releases(statement.body, site)
+        and not any(_rebinds_or_releases(part, site) for part in final[:-1])
+    )
 
 
 def _is_release(statement: cst.CSTNode, site: Site) -> bool:
@@ -266,7 +547,11 @@ def _is_release(statement: cst.CSTNode, site: Site) -> bool:
 def _rebinds_or_releases(node: cst.CSTNode, site: Site) -> bool:
     """Whether ``node`` binds the name to something else, or releases it."""
     name = site.name
-    for sub in walk(node):
+    nodes = list(walk(node))
+    # Both need the name written somewhere: the common case ends here.
+    if not any(isinstance(sub, cst.Name) and sub.value == name for sub in nodes):
+        return False
+    for sub in nodes:
         if isinstance(sub, cst.SimpleStatementLine) and _is_release(sub, site):
             return True
         if name in _bound_names(sub):
@@ -287,6 +572,60 @@ def _bound_names(node: cst.CSTNode) -> set[str]:
     elif isinstance(node, cst.Global | cst.Nonlocal):
         return {item.name.value for item in node.names}
     return {name for target in targets for name in assigned_names(target)}
+
+
+def _body_indent(block: cst.IndentedBlock | cst.Module, module: cst.Module) -> str:
+    """The indentation one level deeper than ``block``'s statements."""
+    if isinstance(block, cst.IndentedBlock) and block.indent is not None:
+        return block.indent
+    return module.default_indent
+
+
+_CONTINUATION = re.compile(r"\\(\r\n|\r|\n)")
+
+
+def reindent_continuations(statement: cst.BaseStatement, indent: str) -> cst.BaseStatement:
+    """A statement moved ``indent`` deeper: its backslash-continued lines
+    move with it. (Bracketed continuation lines and comments are indented
+    relative to their block by libcst already; strings are left alone.)"""
+    found = [
+        node
+        for node in _every_node(statement)
+        if isinstance(node, cst.SimpleWhitespace) and "\\" in node.value
+    ]
+    for node in found:
+        value = _CONTINUATION.sub(lambda match: "\\" + match.group(1) + indent, node.value)
+        replaced = statement.deep_replace(node, cst.SimpleWhitespace(value))
+        assert isinstance(replaced, cst.BaseStatement)
+        statement = replaced
+    return statement
+
+
+def _every_node(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """Whitespace included, unlike ``syntax.walk``."""
+    found = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(current.children)
+    return found
+
+
+def _without_leading_blank_lines(body: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
+    """A body does not start with blank lines (comments stay)."""
+    first = body[0]
+    if isinstance(first, cst.SimpleStatementLine | cst.BaseCompoundStatement):
+        lines = list(first.leading_lines)
+        while lines and lines[0].comment is None:
+            lines.pop(0)
+        if len(lines) != len(first.leading_lines):
+            return [first.with_changes(leading_lines=lines), *body[1:]]
+    return body
+
+
+def _without_blank_lines(lines: Sequence[cst.EmptyLine]) -> list[cst.EmptyLine]:
+    return [line for line in lines if line.comment is not None]
 
 
 def _comments(lines: object) -> bool:

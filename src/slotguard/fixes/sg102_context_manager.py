@@ -13,4 +13,4 @@ class SessionWithoutContextManagerFix(Fixer):
     summary = "Rewrite into `with`/`async with`."
 
     def plan(self, context: Context, finding: RawFinding) -> Plan | Unfixable:
-        return plan_context_manager(context, finding)
+        return plan_context_manager(context, finding, wants_context_manager=True)

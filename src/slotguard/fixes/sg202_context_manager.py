@@ -10,7 +10,10 @@ from slotguard.rules.base import Context, RawFinding
 
 class ReleaseSkippedOnExceptionFix(Fixer):
     code = "SG202"
-    summary = "Where acquisition and release share one block, wrap it in the context manager."
+    summary = (
+        "Where acquisition and release share one block, wrap it in the context manager "
+        "(or, without one, in a `try`/`finally`)."
+    )
 
     def plan(self, context: Context, finding: RawFinding) -> Plan | Unfixable:
         return plan_context_manager(context, finding)

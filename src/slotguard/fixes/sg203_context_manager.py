@@ -10,7 +10,10 @@ from slotguard.rules.base import Context, RawFinding
 
 class YieldWithoutFinallyFix(Fixer):
     code = "SG203"
-    summary = "Enter the resource with `with`/`async with` around the `yield`."
+    summary = (
+        "Enter the resource with `with`/`async with` around the `yield` "
+        "(or release it in a `finally`)."
+    )
 
     def plan(self, context: Context, finding: RawFinding) -> Plan | Unfixable:
         return plan_context_manager(context, finding)

@@ -1,0 +1,139 @@
+"""Imports a rewrite needs: finding how a module already spells a name, and
+adding an import line where a person (or isort) would have put it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import libcst as cst
+
+from slotguard.syntax import dotted_name
+
+
+def spelling(module: cst.Module, qualified: str) -> str | None:
+    """How the module's top-level imports let code write ``qualified``
+    (``contextlib.closing``): ``contextlib.closing``, ``closing``, an alias,
+    or None when nothing imports it."""
+    parent, _, attribute = qualified.rpartition(".")
+    for statement in module.body:
+        if not isinstance(statement, cst.SimpleStatementLine):
+            continue
+        for small in statement.body:
+            if isinstance(small, cst.Import):
+                for alias in small.names:
+                    if dotted_name(alias.name) == parent:
+                        return f"{_bound(alias) or parent}.{attribute}"
+            elif isinstance(small, cst.ImportFrom) and not small.relative:
+                if small.module is None or dotted_name(small.module) != parent:
+                    continue
+                if isinstance(small.names, cst.ImportStar):
+                    return attribute
+                for alias in small.names:
+                    if dotted_name(alias.name) == attribute:
+                        return _bound(alias) or attribute
+    return None
+
+
+def _bound(alias: cst.ImportAlias) -> str | None:
+    if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+        return alias.asname.name.value
+    return None
+
+
+def import_line(module_name: str) -> cst.SimpleStatementLine:
+    return cst.SimpleStatementLine([cst.Import([cst.ImportAlias(cst.Name(module_name))])])
+
+
+def with_imports(tree: cst.Module, imports: Sequence[cst.SimpleStatementLine]) -> cst.Module:
+    """Add the import lines the module lacks.
+
+    A standard-library import goes among the module's leading standard
+    library imports, in alphabetical order, or, if it has none, before its
+    first import (taking over the blank lines above it, so the sections stay
+    apart); with no import at all, after the docstring and ``__future__``
+    imports.
+    """
+    body: list[cst.BaseStatement] = list(tree.body)
+    existing = {_normalised(tree, statement) for statement in body}
+    for line in imports:
+        if _normalised(tree, line) in existing:
+            continue
+        existing.add(_normalised(tree, line))
+        body = _inserted(body, line)
+    return tree.with_changes(body=body)
+
+
+def _normalised(tree: cst.Module, statement: cst.CSTNode) -> str:
+    if isinstance(statement, cst.SimpleStatementLine):
+        statement = statement.with_changes(
+            leading_lines=(), trailing_whitespace=cst.TrailingWhitespace()
+        )
+    return " ".join(tree.code_for_node(statement).split())
+
+
+def _inserted(
+    body: list[cst.BaseStatement], line: cst.SimpleStatementLine
+) -> list[cst.BaseStatement]:
+    name = _module_of(line) or ""
+    position = 0
+    while position < len(body) and _is_docstring_or_future(body[position]):
+        position += 1
+    first_import = position
+    stdlib: list[int] = []
+    for index in range(first_import, len(body)):
+        imported = _module_of(body[index])
+        if imported is None:
+            break
+        if imported.split(".")[0] in sys.stdlib_module_names:
+            stdlib.append(index)
+    later = [index for index in stdlib if (_module_of(body[index]) or "") > name]
+    if later:
+        # Before the first standard-library import that sorts after it,
+        # taking over the lines above that one (a section comment, say).
+        return _before(body, later[0], line, gap=False)
+    if stdlib:
+        return [*body[: stdlib[-1] + 1], line, *body[stdlib[-1] + 1 :]]
+    if first_import < len(body) and _module_of(body[first_import]) is not None:
+        # A section of its own, before the first import.
+        return _before(body, first_import, line, gap=True)
+    if position > 0:
+        line = line.with_changes(leading_lines=(cst.EmptyLine(),))
+    return [*body[:position], line, *body[position:]]
+
+
+def _before(
+    body: list[cst.BaseStatement], target: int, line: cst.SimpleStatementLine, *, gap: bool
+) -> list[cst.BaseStatement]:
+    displaced = body[target]
+    assert isinstance(displaced, cst.SimpleStatementLine)
+    moved = line.with_changes(leading_lines=displaced.leading_lines)
+    separated = displaced.with_changes(leading_lines=(cst.EmptyLine(),) if gap else ())
+    return [*body[:target], moved, separated, *body[target + 1 :]]
+
+
+def _module_of(statement: cst.BaseStatement) -> str | None:
+    """The module a top-level import line imports, or None for other lines."""
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return None
+    small = statement.body[0]
+    if isinstance(small, cst.Import):
+        return dotted_name(small.names[0].name)
+    if isinstance(small, cst.ImportFrom) and small.module is not None and not small.relative:
+        return dotted_name(small.module)
+    return None
+
+
+def _is_docstring_or_future(statement: cst.BaseStatement) -> bool:
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return False
+    small = statement.body[0]
+    if isinstance(small, cst.Expr) and isinstance(
+        small.value, cst.SimpleString | cst.ConcatenatedString
+    ):
+        return True
+    return (
+        isinstance(small, cst.ImportFrom)
+        and isinstance(small.module, cst.Name)
+        and small.module.value == "__future__"
+    )

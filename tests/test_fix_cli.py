@@ -1,0 +1,308 @@
+"""``slotguard fix`` and ``check --fix`` on the command line: what is
+written, how, what is only shown, what the summary says (SPEC sections 3
+and 7)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from slotguard import writes
+from slotguard.cli import cli
+from slotguard.fixes import fixers, no_fix_reason
+from slotguard.rules import all_rules, rule_by_code
+
+POOLED = """\
+import asyncpg
+
+
+async def load(pool: asyncpg.Pool, key):
+    conn = await pool.acquire()
+    try:
+        return await conn.fetchrow("select $1", key)
+    finally:
+        await pool.release(conn)
+"""
+POOLED_FIXED = """\
+import asyncpg
+
+
+async def load(pool: asyncpg.Pool, key):
+    async with pool.acquire() as conn:
+        return await conn.fetchrow("select $1", key)
+"""
+PSYCOPG2 = """\
+import contextlib
+
+import psycopg2
+
+
+def report(dsn):
+    with psycopg2.connect(dsn) as conn:
+        conn.cursor().execute("select 1")
+"""
+PSYCOPG2_FIXED = PSYCOPG2.replace(
+    "with psycopg2.connect(dsn) as conn:",
+    "with contextlib.closing(psycopg2.connect(dsn)) as conn, conn:",
+)
+UNFIXABLE = """\
+import asyncpg
+
+
+async def load(dsn):
+    conn = await asyncpg.connect(dsn)
+    return await conn.fetch("select 1")
+"""
+BROKEN = """\
+import asyncpg
+
+
+async def load(pool: asyncpg.Pool):
+    conn = await pool.acquire(
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pooled.py").write_text(POOLED)
+    (tmp_path / "legacy.py").write_text(PSYCOPG2)
+    return tmp_path
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, [*args, "--no-cache"])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def read(path: Path) -> str:
+    return path.read_bytes().decode()
+
+
+def test_fix_writes_the_fixed_files_and_says_what_it_did(project: Path) -> None:
+    code, out, err = invoke("fix", ".")
+    assert read(project / "pooled.py") == POOLED_FIXED
+    assert read(project / "legacy.py") == PSYCOPG2_FIXED
+    assert "slotguard: fixed 2 findings in 2 files (SG101 (1), SG104 (1))" in err
+    assert code == 0 and "All checks passed." in out
+
+
+def test_check_fix_equals_fix(project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    _, fix_out, fix_err = invoke("fix", ".")
+    fixed = {path.name: path.read_bytes() for path in project.glob("*.py")}
+    other = tmp_path_factory.mktemp("again")
+    (other / "pooled.py").write_text(POOLED)
+    (other / "legacy.py").write_text(PSYCOPG2)
+    os.chdir(other)
+    _, check_out, check_err = invoke("check", "--fix", ".")
+    assert {path.name: path.read_bytes() for path in other.glob("*.py")} == fixed
+    assert (check_out, check_err) == (fix_out, fix_err)
+
+
+def test_diff_shows_the_change_writes_nothing_and_exits_1(project: Path) -> None:
+    before = {path: (path.read_bytes(), path.stat().st_ino) for path in project.glob("*.py")}
+    code, out, err = invoke("fix", "--diff", ".")
+    assert code == 1
+    assert "--- a/pooled.py\n+++ b/pooled.py\n" in out
+    assert "-    conn = await pool.acquire()\n" in out
+    assert "+    async with pool.acquire() as conn:\n" in out
+    assert "+    with contextlib.closing(psycopg2.connect(dsn)) as conn, conn:\n" in out
+    assert "slotguard: would fix 2 findings in 2 files" in err
+    assert {path: (path.read_bytes(), path.stat().st_ino) for path in project.glob("*.py")} == (
+        before
+    )
+    assert not list(project.glob(".*.tmp"))
+
+
+def test_diff_exits_0_when_nothing_would_change(project: Path) -> None:
+    (project / "pooled.py").write_text(POOLED_FIXED)
+    (project / "legacy.py").write_text(UNFIXABLE)
+    code, out, err = invoke("fix", "--diff", ".")
+    assert code == 0 and out == ""
+    assert "would fix 0 findings in 0 files" in err
+    assert read(project / "legacy.py") == UNFIXABLE
+
+
+def test_check_diff_is_fix_diff(project: Path) -> None:
+    assert invoke("check", "--diff", ".") == invoke("fix", "--diff", ".")
+
+
+def test_diff_of_a_file_without_a_final_newline(project: Path) -> None:
+    (project / "legacy.py").unlink()
+    (project / "pooled.py").write_text(POOLED.rstrip("\n"))
+    code, out, _ = invoke("fix", "--diff", ".")
+    assert code == 1
+    assert "-        await pool.release(conn)\n\\ No newline at end of file\n" in out
+    assert out.endswith("\\ No newline at end of file\n")
+
+
+@pytest.mark.parametrize(
+    ("options", "fixed", "untouched"),
+    [
+        (["--select", "SG104"], "legacy.py", "pooled.py"),
+        (["--ignore", "SG104"], "pooled.py", "legacy.py"),
+        (["--select", "SG1", "--ignore", "SG101"], "legacy.py", "pooled.py"),
+    ],
+)
+def test_selection_restricts_what_is_fixed(
+    project: Path, options: list[str], fixed: str, untouched: str
+) -> None:
+    original = read(project / untouched)
+    invoke("fix", *options, ".")
+    assert read(project / untouched) == original
+    assert read(project / fixed) in (POOLED_FIXED, PSYCOPG2_FIXED)
+
+
+def test_unsafe_fixes_only_when_asked(project: Path) -> None:
+    source = """\
+from psycopg_pool import ConnectionPool
+
+pool = ConnectionPool("dbname=app")
+
+
+def load():
+    conn = pool.getconn()
+    try:
+        return conn.execute("select 1").fetchall()
+    finally:
+        pool.putconn(conn)
+"""
+    (project / "legacy.py").unlink()
+    (project / "pooled.py").write_text(source)
+    code, _, err = invoke("fix", ".")
+    assert code == 1 and read(project / "pooled.py") == source
+    assert "SG101 (1): the fix is unsafe: run with --unsafe-fixes" in err
+    invoke("fix", "--unsafe-fixes", ".")
+    assert "    with pool.connection() as conn:\n" in read(project / "pooled.py")
+
+
+def test_summary_names_what_was_not_fixed_and_why(project: Path) -> None:
+    (project / "direct.py").write_text(UNFIXABLE)
+    (project / "declined.py").write_text(
+        POOLED.replace("await pool.release(conn)", "await pool.release(conn)  # always")
+    )
+    code, _, err = invoke("fix", ".")
+    assert code == 1
+    assert "slotguard: fixed 2 findings in 2 files" in err
+    assert "not fixed:" in err
+    assert "  SG101 (1): a comment on or above the release has nowhere to go" in err
+    reason = no_fix_reason("SG103")
+    assert reason.startswith("there is no automatic fix")
+    assert f"  SG103 (1): {reason}" in err
+
+
+@pytest.mark.parametrize(
+    "rule", [rule for rule in all_rules() if rule.code not in fixers()], ids=lambda r: r.code
+)
+def test_rules_without_a_fixer_say_why_in_their_fix_safety_section(rule: type) -> None:
+    documentation = rule.documentation()  # type: ignore[attr-defined]
+    section = documentation.split("## Fix safety", 1)[1].strip()
+    first = " ".join(section.split()).split(". ")[0].rstrip(".")
+    assert no_fix_reason(rule.code) == first[:1].lower() + first[1:]  # type: ignore[attr-defined]
+    assert no_fix_reason(rule.code).startswith("there is no automatic fix")  # type: ignore[attr-defined]
+
+
+def test_the_summary_gives_the_reason_of_a_kept_past_its_scope_finding(project: Path) -> None:
+    if rule_by_code("SG303") is None:
+        pytest.skip("SG303 is not registered yet")
+    (project / "globals.py").write_text(
+        "from sqlalchemy.orm import sessionmaker\n\n"
+        "SessionLocal = sessionmaker()\nsession = SessionLocal()\n"
+    )
+    _, _, err = invoke("fix", ".")
+    assert f"  SG303 (1): {no_fix_reason('SG303')}" in err
+
+
+def test_a_file_that_does_not_parse_is_reported_and_never_written(project: Path) -> None:
+    broken = project / "broken.py"
+    broken.write_text(BROKEN)
+    identity = broken.stat().st_ino
+    code, out, err = invoke("fix", ".")
+    assert code == 1
+    assert "broken.py:" in out and "SG000" in out
+    assert "  SG000 (1): there is no automatic fix" in err
+    assert broken.read_text() == BROKEN and broken.stat().st_ino == identity
+    assert read(project / "pooled.py") == POOLED_FIXED
+
+
+def test_a_suppressed_finding_is_not_fixed(project: Path) -> None:
+    source = POOLED.replace("conn = await pool.acquire()", "conn = await pool.acquire()  # noqa")
+    (project / "pooled.py").write_text(source)
+    invoke("fix", ".")
+    assert read(project / "pooled.py") == source
+
+
+def test_encoding_bom_line_endings_and_mode_are_kept(project: Path) -> None:
+    target = project / "pooled.py"
+    latin = "# -*- coding: latin-1 -*-\n# café\n" + POOLED
+    target.write_bytes(latin.replace("\n", "\r\n").encode("latin-1"))
+    os.chmod(target, 0o640)
+    invoke("fix", "pooled.py")
+    expected = "# -*- coding: latin-1 -*-\n# café\n" + POOLED_FIXED
+    assert target.read_bytes() == expected.replace("\n", "\r\n").encode("latin-1")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    bom = "\N{BYTE ORDER MARK}# Caf\N{LATIN SMALL LETTER E WITH ACUTE}\n"
+    target.write_bytes((bom + POOLED).encode())
+    invoke("fix", "pooled.py")
+    assert target.read_bytes() == (bom + POOLED_FIXED).encode()
+
+
+def test_writes_replace_the_file_by_renaming_a_temporary_one(project: Path) -> None:
+    target = project / "pooled.py"
+    identity = target.stat().st_ino
+    invoke("fix", "pooled.py")
+    assert read(target) == POOLED_FIXED
+    assert target.stat().st_ino != identity
+    assert sorted(path.name for path in project.iterdir()) == ["legacy.py", "pooled.py"]
+
+
+def test_a_failed_write_leaves_the_file_and_no_temporary_file(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(source: object, destination: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writes.os, "replace", refuse)
+    code, _, err = invoke("fix", ".")
+    assert "slotguard: pooled.py: not written: No space left on device" in err
+    assert read(project / "pooled.py") == POOLED
+    assert read(project / "legacy.py") == PSYCOPG2
+    assert sorted(path.name for path in project.iterdir()) == ["legacy.py", "pooled.py"]
+    assert "fixed 0 findings in 0 files" in err
+    assert code == 1
+
+
+def test_write_atomically_keeps_the_mode_and_cleans_up_after_a_failed_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "module.py"
+    target.write_bytes(b"old\n")
+    os.chmod(target, 0o751)
+    writes.write_atomically(target, b"new\n")
+    assert target.read_bytes() == b"new\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o751
+
+    class Interrupted(BaseException):
+        pass
+
+    def interrupt(descriptor: int) -> None:
+        raise Interrupted
+
+    monkeypatch.setattr(writes.os, "fsync", interrupt)
+    with pytest.raises(Interrupted):
+        writes.write_atomically(target, b"newer\n")
+    assert target.read_bytes() == b"new\n"
+    assert [path.name for path in tmp_path.iterdir()] == ["module.py"]
+
+
+def test_fixing_twice_changes_nothing_the_second_time(project: Path) -> None:
+    invoke("fix", ".")
+    identities = {path: path.stat().st_ino for path in project.glob("*.py")}
+    code, _, err = invoke("fix", ".")
+    assert "fixed 0 findings in 0 files" in err
+    assert {path: path.stat().st_ino for path in project.glob("*.py")} == identities
+    assert code == 0
