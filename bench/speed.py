@@ -495,8 +495,13 @@ def format_report(results: dict[str, Any]) -> str:
              f"{results['source']['commit'][:12]}"
              + (", with uncommitted edits in src/"
                 if results["source"]["src_has_uncommitted_edits"] else ""), ""]
+    machine = results["machine"]
+    if "load_average_at_end" in machine:
+        lines.append(f"note: 1-minute load average {machine['load_average_at_start']:.1f} at the "
+                     f"start, {machine['load_average_at_end']:.1f} at the end, on "
+                     f"{machine['cpus']} CPUs: other work shares the machine, hence ratios")
     lines += [f"note: {note}" for note in results["notes"]]
-    header = f"{'corpus':<11} {'measurement':<44} {'median s':>9} {'range s':>15} " \
+    header = f"{'corpus':<11} {'measurement':<48} {'median s':>9} {'range s':>15} " \
              f"{'peak MB':>8} {'/ ruff':>7}"
     lines += ["", header, "-" * len(header)]
     for name, corpus in results["corpora"].items():
@@ -520,7 +525,7 @@ def format_report(results: dict[str, Any]) -> str:
         shown = "n/a" if ratio["value"] is None else f"{ratio['value']:.2f} {unit}"
         target = f"<= {ratio['target']:g} {unit}"
         verdict = {True: "met", False: "MISSED", None: "not measured"}[ratio["met"]]
-        lines.append(f"  {ratio['name']:<44} {shown:>10}   target {target:<10} {verdict}")
+        lines.append(f"  {ratio['name']:<48} {shown:>10}   target {target:<10} {verdict}")
         lines.append(f"    from: {ratio['basis']}")
     return "\n".join(lines) + "\n"
 
@@ -528,14 +533,14 @@ def format_report(results: dict[str, Any]) -> str:
 def _row(corpus: str, run: dict[str, Any], ruff: float | None) -> str:
     if run["median_s"] is None:
         failure = run["error"] or "not run"
-        return f"{'':<11} {run['label']:<44} FAILED: {failure[-300:]}"
+        return f"{'':<11} {run['label']:<48} FAILED: {failure[-300:]}"
     spread = f"{run['min_s']:.2f}-{run['max_s']:.2f}"
     versus = f"{run['median_s'] / ruff:.2f}" if ruff else ""
     note = f"  [{run['note']}]" if run.get("note") else ""
     if "parse_loop_s" in run:
         note += f"  [in-process parse {statistics.median(run['parse_loop_s']):.2f} s, " \
                 f"{run['parse_failures']} failed]"
-    return (f"{'':<11} {run['label']:<44} {run['median_s']:>9.3f} {spread:>15} "
+    return (f"{'':<11} {run['label']:<48} {run['median_s']:>9.3f} {spread:>15} "
             f"{run['peak_rss_mb']:>8.1f} {versus:>7}{note}")
 
 
@@ -576,7 +581,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "command": " ".join([Path(sys.executable).as_posix(), *sys.argv]),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "load_average_at_start": os.getloadavg()[0]},
         "versions": tool_versions(),
         "source": checkout.describe(args.commit),
         "repeat": args.repeat,
@@ -593,6 +599,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     for corpus in results["corpora"].values():
         del corpus["_analysed_paths"], corpus["_discovered_paths"]
     results["ratios"] = [{**asdict(r), "met": r.met} for r in ratios(results)]
+    results["machine"]["load_average_at_end"] = os.getloadavg()[0]
     return results
 
 
