@@ -150,10 +150,41 @@ class Graph:
     raise_exit: Point
     points: list[Point]
 
+    _evaluating: dict[int, list[Point]] | None = None
+
     def edges(self) -> Iterator[tuple[Point, Point, EdgeKind]]:
         for point in self.points:
             for target, kind in point.successors:
                 yield point, target, kind
+
+    def evaluating(self) -> dict[int, list[Point]]:
+        """``id`` of each call and ``await`` of the unit → the points that
+        evaluate it (several where a ``finally`` body was copied): where the
+        call runs, unlike the compound statements that merely contain it."""
+        if self._evaluating is None:
+            index: dict[int, list[Point]] = {}
+            for point in self.points:
+                for part in _evaluated(point):
+                    for node in walk_scope(part):
+                        if type(node) is cst.Call or type(node) is cst.Await:
+                            index.setdefault(id(node), []).append(point)
+            self._evaluating = index
+        return self._evaluating
+
+
+def _evaluated(point: Point) -> list[cst.CSTNode]:
+    """The expressions a point evaluates itself."""
+    node = point.node
+    if node is None:
+        return []
+    kind = point.kind
+    if kind in (PointKind.STATEMENT, PointKind.BRANCH, PointKind.EVAL):
+        return [node]
+    if kind is PointKind.WITH_ENTER and isinstance(node, cst.WithItem):
+        return [node.item]
+    if kind is PointKind.CASE and isinstance(node, cst.MatchCase):
+        return [node.pattern, *([node.guard] if node.guard else [])]
+    return []
 
 
 Pending = list[tuple[Point, EdgeKind]]

@@ -138,17 +138,6 @@ class FunctionFlow:
             (self.outcomes[index].site, frozenset(names)) for index, names in sorted(held.items())
         ]
 
-    def points_of(self, node: cst.CSTNode) -> list[Point]:
-        """The points (several, where a ``finally`` body was copied) whose
-        node is ``node`` or contains it."""
-        found = []
-        for point in self.graph.points:
-            if point.node is None:
-                continue
-            if point.node is node or any(sub is node for sub in walk(point.node)):
-                found.append(point)
-        return found
-
 
 _MAX_ITERATIONS = 200_000
 

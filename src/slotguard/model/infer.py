@@ -251,6 +251,13 @@ class ModuleInfo:
             del self._memo[key]
         return value
 
+    def cached(self, key: str, compute: Callable[[], _T]) -> _T:
+        """Something derived from this module, computed once: the rules of a
+        family share their analyses this way."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]  # type: ignore[return-value]
+
     @property
     def settled(self) -> bool:
         """No provisional value is in play: results may be memoised."""
@@ -422,6 +429,9 @@ class ModuleInfo:
                 yield from self._annotation_candidates(elements[0], depth + 1, metadata=metadata)
                 if metadata:
                     yield from elements[1:]
+            else:
+                # ``async_sessionmaker[AsyncSession]``: the generic's own type.
+                yield annotation.value
             return
         if isinstance(annotation, cst.Name) and annotation.value in self._module_annotations:
             alias = self._module_annotations[annotation.value]
@@ -549,9 +559,7 @@ class Scope:
     flow analysis' question, not this one's.
     """
 
-    def __init__(
-        self, module: ModuleInfo, function: FunctionInfo | None
-    ) -> None:
+    def __init__(self, module: ModuleInfo, function: FunctionInfo | None) -> None:
         self.module = module
         self.function = function
         self.bindings: dict[str, Binding] = {}

@@ -26,7 +26,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from weakref import WeakKeyDictionary
 
 import libcst as cst
 
@@ -129,16 +128,10 @@ _NO_REGION_INSIDE = (cst.BaseExpression, cst.SimpleStatementLine, cst.SimpleStat
 
 Summarise = Callable[[FunctionInfo], dict[SlowKind, SlowCall]]
 
-_ANALYSES: WeakKeyDictionary[ModuleInfo, SlowWork] = WeakKeyDictionary()
-
 
 def slow_work(module: ModuleInfo, calls: SlowCalls) -> SlowWork:
     """The analysis of a module, shared by the SG4 rules."""
-    found = _ANALYSES.get(module)
-    if found is None or found.calls is not calls:
-        found = SlowWork(module, calls)
-        _ANALYSES[module] = found
-    return found
+    return module.cached(f"slow-work:{id(calls)}", lambda: SlowWork(module, calls))
 
 
 class SlowWork:

@@ -65,7 +65,6 @@ from slotguard.rules.sg401_external_call_in_transaction import (
 )
 from slotguard.rules.sg403_external_call_in_implicit_transaction import (
     implicit_transactions,
-    points_evaluating,
     sessions_may_begin,
 )
 
@@ -126,7 +125,7 @@ def _reason(
         return None
     flow = context.flow(function)
     if flow is not None:
-        for point in points_evaluating(flow.graph).get(id(slow.node), ()):
+        for point in flow.graph.evaluating().get(id(slow.node), ()):
             for site, _ in flow.held_at(point):
                 if site.type.kind in CONNECTION_KINDS:
                     line = context.line(site.node)

@@ -54,7 +54,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from weakref import WeakKeyDictionary
 
 import libcst as cst
 
@@ -204,7 +203,7 @@ class ImplicitTransactions:
         """The sessions whose transaction may be open when ``node`` is
         evaluated, earliest query first."""
         if self._points is None:
-            self._points = points_evaluating(self.graph)
+            self._points = self.graph.evaluating()
         facts: set[_Fact] = set()
         for point in self._points.get(id(node), ()):
             facts.update(self.states[point.index] or ())
@@ -223,11 +222,8 @@ class _Function:
     solved: bool = False
 
 
-_CACHE: WeakKeyDictionary[ModuleInfo, dict[int, _Function]] = WeakKeyDictionary()
-
-
 def _cached(module: ModuleInfo, function: FunctionInfo, work: SlowWork) -> _Function:
-    functions = _CACHE.setdefault(module, {})
+    functions: dict[int, _Function] = module.cached("implicit-transactions", dict)
     found = functions.get(id(function))
     if found is None:
         found = _Function(_Pass(function, work).may_begin())
@@ -490,29 +486,3 @@ def _parameter_use(helper: FunctionInfo, position: int, arg: cst.Arg, data: Auto
 
 
 # -- which points evaluate which nodes -------------------------------------------
-
-
-def points_evaluating(graph: Graph) -> dict[int, list[Point]]:
-    """``id(node)`` → the points that evaluate it, for the calls and awaits
-    of the unit (several points where a ``finally`` body was copied)."""
-    index: dict[int, list[Point]] = {}
-    for point in graph.points:
-        for part in _evaluated(point):
-            for node in walk_scope(part):
-                if isinstance(node, cst.Call | cst.Await):
-                    index.setdefault(id(node), []).append(point)
-    return index
-
-
-def _evaluated(point: Point) -> list[cst.CSTNode]:
-    node = point.node
-    if node is None:
-        return []
-    kind = point.kind
-    if kind in (PointKind.STATEMENT, PointKind.BRANCH, PointKind.EVAL):
-        return [node]
-    if kind is PointKind.WITH_ENTER and isinstance(node, cst.WithItem):
-        return [node.item]
-    if kind is PointKind.CASE and isinstance(node, cst.MatchCase):
-        return [node.pattern, *([node.guard] if node.guard else [])]
-    return []
