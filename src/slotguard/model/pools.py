@@ -52,7 +52,6 @@ from slotguard.syntax import (
     string_value,
     unwrap_await,
     walk,
-    walk_scope,
 )
 
 _EMPTY = cst.Module([])
@@ -62,6 +61,10 @@ _CONTAINER_METHODS = frozenset({"append", "appendleft", "extend", "add", "insert
 _MAX_ALIAS_DEPTH = 4
 _CASTS = ("typing.cast", "typing_extensions.cast", "cast")
 _HOOK_METHODS = {method.name: method for method in HOOK_METHODS}
+_PROCESS_HOOK_NAMES = frozenset(name.rsplit(".", 1)[-1] for name in PROCESS_HOOKS)
+_READ = (cst.Attribute, cst.Call, cst.WithItem, cst.Assign, cst.AnnAssign, cst.Global, cst.Lambda)
+"""The nodes a module's lifecycle is read from."""
+_REBINDING = (cst.Assign, cst.AugAssign, cst.For, cst.WithItem, cst.NamedExpr)
 
 
 class StorageKind(enum.Enum):
@@ -188,6 +191,14 @@ class _Reader:
             if self.model.type(c.produces).kind is Kind.POOL
         )
         self.releasers = releasing_parameters(module)
+        self.releaser_names = {
+            name.rsplit(".", 1)[-1] for name in module.model.catalog.releasing_functions
+        }
+        self.releaser_names.update(self.releasers)
+        for local, qualified in module.imports.items():
+            symbol = module.index.symbol(qualified)
+            if symbol is not None and symbol.kind is SymbolKind.RELEASER:
+                self.releaser_names.add(local)
         self.module_names = set(module.module_scope.local_names)
         self._aliases: dict[int, dict[str, cst.BaseExpression]] = {}
 
@@ -205,8 +216,8 @@ class _Reader:
         creations: list[tuple[cst.Assign | cst.AnnAssign, FunctionInfo | None]] = []
         scopes: list[FunctionInfo | None] = [None, *module.functions]
         for function in scopes:
-            body = function.node.body if function is not None else module.tree
-            for node in walk(body, prune=_is_definition):
+            nodes = self.scope(function).of_type(*_READ)
+            for node in _with_lambda_bodies(nodes):
                 kind = type(node)
                 if kind is cst.Attribute:
                     assert isinstance(node, cst.Attribute)
@@ -273,13 +284,13 @@ class _Reader:
         if found is None:
             counts: dict[str, int] = {}
             values: dict[str, cst.BaseExpression] = {}
-            for node in walk_scope(function.node.body):
+            for node in function.scope.of_type(*_REBINDING):
                 if isinstance(node, cst.Assign) and len(node.targets) == 1:
                     target = node.targets[0].target
                     if isinstance(target, cst.Name):
                         counts[target.value] = counts.get(target.value, 0) + 1
                         values[target.value] = node.value
-                elif isinstance(node, (cst.AugAssign, cst.For, cst.WithItem, cst.NamedExpr)):
+                else:
                     for name in _bound_names(node):
                         counts[name] = counts.get(name, 0) + 2
             found = {name: values[name] for name, count in counts.items() if count == 1}
@@ -411,11 +422,15 @@ class _Reader:
         self, call: cst.Call, function: FunctionInfo | None
     ) -> Iterator[tuple[cst.BaseExpression, Hook]]:
         func = call.func
-        name = dotted_name(func)
-        if name is not None and self.module.qualify(name) in PROCESS_HOOKS and call.args:
-            phase = PROCESS_HOOKS[self.module.qualify(name) or ""]
-            yield call.args[0].value, Hook(phase, None, call)
-            return
+        last = func.attr.value if isinstance(func, cst.Attribute) else None
+        if isinstance(func, cst.Name):
+            last = func.value
+        if last in _PROCESS_HOOK_NAMES and call.args:
+            name = dotted_name(func)
+            phase = PROCESS_HOOKS.get(self.module.qualify(name) or "") if name else None
+            if phase is not None:
+                yield call.args[0].value, Hook(phase, None, call)
+                return
         if isinstance(func, cst.Call) and call.args:
             # The decorator called by hand: ``app.on_event("startup")(init_db)``.
             hook = self._decorator_hook(func, function)
@@ -464,8 +479,7 @@ class _Reader:
 
     def _constructed_application(self, call: cst.Call, function: FunctionInfo | None) -> str | None:
         """``app`` in ``app = FastAPI(lifespan=...)`` at module level."""
-        body = function.node.body if function is not None else self.module.tree
-        for node in walk_scope(body):
+        for node in self.scope(function).of_type(cst.Assign):
             if isinstance(node, cst.Assign) and node.value is call and len(node.targets) == 1:
                 return self._application(node.targets[0].target, function)
         return None
@@ -489,9 +503,16 @@ class _Reader:
         if not call.args:
             return
         func = call.func
-        last = func.attr.value if isinstance(func, cst.Attribute) else dotted_name(func)
+        if isinstance(func, cst.Attribute):
+            last = func.attr.value
+        elif isinstance(func, cst.Name):
+            last = func.value
+        else:
+            return
         if last in _EXIT_STACK_METHODS or last in _CLOSING_FUNCTIONS:
             yield call.args[0].value
+            return
+        if last not in self.releaser_names:
             return
         index = self._releasing_index(dotted_name(func))
         if index is not None and len(call.args) > index:
@@ -591,7 +612,7 @@ class _Reader:
         names = {site.storage.name}
         assignments = [
             node
-            for node in walk_scope(function.node.body)
+            for node in function.scope.of_type(cst.Assign, cst.AnnAssign)
             if isinstance(node, cst.Assign | cst.AnnAssign) and node.value is not None
         ]
         changed = True
@@ -641,12 +662,12 @@ class _Reader:
         lends = function.lends_what_it_yields
         scope = function.scope
         discarded = set()
-        for node in walk_scope(function.node.body):
-            if isinstance(node, cst.Expr):
-                call = _top_call(node.value)
-                if call is not None and not _container_call(call):
-                    discarded.add(id(call))
-        for node in walk_scope(function.node.body):
+        for node in scope.of_type(cst.Expr):
+            assert isinstance(node, cst.Expr)
+            call = _top_call(node.value)
+            if call is not None and not _container_call(call):
+                discarded.add(id(call))
+        for node in scope.of_type(cst.Return, cst.Yield, cst.Call):
             if isinstance(node, cst.Return) and node.value is not None:
                 # What a fixture returns goes to the test, and nobody closes it.
                 if escaping(node.value) & names and not function.is_fixture:
@@ -720,8 +741,17 @@ def _is_local(name: str, function: FunctionInfo) -> bool:
     return any(param.name.value == name for param in every)
 
 
-def _is_definition(node: cst.CSTNode) -> bool:
-    return isinstance(node, cst.FunctionDef | cst.ClassDef)
+def _with_lambda_bodies(nodes: list[cst.CSTNode]) -> Iterator[cst.CSTNode]:
+    """The nodes, and the attributes and calls inside their lambdas: a close
+    registered as ``lambda app: pool.close()`` belongs to the enclosing scope."""
+    for node in nodes:
+        if type(node) is cst.Lambda:
+            assert isinstance(node, cst.Lambda)
+            for inner in walk(node.body):
+                if type(inner) in (cst.Attribute, cst.Call):
+                    yield inner
+        else:
+            yield node
 
 
 def _top_call(expr: cst.BaseExpression) -> cst.Call | None:
