@@ -22,16 +22,21 @@ small Python file that:
 2. opens a pool of size K and runs its leaking (or fixed) path N times, with
    acquisition timeouts short enough that an exhausted pool shows as a
    timeout, not a hang;
-3. prints exactly one JSON object on stdout, while its pool is still open,
-   with what it observed, e.g. ``{"checked_out": 3, "results": [...],
-   "timed_out": false}``; the ``*_pool_counts`` functions here are importable
-   from it (``from proof.observe import ...``);
-4. exits promptly. Where closing the pool would wait for the leaked
+3. may pause at named checkpoints (:meth:`ScenarioArgs.checkpoint`), where it
+   prints ``{"checkpoint": name, ...}`` with what it sees at that moment and
+   waits until the test has looked at the server: a connection left idle in
+   transaction during a slow call can only be seen while the call waits;
+4. prints exactly one JSON object (its report) on stdout, while its pool is
+   still open, with what it observed, e.g. ``{"checked_out": 3, "results":
+   [...], "timed_out": false}``; the ``*_pool_counts`` functions here are
+   importable from it (``from proof.observe import ...``);
+5. exits promptly. Where closing the pool would wait for the leaked
    connections (asyncpg's ``Pool.close``), it terminates the pool instead or
    simply exits: the server drops the connections of a dead process.
 
-:func:`run_scenario` runs one with this interpreter and returns the object.
-``example_scenario.py`` beside this module is the harness's own example.
+:func:`run_scenario` runs one with this interpreter and returns the report,
+calling back at each checkpoint. ``example_scenario.py`` beside this module is
+the harness's own example.
 """
 
 from __future__ import annotations
@@ -39,14 +44,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import psycopg
 
@@ -186,11 +193,27 @@ def psycopg2_pool_counts(pool: psycopg2.pool.AbstractConnectionPool) -> PoolCoun
     return PoolCounts(open=idle + checked_out, idle=idle, checked_out=checked_out)
 
 
+_PAUSE_FLAG = "--pause-at-checkpoints"
+
+
 @dataclass(frozen=True)
 class ScenarioArgs:
     dsn: str
     iterations: int
     pool_size: int
+    pause_at_checkpoints: bool = False
+
+    def checkpoint(self, name: str, **seen: Any) -> None:
+        """Print ``{"checkpoint": name, **seen}`` and, when run by :func:`run_scenario`,
+        wait until the test has looked at the server.
+
+        A blocking wait, also from a coroutine: stopping the event loop stops
+        the scenario's clients, not the server's view of what they hold.
+        """
+        if not self.pause_at_checkpoints:
+            return
+        print(json.dumps({"checkpoint": name, **seen}), flush=True)
+        sys.stdin.readline()
 
 
 def parse_scenario_args(argv: Sequence[str] | None = None) -> ScenarioArgs:
@@ -199,12 +222,22 @@ def parse_scenario_args(argv: Sequence[str] | None = None) -> ScenarioArgs:
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--iterations", type=int, required=True)
     parser.add_argument("--pool-size", type=int, required=True)
+    parser.add_argument(_PAUSE_FLAG, action="store_true", help="wait on stdin at checkpoints")
     parsed = parser.parse_args(argv)
-    return ScenarioArgs(dsn=parsed.dsn, iterations=parsed.iterations, pool_size=parsed.pool_size)
+    return ScenarioArgs(
+        dsn=parsed.dsn,
+        iterations=parsed.iterations,
+        pool_size=parsed.pool_size,
+        pause_at_checkpoints=parsed.pause_at_checkpoints,
+    )
 
 
 class ScenarioError(RuntimeError):
     """A scenario program failed, hung, or broke the protocol; the message has its output."""
+
+
+Checkpoint = Callable[[str, dict[str, Any]], None]
+"""Called with a checkpoint's name and what the scenario saw there, while it waits."""
 
 
 def run_scenario(
@@ -214,35 +247,61 @@ def run_scenario(
     iterations: int,
     pool_size: int,
     timeout: float = 30.0,
+    at_checkpoint: Checkpoint | None = None,
 ) -> dict[str, Any]:
-    """Run a scenario program in a subprocess and return the JSON object it printed."""
+    """Run a scenario program in a subprocess and return the JSON report it printed.
+
+    At each checkpoint the program waits while ``at_checkpoint`` runs (when
+    given), then goes on. ``timeout`` bounds the whole run, callbacks included.
+    """
     command = [
         sys.executable,
         str(script),
         f"--dsn={dsn}",
         f"--iterations={iterations}",
         f"--pool-size={pool_size}",
+        _PAUSE_FLAG,
     ]
     python_path = os.pathsep.join(filter(None, [str(_TESTS_DIR), os.environ.get("PYTHONPATH")]))
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": python_path},
+    )
+    stdout = _LineReader(process.stdout)
+    stderr = _LineReader(process.stderr)
+    deadline = time.monotonic() + timeout
+    printed: list[str] = []
     try:
-        result = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, "PYTHONPATH": python_path},
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
+        while (line := stdout.next_line(deadline)) is not None:
+            checkpoint = _checkpoint(line)
+            if checkpoint is None:
+                printed.append(line)
+                continue
+            name, seen = checkpoint
+            if at_checkpoint is not None:
+                at_checkpoint(name, seen)
+            _answer(process)
+        process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except (subprocess.TimeoutExpired, _Timeout):
+        process.kill()
+        process.wait()
         raise ScenarioError(
             f"{script.name} did not exit within {timeout} s\n"
-            f"stdout: {_text(exc.stdout)}\nstderr: {_text(exc.stderr)}"
+            f"stdout: {''.join(printed)}\nstderr: {stderr.rest(time.monotonic() + 1)}"
         ) from None
-    output = f"stdout: {result.stdout}\nstderr: {result.stderr}"
-    if result.returncode != 0:
-        raise ScenarioError(f"{script.name} exited with code {result.returncode}\n{output}")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = f"stdout: {''.join(printed)}\nstderr: {stderr.rest(time.monotonic() + 5)}"
+    if process.returncode != 0:
+        raise ScenarioError(f"{script.name} exited with code {process.returncode}\n{output}")
     try:
-        report = json.loads(result.stdout)
+        report = json.loads("".join(printed))
     except json.JSONDecodeError as exc:
         raise ScenarioError(
             f"{script.name} did not print one JSON object: {exc}\n{output}"
@@ -252,8 +311,60 @@ def run_scenario(
     return report
 
 
-def _text(output: str | bytes | None) -> str:
-    """TimeoutExpired carries bytes even when the run asked for text."""
-    if isinstance(output, bytes):
-        return output.decode(errors="replace")
-    return output or ""
+def _checkpoint(line: str) -> tuple[str, dict[str, Any]] | None:
+    """The name and the rest of a checkpoint line; None for any other line."""
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("checkpoint"), str):
+        return None
+    seen = dict(value)
+    return seen.pop("checkpoint"), seen
+
+
+def _answer(process: subprocess.Popen[str]) -> None:
+    """Let a paused scenario go on; one that exited meanwhile has nothing to read it."""
+    assert process.stdin is not None
+    try:
+        process.stdin.write("\n")
+        process.stdin.flush()
+    except BrokenPipeError:
+        pass
+
+
+class _Timeout(Exception):
+    pass
+
+
+class _LineReader:
+    """Lines of a pipe, read by a thread so that waiting for one can time out."""
+
+    def __init__(self, pipe: IO[str] | None) -> None:
+        assert pipe is not None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe: IO[str]) -> None:
+        with pipe:
+            for line in pipe:
+                self._lines.put(line)
+        self._lines.put(None)
+
+    def next_line(self, deadline: float) -> str | None:
+        """The next line, or None at the end of the output; _Timeout at the deadline."""
+        try:
+            return self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise _Timeout from None
+
+    def rest(self, deadline: float) -> str:
+        """What is left to read, as far as it comes before the deadline."""
+        lines = []
+        try:
+            while (line := self.next_line(deadline)) is not None:
+                lines.append(line)
+        except _Timeout:
+            pass
+        return "".join(lines)

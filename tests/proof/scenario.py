@@ -1,0 +1,186 @@
+"""What scenario programs under ``fixtures/proof`` share: probes of a pool's
+exhaustion, a slow external service on loopback, and the report they end with.
+
+A scenario's report (see the protocol in :mod:`proof.observe`) is
+``{"results": [...], "pool": {"open", "idle", "checked_out"} or null,
+"exhausted": bool or null}``: what its calls returned, in order (the leaking
+path's too, so a fix that changes behaviour shows); the pool's own counts at
+the end; and whether one more acquisition, with a short timeout, failed. Before
+printing it, the program pauses at the checkpoint ``"end"`` with the same
+counts, so that the test sees the server at that moment.
+
+The probes acquire in the context-manager form and time out quickly: they are
+the scenario's instruments, not part of the code under test.
+
+:class:`SlowService` stands in for the slow external API that SG4 is about: a
+stdlib HTTP server on loopback whose every request waits while the test looks
+at the server (the checkpoint ``"during"``), so "idle in transaction while the
+call waits" is observed at the moment it happens, without guessing a delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import asdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from proof.observe import PoolCounts, ScenarioArgs
+
+if TYPE_CHECKING:
+    import asyncpg
+    import psycopg2.pool
+    import psycopg_pool
+    from sqlalchemy import Engine
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+PROBE_TIMEOUT_SECONDS = 0.2
+"""How long a probe waits for a connection before it calls the pool exhausted."""
+
+
+def finish(
+    args: ScenarioArgs,
+    *,
+    results: list[Any],
+    pool: PoolCounts | None,
+    exhausted: bool | None,
+) -> None:
+    """Pause at ``"end"``, then print the report."""
+    counts = asdict(pool) if pool is not None else None
+    args.checkpoint("end", pool=counts)
+    report = {"results": results, "pool": counts, "exhausted": exhausted}
+    print(json.dumps(report), flush=True)
+
+
+def outcome(error: BaseException) -> str:
+    """How a call that raised shows in the results: its exception's class name."""
+    return f"raised {type(error).__name__}"
+
+
+async def asyncpg_exhausted(pool: asyncpg.Pool) -> bool:
+    try:
+        async with pool.acquire(timeout=PROBE_TIMEOUT_SECONDS):
+            return False
+    except asyncio.TimeoutError:
+        return True
+
+
+def psycopg_pool_exhausted(pool: psycopg_pool.ConnectionPool[Any]) -> bool:
+    from psycopg_pool import PoolTimeout
+
+    try:
+        with pool.connection(timeout=PROBE_TIMEOUT_SECONDS):
+            return False
+    except PoolTimeout:
+        return True
+
+
+async def async_psycopg_pool_exhausted(pool: psycopg_pool.AsyncConnectionPool[Any]) -> bool:
+    from psycopg_pool import PoolTimeout
+
+    try:
+        async with pool.connection(timeout=PROBE_TIMEOUT_SECONDS):
+            return False
+    except PoolTimeout:
+        return True
+
+
+def psycopg2_pool_exhausted(pool: psycopg2.pool.AbstractConnectionPool) -> bool:
+    """psycopg2 pools do not wait: a full one raises at once."""
+    from psycopg2.pool import PoolError
+
+    try:
+        connection = pool.getconn()
+    except PoolError:
+        return True
+    pool.putconn(connection)
+    return False
+
+
+def sqlalchemy_exhausted(engine: Engine) -> bool:
+    """Needs an engine made with a short ``pool_timeout``; see :func:`sqlalchemy_options`."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    try:
+        with engine.connect():
+            return False
+    except PoolTimeout:
+        return True
+
+
+async def async_sqlalchemy_exhausted(engine: AsyncEngine) -> bool:
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    try:
+        async with engine.connect():
+            return False
+    except PoolTimeout:
+        return True
+
+
+def sqlalchemy_options(args: ScenarioArgs) -> dict[str, Any]:
+    """A fixed pool of K that gives up on a checkout after the probe's timeout."""
+    return {"pool_size": args.pool_size, "max_overflow": 0, "pool_timeout": PROBE_TIMEOUT_SECONDS}
+
+
+def sqlalchemy_url(args: ScenarioArgs, driver: str) -> str:
+    from sqlalchemy import make_url
+
+    url = make_url(args.dsn).set(drivername=f"postgresql+{driver}")
+    return url.render_as_string(hide_password=False)
+
+
+class SlowService:
+    """An HTTP service on 127.0.0.1 that runs ``while_waiting`` before it answers
+    each request with ``{"ok": true, "path": ...}``.
+
+    ``with SlowService(...) as url:`` serves until the block ends.
+    """
+
+    def __init__(self, while_waiting: Callable[[], None]) -> None:
+        self._while_waiting = while_waiting
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        while_waiting = self._while_waiting
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._answer()
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._answer()
+
+            def _answer(self) -> None:
+                while_waiting()
+                body = json.dumps({"ok": True, "path": self.path}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: stderr is for the scenario's own errors."""
+
+        return Handler
