@@ -67,6 +67,29 @@ async def spliced(pool: asyncpg.Pool, log):
         log.info("done")
         await pool.release(conn)
 """,
+    "acquired inside the try": """\
+async def spliced(pool: asyncpg.Pool):
+    pass  # here
+    try:
+        conn = await pool.acquire()
+        pass  # here
+    finally:
+        await pool.release(conn)
+""",
+    "released in each handler": """\
+async def spliced(pool: asyncpg.Pool):
+    conn = await pool.acquire()
+    try:
+        pass  # here
+        yield conn
+    except Exception:
+        pass  # here
+        await pool.release(conn)
+        raise
+    else:
+        pass  # here
+        await pool.release(conn)
+""",
     "nested acquisitions": """\
 async def spliced(pool: asyncpg.Pool, other: asyncpg.Pool):
     first = await pool.acquire()

@@ -54,10 +54,10 @@ UNSAFE = "the fix is unsafe: run with --unsafe-fixes"
 
 @dataclass(frozen=True, slots=True)
 class Applied:
+    """A finding the run removed, and the rewrite that removed it."""
+
     code: str
     description: str
-    line: int
-    """Where the finding was, in the file as it was before this run."""
 
 
 @dataclass(slots=True)
@@ -87,7 +87,6 @@ class _Found:
     """Code and normalised source of the reported node: with its occurrence,
     identifies the finding across rounds, where nodes are rebuilt and lines
     move."""
-    line: int
 
 
 @dataclass(slots=True)
@@ -116,9 +115,6 @@ def fix_source(
         return FileFix(None, error=f"not fixed: {error.reason}")
     fixer = _Fixer(path, settings, shown, index, unsafe, strict=_compiles(source.text))
     current = fixer.check(tree)
-    first_lines: dict[tuple[str, str], list[int]] = {}
-    for found in current.found:
-        first_lines.setdefault(found.key, []).append(found.line)
     applied: list[Applied] = []
     for _ in range(MAX_ROUNDS):
         plans = fixer.candidates(current)
@@ -138,9 +134,7 @@ def fix_source(
         for key, count in sorted(removed.items()):
             if key[0] in fixer.wanted:
                 description = descriptions.get(key) or descriptions.get(("", key[1]), "")
-                lines = first_lines.get(key) or [0]
-                for _ in range(count):
-                    applied.append(Applied(key[0], description, lines.pop(0) if lines else 0))
+                applied.extend(Applied(key[0], description) for _ in range(count))
         current = outcome
     return FileFix(
         source,
@@ -194,7 +188,7 @@ class _Fixer:
                 continue
             seen.add(identity)
             normalised = " ".join(tree.code_for_node(finding.node).split())
-            found.append(_Found(finding, (finding.rule.code, normalised), span.line))
+            found.append(_Found(finding, (finding.rule.code, normalised)))
         return _Round(tree, context, found)
 
     def candidates(self, current: _Round) -> list[tuple[tuple[str, str, int], Plan]]:

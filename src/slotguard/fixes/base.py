@@ -38,8 +38,8 @@ class Plan:
     build: Callable[[], Sequence[cst.BaseStatement]]
     """The replacement statements, built when the plan is applied."""
     imports: Sequence[cst.SimpleStatementLine] = ()
-    """Statements to add at the top of the module (after its docstring and
-    ``__future__`` imports) when the rewrite needs a name it does not have."""
+    """Import lines the rewrite needs, added where the module lacks them
+    (``slotguard.fixes.imports.with_imports``)."""
 
 
 class Fixer:

@@ -152,6 +152,16 @@ def _with_plan(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> Pl
     region = _with_try_finally(site, others, block, index) or _with_trailing_release(
         site, block, index
     )
+    above: Sequence[cst.EmptyLine] = ()
+    if region is None:
+        enclosing = _enclosing_try(
+            site, block, index, _function_parents(context, flow.function.node)
+        )
+        if isinstance(enclosing, _Enclosing):
+            region, block = enclosing.region, enclosing.block
+            index, above = enclosing.index, enclosing.above
+        else:
+            region = enclosing
     if isinstance(region, Unfixable):
         return region
     if region is None:
@@ -168,7 +178,7 @@ def _with_plan(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> Pl
             reindent_continuations(part, indent) if id(part) in region.deeper else part
             for part in region.body
         ]
-        leading, declaration = _declaration(statement)
+        leading, declaration = _declaration(statement, above)
         entered = cst.With(
             items=[cst.WithItem(manager.expression, asname=cst.AsName(cst.Name(name)))],
             # A comment on the acquisition line stays on the ``with`` line.
@@ -296,17 +306,18 @@ def _acquiring_statement(
 
 
 def _declaration(
-    statement: cst.SimpleStatementLine,
+    statement: cst.SimpleStatementLine, above: Sequence[cst.EmptyLine]
 ) -> tuple[Sequence[cst.EmptyLine], list[cst.BaseStatement]]:
     """For ``conn: Connection = ...``, the annotation kept as a declaration
-    above the ``with`` (which cannot carry one); the lines above the
-    acquisition go above whichever comes first."""
+    above the ``with`` (which cannot carry one); ``above`` and the lines
+    above the acquisition go above whichever comes first."""
+    leading = [*above, *statement.leading_lines]
     assignment = statement.body[0]
     if not isinstance(assignment, cst.AnnAssign):
-        return statement.leading_lines, []
+        return leading, []
     declaration = cst.SimpleStatementLine(
         [assignment.with_changes(value=None, equal=cst.MaybeSentinel.DEFAULT)],
-        leading_lines=statement.leading_lines,
+        leading_lines=leading,
     )
     return (), [declaration]
 
@@ -323,25 +334,29 @@ def _with_try_finally(
 ) -> _Region | Unfixable | None:
     """A later statement of the block is a ``try`` whose ``finally`` ends with
     the release (or with it and then only releases of other resources, which
-    may as well come first); what comes between joins the ``with`` body (so
-    an early ``return`` before the ``try`` releases too)."""
+    may as well come first), or whose handlers and ``else`` each end by
+    releasing; what comes between joins the ``with`` body (so an early
+    ``return`` before the ``try`` releases too)."""
     for position in range(index + 1, len(block.body)):
         candidate = block.body[position]
-        if isinstance(candidate, cst.Try) and candidate.finalbody is not None:
-            final = candidate.finalbody.body
+        if isinstance(candidate, cst.Try):
+            final = candidate.finalbody.body if candidate.finalbody is not None else None
             release = (
                 _final_release(final.body, site, others)
                 if isinstance(final, cst.IndentedBlock)
                 else None
             )
-            if release is not None:
+            if release is not None or (final is None and _released_each_way(candidate, site)):
                 break
         if _rebinds_or_releases(candidate, site):
             return None
     else:
         return None
     between = list(block.body[index + 1 : position])
-    inner = _without_final_release(site, candidate, release)
+    if release is None:
+        inner = _without_releases_each_way(site, candidate)
+    else:
+        inner = _without_final_release(site, candidate, release)
     if isinstance(inner, Unfixable):
         return inner
     statements, footer = inner
@@ -350,6 +365,86 @@ def _with_try_finally(
         # The ``try`` stays, one level deeper.
         deeper.update(id(part) for part in statements)
     return _Region(position + 1, [*between, *statements], frozenset(deeper), footer or ())
+
+
+@dataclass(frozen=True, slots=True)
+class _Enclosing:
+    """The ``try`` around the acquisition becomes the ``with``: the region,
+    and where the ``try`` is."""
+
+    region: _Region
+    block: cst.IndentedBlock | cst.Module
+    index: int
+    above: Sequence[cst.EmptyLine]
+    """The lines above the ``try``."""
+
+
+def _enclosing_try(
+    site: Site,
+    block: cst.IndentedBlock | cst.Module,
+    index: int,
+    parents: dict[int, cst.CSTNode],
+) -> _Enclosing | Unfixable | None:
+    """``try: conn = acquire() ... finally: release(conn)``: the acquisition
+    opens the body of a ``try`` whose ``finally`` is only the release. (If
+    the acquisition raised, that ``finally`` would release a name never
+    bound; the ``with`` does not have that bug.)"""
+    statement = parents.get(id(block))
+    if index != 0 or not isinstance(statement, cst.Try) or statement.body is not block:
+        return None
+    if statement.handlers or statement.orelse is not None or statement.finalbody is None:
+        return None
+    final = statement.finalbody.body
+    if not isinstance(final, cst.IndentedBlock) or len(final.body) != 1:
+        return None
+    release = final.body[0]
+    if not _is_release(release, site):
+        return None
+    outer = parents.get(id(statement))
+    if not isinstance(outer, cst.IndentedBlock | cst.Module) or _bound_elsewhere(
+        site, block.body[0], parents
+    ):
+        # Bound before the ``try``, the name is what its ``finally``
+        # releases when the acquisition fails; the ``with`` would not.
+        return None
+    assert isinstance(release, cst.SimpleStatementLine)
+    if _comments(release.leading_lines) or _has_comment(release.trailing_whitespace):
+        return Unfixable("a comment on or above the release has nowhere to go")
+    if _block_comments(final) or _comments(statement.finalbody.leading_lines):
+        return Unfixable("a comment in the `finally` has nowhere to go")
+    assert isinstance(block, cst.IndentedBlock)
+    if _has_comment(block.header):
+        return Unfixable("a comment on the `try:` line has nowhere to go")
+    rest = list(block.body[1:])
+    if any(_rebinds_or_releases(part, site) for part in rest):
+        return Unfixable(f"`{site.name}` is rebound or released again inside the `try`")
+    position = _index_of(outer, statement)
+    body = rest or [cst.SimpleStatementLine([cst.Pass()])]
+    return _Enclosing(
+        _Region(position + 1, body, frozenset(), block.footer),
+        outer,
+        position,
+        statement.leading_lines,
+    )
+
+
+def _bound_elsewhere(
+    site: Site, statement: cst.BaseStatement, parents: dict[int, cst.CSTNode]
+) -> bool:
+    """Whether the function binds the name anywhere but in ``statement``
+    (its parameters included)."""
+    function: cst.CSTNode | None = statement
+    while function is not None and not isinstance(function, cst.FunctionDef):
+        function = parents.get(id(function))
+    if function is None:
+        return True
+    inside = {id(node) for node in walk(statement)}
+    return any(
+        site.name in _bound_names(node)
+        or (isinstance(node, cst.Param) and node.name.value == site.name)
+        for node in walk(function)
+        if id(node) not in inside
+    )
 
 
 def _final_release(
@@ -395,13 +490,103 @@ def _without_final_release(
     return _dissolved(statement)
 
 
+def _released_each_way(statement: cst.Try, site: Site) -> bool:
+    """``try`` whose every handler ends by releasing and re-raising, and
+    whose ``else`` ends by releasing: a ``finally`` in all but name, that
+    misses the exceptions no handler catches (``CancelledError``,
+    ``GeneratorExit``), and a ``return`` in the body."""
+    if not statement.handlers or statement.orelse is None:
+        return False
+    for handler in statement.handlers:
+        if not isinstance(handler.body, cst.IndentedBlock):
+            return False
+        body = handler.body.body
+        if len(body) < 2 or not _is_reraise(body[-1]) or not _is_release(body[-2], site):
+            return False
+    orelse = statement.orelse.body
+    return (
+        isinstance(orelse, cst.IndentedBlock)
+        and bool(orelse.body)
+        and _is_release(orelse.body[-1], site)
+    )
+
+
+def _is_reraise(statement: cst.BaseStatement) -> bool:
+    return (
+        isinstance(statement, cst.SimpleStatementLine)
+        and len(statement.body) == 1
+        and isinstance(statement.body[0], cst.Raise)
+        and statement.body[0].exc is None
+    )
+
+
+def _without_releases_each_way(
+    site: Site, statement: cst.Try
+) -> tuple[list[cst.BaseStatement], Sequence[cst.EmptyLine] | None] | Unfixable:
+    """The ``try`` without its releases: handlers left with only ``raise``
+    go from the end (one before another handler would change which handler
+    catches what); an ``else`` left empty goes; a ``try`` left with neither
+    dissolves, its ``else`` running right after its body."""
+    assert statement.orelse is not None
+    orelse = statement.orelse.body
+    assert isinstance(orelse, cst.IndentedBlock)
+    releases = [orelse.body[-1]]
+    handlers = []
+    for handler in statement.handlers:
+        assert isinstance(handler.body, cst.IndentedBlock)
+        *kept, release, reraise = handler.body.body
+        releases += [release, reraise]
+        handlers.append((handler, kept, reraise))
+    dropped = []
+    while handlers and not handlers[-1][1]:
+        dropped.append(handlers.pop()[0])
+    for line in releases:
+        assert isinstance(line, cst.SimpleStatementLine)
+        if _comments(line.leading_lines) or _has_comment(line.trailing_whitespace):
+            return Unfixable("a comment on or above the release has nowhere to go")
+    rest = [
+        statement.body,
+        *(part for _, kept, _ in handlers for part in kept),
+        *orelse.body[:-1],
+    ]
+    if any(_rebinds_or_releases(part, site) for part in rest):
+        return Unfixable(f"`{site.name}` is rebound or released again inside the `try`")
+    after = list(orelse.body[:-1])
+    if any(
+        _comments(handler.leading_lines) or _block_comments(handler.body) for handler in dropped
+    ):
+        return Unfixable("a comment in a handler has nowhere to go")
+    if not handlers:
+        if _comments(statement.orelse.leading_lines) or _block_comments(orelse):
+            return Unfixable("a comment in the `else` has nowhere to go")
+        dissolved = _dissolved(statement)
+        if isinstance(dissolved, Unfixable):
+            return dissolved
+        body, footer = dissolved
+        if after:
+            after[0] = _with_lines_above(after[0], footer)
+            return [*body, *after], orelse.footer
+        return body, footer
+    smaller = statement.with_changes(
+        handlers=[
+            handler.with_changes(body=handler.body.with_changes(body=[*kept, reraise]))
+            for handler, kept, reraise in handlers
+        ],
+        orelse=statement.orelse.with_changes(body=orelse.with_changes(body=after))
+        if after
+        else None,
+    )
+    if not after and (_comments(statement.orelse.leading_lines) or _block_comments(orelse)):
+        return Unfixable("a comment in the `else` has nowhere to go")
+    return [smaller], None
+
+
 def _dissolved(
     statement: cst.Try,
 ) -> tuple[list[cst.BaseStatement], Sequence[cst.EmptyLine]] | Unfixable:
-    """A ``try`` with only a ``finally`` dissolves into the ``with`` body
-    (it has no ``else``: Python allows one only after handlers). Comments
-    above the ``try`` go above its first statement; comments after its last
-    statement, at the end of the ``with`` body."""
+    """A ``try`` left with nothing but its body dissolves into the ``with``
+    body. Comments above the ``try`` go above its first statement; comments
+    after its last statement, at the end of the ``with`` body."""
     suite = statement.body
     if not isinstance(suite, cst.IndentedBlock):
         return Unfixable("a one-line `try` body")
