@@ -2,7 +2,8 @@
 rule family, marked on the lines where slotguard should report them.
 
 The demo runs as ``slotguard check fixtures/demo`` does: as one project, so
-that a module sees what the modules it imports define, with the default rules. Only the codes of rules that exist so far are checked: a mark for a
+that a module sees what the modules it imports define, with the default
+rules. Only the codes of rules that exist so far are checked: a mark for a
 rule still to be written waits for it, so this test gets stricter as rule
 families land.
 """
