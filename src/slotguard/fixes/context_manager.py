@@ -169,7 +169,8 @@ def _with_plan(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> Pl
             f"`{site.name}` is not released in the `finally` of a later `try` of its block, "
             "nor by a later statement of its block"
         )
-    indent = _body_indent(block, context.tree)
+    # New blocks are indented by the module's default indentation.
+    indent = context.tree.default_indent
     name = site.name
     assert name is not None
 
@@ -648,7 +649,8 @@ def _release_in_finally(
     region = list(block.body[index + 1 : end])
     if not region:
         return None
-    indent = _body_indent(block, context.tree)
+    # New blocks are indented by the module's default indentation.
+    indent = context.tree.default_indent
 
     def build() -> list[cst.BaseStatement]:
         above: Sequence[cst.EmptyLine] = ()
@@ -757,13 +759,6 @@ def _bound_names(node: cst.CSTNode) -> set[str]:
     elif isinstance(node, cst.Global | cst.Nonlocal):
         return {item.name.value for item in node.names}
     return {name for target in targets for name in assigned_names(target)}
-
-
-def _body_indent(block: cst.IndentedBlock | cst.Module, module: cst.Module) -> str:
-    """The indentation one level deeper than ``block``'s statements."""
-    if isinstance(block, cst.IndentedBlock) and block.indent is not None:
-        return block.indent
-    return module.default_indent
 
 
 _CONTINUATION = re.compile(r"\\(\r\n|\r|\n)")

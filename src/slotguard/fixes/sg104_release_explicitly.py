@@ -180,7 +180,8 @@ def _given_back(
     if not isinstance(statement.body, cst.IndentedBlock):
         return Unfixable("a one-line `with` body")
     body = statement.body
-    indent = body.indent if body.indent is not None else tree.default_indent
+    # The new ``try`` body is indented by the module's default indentation.
+    indent = tree.default_indent
 
     def build() -> list[cst.BaseStatement]:
         first = statement.items[0]
@@ -323,10 +324,11 @@ def _fresh_name(scope: cst.CSTNode, base: str) -> str:
 def _read_after(statement: cst.With, name: str, parents: dict[int, cst.CSTNode]) -> bool:
     """Whether ``name`` may be read after ``statement`` in its function,
     before it is bound again; in a loop, anywhere else in the loop too."""
+    inside = {id(node) for node in walk(statement)}
     for following in _following(statement, parents):
         if _rebinds_first(following, name):
             return False
-        if _reads(following, name):
+        if _reads(following, name, inside):
             return True
     return False
 
@@ -361,13 +363,13 @@ def _rebinds_first(statement: cst.CSTNode, name: str) -> bool:
     ) and not _reads(small.value, name)
 
 
-def _reads(node: cst.CSTNode, name: str) -> bool:
-    attributes = {id(n.attr) for n in walk(node) if isinstance(n, cst.Attribute)}
-    keywords = {id(n.keyword) for n in walk(node) if isinstance(n, cst.Arg) and n.keyword}
-    return any(
-        isinstance(n, cst.Name)
-        and n.value == name
-        and id(n) not in attributes
-        and id(n) not in keywords
-        for n in walk(node)
-    )
+def _reads(node: cst.CSTNode, name: str, skipped: frozenset[int] | set[int] = frozenset()) -> bool:
+    """Whether ``name`` is used in ``node``, outside the nodes ``skipped``
+    (attribute names and keywords are not uses)."""
+    nodes = list(walk(node))
+    skipped = {
+        *skipped,
+        *(id(n.attr) for n in nodes if isinstance(n, cst.Attribute)),
+        *(id(n.keyword) for n in nodes if isinstance(n, cst.Arg) and n.keyword),
+    }
+    return any(isinstance(n, cst.Name) and n.value == name and id(n) not in skipped for n in nodes)

@@ -168,13 +168,8 @@ class Lifecycle:
 
 
 def lifecycle(module: ModuleInfo) -> Lifecycle:
-    """The lifecycle facts of a module, computed once."""
-    cached = module._memo.get("pool-lifecycle")
-    if isinstance(cached, Lifecycle):
-        return cached
-    found = _Reader(module).read()
-    module._memo["pool-lifecycle"] = found
-    return found
+    """The lifecycle facts of a module, computed once for the SG5 rules."""
+    return module.cached("pool-lifecycle", lambda: _Reader(module).read())
 
 
 class _Reader:
@@ -853,9 +848,10 @@ def _constant(expr: cst.BaseExpression, module: ModuleInfo) -> int | None:
 
 def _module_constants(module: ModuleInfo) -> dict[str, cst.BaseExpression]:
     """Names assigned once at module level, to what."""
-    cached = module._memo.get("module-constants")
-    if isinstance(cached, dict):
-        return cached
+    return module.cached("module-constants", lambda: _constants(module))
+
+
+def _constants(module: ModuleInfo) -> dict[str, cst.BaseExpression]:
     counts: dict[str, int] = {}
     values: dict[str, cst.BaseExpression] = {}
     for statement in module.tree.body:
@@ -871,6 +867,4 @@ def _module_constants(module: ModuleInfo) -> dict[str, cst.BaseExpression]:
                 counts[small.target.value] = counts.get(small.target.value, 0) + 1
                 if small.value is not None:
                     values[small.target.value] = small.value
-    found = {name: values[name] for name, count in counts.items() if count == 1 and name in values}
-    module._memo["module-constants"] = found
-    return found
+    return {name: values[name] for name, count in counts.items() if count == 1 and name in values}
