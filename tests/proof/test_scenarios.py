@@ -75,6 +75,8 @@ class Scenario:
     in_transaction: bool = False
     on_server: bool = True
     exhausts: bool = True
+    remaining: frozenset[str] = frozenset()
+    """Codes slotguard still reports after the fix, by design (their own fix is unsafe)."""
     leak_xfail: str | None = None
     """Why the original does not leak although slotguard says it does."""
     fix_xfail: str | None = None
@@ -133,7 +135,26 @@ SCENARIOS = [
         exhausts=False,
         leak_xfail=CPYTHON_CLOSES_UNREFERENCED,
     ),
+    _scenario("sg104_psycopg2_pool_with_getconn", "SG104", "safe", held=ITERATIONS),
+    _scenario(
+        "sg104_psycopg2_connect_with",
+        "SG104",
+        "safe",
+        held=ITERATIONS,
+        pooled=False,
+        exhausts=False,
+        leak_xfail=CPYTHON_CLOSES_UNREFERENCED,
+    ),
+    _scenario(
+        "sg104_sqlalchemy_session_no_autoflush",
+        "SG104",
+        "unsafe",
+        held=ITERATIONS,
+        in_transaction=True,
+    ),
+    _scenario("sg105_next_on_get_db", "SG105", None, held=ITERATIONS, in_transaction=True),
     _scenario("sg201_asyncpg_early_return", "SG101 SG201 SG202", "safe", held=ITERATIONS),
+    _scenario("sg201_psycopg2_pool_continue", "SG201 SG202", "safe", held=ITERATIONS),
     _scenario(
         "sg202_asyncpg_connect_closed_on_success_only",
         "SG202",
@@ -141,6 +162,25 @@ SCENARIOS = [
         held=ITERATIONS,
         pooled=False,
         exhausts=False,
+    ),
+    _scenario(
+        "sg202_psycopg_async_pool_exception",
+        "SG101 SG202",
+        "safe",
+        held=ITERATIONS,
+        on_server=False,
+        # The safe fix puts the connection back in a `finally`; rewriting it as
+        # `pool.connection()` would also commit, which `--unsafe-fixes` does.
+        remaining=frozenset({"SG101"}),
+    ),
+    _scenario("sg202_sqlalchemy_connection_exception", "SG102 SG202", "safe", held=ITERATIONS),
+    _scenario("sg203_asyncpg_asynccontextmanager", "SG203", "safe", held=ITERATIONS),
+    _scenario(
+        "sg203_sqlalchemy_generator_dependency",
+        "SG203",
+        "safe",
+        held=ITERATIONS,
+        in_transaction=True,
     ),
 ]
 
@@ -293,7 +333,7 @@ def test_fix_removes_the_findings(scenario: Scenario, fix_run: FixRun) -> None:
         )
     else:
         assert program.read_text() != scenario.path.read_text(), "slotguard fix changed nothing"
-    assert fix_run.findings[program.resolve()] == []
+    assert sorted(fix_run.findings[program.resolve()]) == sorted(scenario.remaining)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
