@@ -167,6 +167,45 @@ class Lifecycle:
         return site.closed_locally or site.storage.key in self.closes
 
 
+def shutdown_key(application: str, storage_key: str) -> str:
+    """What a module settles when a shutdown or lifespan hook of
+    ``application`` closes ``storage``: application state is closed for one
+    application, not for every application that uses the same attribute name."""
+    return f"shutdown:{application}:{storage_key}"
+
+
+def settled_keys(found: Lifecycle) -> set[str]:
+    """Every key a module settles for the run (``Context.settle``): what it
+    closes, and what the shutdown hooks of each named application close."""
+    keys = set(found.closes)
+    for application, key in found.shutdown_closes:
+        keys.add(shutdown_key(application, key))
+    return keys
+
+
+def closing_key(found: Lifecycle, site: PoolSite, application: str | None) -> str | None:
+    """None when the module itself closes the pool; otherwise the key another
+    module of the run settles by closing it.
+
+    State kept on a named application is closed only by that application's
+    shutdown or lifespan hooks: two services of a project each keep their own
+    ``app.state.pool``. A close in a hook whose application the module cannot
+    name counts, unless the module shows it closing another application's."""
+    storage = site.storage
+    if site.closed_locally or site.handed_off:
+        return None
+    if storage.kind is StorageKind.STATE and application is not None:
+        if (application, storage.key) in found.shutdown_closes:
+            return None
+        others = {app for app, key in found.shutdown_closes if key == storage.key}
+        if storage.key in found.closes and not others:
+            return None
+        return shutdown_key(application, storage.key)
+    if storage.key in found.closes:
+        return None
+    return storage.key
+
+
 def lifecycle(module: ModuleInfo) -> Lifecycle:
     """The lifecycle facts of a module, computed once for the SG5 rules."""
     return module.cached("pool-lifecycle", lambda: _Reader(module).read())

@@ -1,0 +1,93 @@
+"""
+## What it does
+Finds a pool or engine created in a startup handler
+(`@app.on_event("startup")`, `app.add_event_handler("startup", ...)`,
+`Starlette(on_startup=[...])`, aiohttp `app.on_startup`, Sanic
+`before_server_start`, Litestar `on_startup`) that no shutdown handler of the
+same application closes.
+
+A close counts wherever the run can see it: in a shutdown handler of the
+same application (`on_event("shutdown")`, `on_cleanup`, `after_server_stop`,
+`on_shutdown`, a lifespan), through a cleanup registered in the startup
+handler itself (`app.on_cleanup.append(lambda app: pool.close())`), or in
+another module of the files checked together. Each module settles the pools
+it closes (`app.state.<name>` for the application whose shutdown hook closes
+it, module globals by qualified name); a finding stands only if no module of
+the run settled its pool. A pool the handler gives away (returns, passes to
+an object that keeps it) is its new owner's to close.
+
+## Why is this bad?
+Without a close on shutdown, the pool's connections stay open until the
+process dies. Every restart, reload (`uvicorn --reload`), rolling deploy and
+test run that starts the application leaves its connections behind until
+PostgreSQL notices the peer is gone, and in-flight queries are cut off
+instead of finishing. A server near `max_connections` runs out of slots
+during deploys, when old and new processes overlap.
+
+## Example
+```python
+@app.on_event("startup")
+async def open_pool():
+    app.state.pool = await asyncpg.create_pool(DSN)
+```
+
+## Use instead
+```python
+@asynccontextmanager
+async def lifespan(app):
+    app.state.pool = await asyncpg.create_pool(DSN)
+    try:
+        yield
+    finally:
+        await app.state.pool.close()
+
+
+app = FastAPI(lifespan=lifespan)
+```
+
+## Fix safety
+The fix is unsafe: it converts the startup/shutdown pair into a lifespan
+context manager, which changes when the application's startup code runs
+and how its shutdown is ordered.
+"""
+
+from __future__ import annotations
+
+from slotguard.model.lifecycle import Phase
+from slotguard.model.pools import Hook, PoolSite, closing_key, lifecycle, settled_keys
+from slotguard.rules.base import Context, Rule
+from slotguard.rules.common import code
+
+
+class StartupWithoutShutdown(Rule):
+    code = "SG502"
+    name = "startup-without-shutdown"
+    summary = "A pool created in a startup handler is closed by no shutdown handler."
+
+    def check(self, context: Context) -> None:
+        found = lifecycle(context.module)
+        for settled in settled_keys(found):
+            context.settle(settled)
+        for site in found.sites:
+            hook = startup_hook(found.hooks_of(site.function))
+            if hook is None or not site.keeps_connections:
+                continue
+            key = closing_key(found, site, hook.application)
+            if key is None:
+                continue
+            assert site.function is not None
+            context.report(site.call, _message(site, site.function.name), pending=key)
+
+
+def startup_hook(hooks: list[Hook]) -> Hook | None:
+    """The startup registration of a hook function, if it is one."""
+    return next((hook for hook in hooks if hook.phase is Phase.STARTUP), None)
+
+
+def _message(site: PoolSite, handler: str) -> str:
+    return (
+        f"`{site.shown}` is created with `{code(site.call)}` in the startup handler "
+        f"`{handler}`, but no shutdown handler closes it; its connections stay open until "
+        f"the process exits. Call `{site.release_call}` in a shutdown handler, or create it "
+        "in a lifespan context manager that closes it after `yield`"
+    )
