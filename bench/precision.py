@@ -33,7 +33,13 @@ import corpora
 
 BIN = Path(sys.executable).parent
 SLOTGUARD = str(BIN / "slotguard") if (BIN / "slotguard").exists() else "slotguard"
-CHECK = ["check", ".", "--select", "SG", "--output-format", "json", "--exit-zero"]
+DEFAULT_SELECT = "SG"
+
+
+def check_command(select: str) -> list[str]:
+    return ["check", ".", "--select", select, "--output-format", "json", "--exit-zero"]
+
+
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results"
 NOT_ANALYSED = "SG000"
 
@@ -63,21 +69,26 @@ def slotguard_version() -> str:
     return result.stdout.strip()
 
 
-def check_project(name: str, cache_dir: Path | None) -> ProjectResult:
+def check_project(name: str, cache_dir: Path | None, select: str) -> ProjectResult:
     """Run slotguard from the project's root, so reported paths are relative to it."""
     tree = corpora.fetch(name, cache_dir)
     corpora.isolate(tree)
     start = time.perf_counter()
-    result = subprocess.run([SLOTGUARD, *CHECK], cwd=tree, capture_output=True, text=True)
+    result = subprocess.run(
+        [SLOTGUARD, *check_command(select)], cwd=tree, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - start
     if result.returncode != 0:
-        raise CheckFailed(f"{name}: slotguard exited {result.returncode}: "
-                          f"{result.stderr.strip()[-2000:]}")
+        raise CheckFailed(
+            f"{name}: slotguard exited {result.returncode}: {result.stderr.strip()[-2000:]}"
+        )
     findings: list[dict[str, Any]] = json.loads(result.stdout or "[]")
     return ProjectResult(name, corpora.version_of(tree), findings, seconds)
 
 
-def write_result(project: ProjectResult, directory: Path, version: str) -> Path:
+def write_result(
+    project: ProjectResult, directory: Path, version: str, select: str, source: dict[str, object]
+) -> Path:
     corpus = corpora.CORPORA[project.name]
     document = {
         "project": corpus.project,
@@ -85,7 +96,9 @@ def write_result(project: ProjectResult, directory: Path, version: str) -> Path:
         "kind": corpus.kind,
         "why": corpus.why,
         "slotguard": version,
-        "command": f"slotguard {' '.join(CHECK)}",
+        "slotguard_commit": source["commit"],
+        "src_had_uncommitted_edits": source["src_has_uncommitted_edits"],
+        "command": f"slotguard {' '.join(check_command(select))}",
         "counts": dict(sorted(project.counts.items())),
         "findings": project.findings,
     }
@@ -98,13 +111,18 @@ def format_summary(projects: Sequence[ProjectResult]) -> str:
     """A project-by-code table of counts, then the files that were not analysed."""
     codes = sorted({code for project in projects for code in project.counts})
     width = max((len(p.name) for p in projects), default=7)
-    header = f"{'project':<{width}} {'version':<8} {'total':>5} " + " ".join(
-        f"{code:>6}" for code in codes) + f" {'time s':>7}"
+    header = (
+        f"{'project':<{width}} {'version':<8} {'total':>5} "
+        + " ".join(f"{code:>6}" for code in codes)
+        + f" {'time s':>7}"
+    )
     lines = [header, "-" * len(header)]
     for project in projects:
         cells = " ".join(f"{project.counts.get(code, 0):>6}" for code in codes)
-        lines.append(f"{project.name:<{width}} {project.version:<8} "
-                     f"{len(project.findings):>5} {cells} {project.seconds:>7.1f}")
+        lines.append(
+            f"{project.name:<{width}} {project.version:<8} "
+            f"{len(project.findings):>5} {cells} {project.seconds:>7.1f}"
+        )
     unanalysed = [(p.name, f) for p in projects for f in p.not_analysed]
     lines += ["", f"files not analysed ({NOT_ANALYSED}): {len(unanalysed)}"]
     for name, finding in unanalysed:
@@ -114,13 +132,30 @@ def format_summary(projects: Sequence[ProjectResult]) -> str:
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--corpus", action="append", choices=corpora.SETS["precision"],
-                        help="only these projects (repeatable; default: all)")
-    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS,
-                        help=f"where the per-project JSON files go (default: {DEFAULT_RESULTS})")
+    parser.add_argument(
+        "--corpus",
+        action="append",
+        choices=corpora.SETS["precision"],
+        help="only these projects (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=DEFAULT_RESULTS,
+        help=f"where the per-project JSON files go (default: {DEFAULT_RESULTS})",
+    )
     parser.add_argument("--cache-dir", type=Path, default=None, help="corpus cache directory")
-    parser.add_argument("--commit", default=None, metavar="REV",
-                        help="run the slotguard of this commit instead of the working tree")
+    parser.add_argument(
+        "--select",
+        default=DEFAULT_SELECT,
+        help=f"rule selection passed to slotguard (default: {DEFAULT_SELECT})",
+    )
+    parser.add_argument(
+        "--commit",
+        default=None,
+        metavar="REV",
+        help="run the slotguard of this commit instead of the working tree",
+    )
     return parser.parse_args(argv)
 
 
@@ -129,34 +164,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.results_dir.mkdir(parents=True, exist_ok=True)
     projects: list[ProjectResult] = []
     failures: list[str] = []
+    source = checkout.describe(args.commit)
     try:
         with checkout.slotguard_at(args.commit):
             version = slotguard_version()
             for name in args.corpus or corpora.SETS["precision"]:
                 try:
-                    projects.append(_check_and_write(name, args.cache_dir, args.results_dir,
-                                                     version))
+                    project = check_project(name, args.cache_dir, args.select)
                 except CheckFailed as error:
                     failures.append(str(error))
+                    continue
+                path = write_result(project, args.results_dir, version, args.select, source)
+                print(f"{name}: {len(project.findings)} findings -> {path}", file=sys.stderr)
+                projects.append(project)
     except (corpora.CorpusError, ValueError) as error:
         print(f"precision: error: {error}", file=sys.stderr)
         return 1
-    source = checkout.describe(args.commit)
     dirty = ", with uncommitted edits in src/" if source["src_has_uncommitted_edits"] else ""
     print(f"{version}, from {source['from']}, commit {str(source['commit'])[:12]}{dirty}\n")
     print(format_summary(projects), end="")
     for failure in failures:
         print(f"FAILED: {failure}")
     return 1 if failures else 0
-
-
-def _check_and_write(name: str, cache_dir: Path | None, results_dir: Path,
-                     version: str) -> ProjectResult:
-    """A project whose run fails keeps its previous result file, if any."""
-    project = check_project(name, cache_dir)
-    path = write_result(project, results_dir, version)
-    print(f"{name}: {len(project.findings)} findings -> {path}", file=sys.stderr)
-    return project
 
 
 if __name__ == "__main__":
