@@ -12,6 +12,10 @@ counts, so that the test sees the server at that moment.
 The probes acquire in the context-manager form and time out quickly: they are
 the scenario's instruments, not part of the code under test.
 
+A connection held only while something waits (SG4: a slow call, a sleep) is
+seen at the checkpoint ``"during"``, with the pool's counts and whether one
+more acquisition failed at that moment (``during``).
+
 :class:`SlowService` stands in for the slow external API that SG4 is about: a
 stdlib HTTP server on loopback whose every request waits while the test looks
 at the server (the checkpoint ``"during"``), so "idle in transaction while the
@@ -40,6 +44,8 @@ if TYPE_CHECKING:
 
 PROBE_TIMEOUT_SECONDS = 0.2
 """How long a probe waits for a connection before it calls the pool exhausted."""
+RENDEZVOUS_TIMEOUT_SECONDS = 10.0
+"""How long concurrent requests to a :class:`SlowService` wait for each other."""
 
 
 def finish(
@@ -54,6 +60,12 @@ def finish(
     args.checkpoint("end", pool=counts)
     report = {"results": results, "pool": counts, "exhausted": exhausted}
     print(json.dumps(report), flush=True)
+
+
+def during(args: ScenarioArgs, *, pool: PoolCounts, exhausted: bool) -> None:
+    """Pause at ``"during"`` with the pool's counts and the result of a probe, taken
+    while the calls under test wait."""
+    args.checkpoint("during", pool=asdict(pool), exhausted=exhausted)
 
 
 def outcome(error: BaseException) -> str:
@@ -184,3 +196,18 @@ class SlowService:
                 """Quiet: stderr is for the scenario's own errors."""
 
         return Handler
+
+
+class WhenAllWaiting:
+    """A :class:`SlowService`'s ``while_waiting`` for N concurrent requests: once
+    all N wait, ``look`` runs once, then every request is answered.
+
+    So the checkpoint sees the N callers at once, each at its slow call, which is
+    when a pool held through the call is exhausted.
+    """
+
+    def __init__(self, parties: int, look: Callable[[], None]) -> None:
+        self._barrier = threading.Barrier(parties, action=look, timeout=RENDEZVOUS_TIMEOUT_SECONDS)
+
+    def __call__(self) -> None:
+        self._barrier.wait()

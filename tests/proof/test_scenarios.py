@@ -182,6 +182,23 @@ SCENARIOS = [
         held=ITERATIONS,
         in_transaction=True,
     ),
+    _scenario(
+        "sg401_psycopg_pool_http_in_transaction",
+        "SG401",
+        None,
+        held=ITERATIONS,
+        at="during",
+        in_transaction=True,
+    ),
+    _scenario("sg402_asyncpg_poll_while_holding", "SG402", None, held=ITERATIONS, at="during"),
+    _scenario(
+        "sg403_sqlalchemy_session_http_before_commit",
+        "SG403",
+        None,
+        held=ITERATIONS,
+        at="during",
+        in_transaction=True,
+    ),
 ]
 
 
