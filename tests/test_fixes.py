@@ -85,11 +85,13 @@ class Fixture:
         )
 
     def findings(self, data: bytes) -> Counter[tuple[str, str]]:
-        """Each finding as its code and the normalised text it points at."""
+        """Each finding as its code and the normalised text it points at;
+        findings that wait on the rest of the run stand, as the file is the
+        whole run."""
         result = check_bytes(data, self.path, self.settings, self.path.name)
         lines = decode(data).text.splitlines()
         found: Counter[tuple[str, str]] = Counter()
-        for diagnostic in result.diagnostics:
+        for diagnostic in (*result.diagnostics, *(d for _, d in result.pending)):
             span = diagnostic.span
             text = lines[span.line - 1][span.column - 1 :]
             if span.end_line == span.line:
