@@ -1,0 +1,135 @@
+"""
+## What it does
+Finds a pool or engine that nothing closes: no `close()`/`dispose()` on any
+shutdown path of the application or process that created it. Shutdown paths
+are a FastAPI/Starlette/Litestar lifespan (after its `yield`) or shutdown
+handler, aiohttp `on_cleanup` and `cleanup_ctx`, Sanic `after_server_stop`,
+`atexit.register(engine.dispose)`, an exit stack
+(`stack.push_async_callback(engine.dispose)`), `async with pool:`, a
+`finally` in the function that created it, or a `close`/`aclose`/`__exit__`
+method of the class that keeps it.
+
+A pool is judged by where it is kept. One the creating function keeps in a
+local name must be closed by that function, or handed on (returned, yielded
+to a caller, passed to an object that keeps it). One kept in a module
+global, on application state (`app.state.engine`) or on an instance
+(`self.pool`) may be closed anywhere: in the same module, or in another
+module of the files checked together. Each module settles the pools it
+closes, by a key both sides compute (the qualified name of the global,
+`app.state.<name>` for the application whose shutdown hook closes it, the
+attribute name); a finding stands only if no module of the run settled its
+pool, so `engine` created in `app/db.py` and disposed in `app/main.py`'s
+lifespan is not reported when both files are checked. A pool that keeps no
+connections (SQLAlchemy `NullPool`) is not reported. Pools created in a
+startup handler are SG502's.
+
+## Why is this bad?
+An unclosed pool keeps its connections open until the process dies. Every
+reload, rolling deploy, worker restart and test session leaves them behind
+until PostgreSQL notices the peer is gone; queries in flight are cut off
+instead of finishing; and a server near `max_connections` runs out of slots
+while old and new processes overlap. A pool created per call and never
+closed leaks a whole pool each time.
+
+## Example
+```python
+@asynccontextmanager
+async def lifespan(app):
+    app.state.engine = create_async_engine(URL)
+    worker = asyncio.create_task(poll_jobs())
+    yield
+    worker.cancel()
+```
+
+## Use instead
+```python
+@asynccontextmanager
+async def lifespan(app):
+    app.state.engine = create_async_engine(URL)
+    worker = asyncio.create_task(poll_jobs())
+    try:
+        yield
+    finally:
+        worker.cancel()
+        await app.state.engine.dispose()
+```
+
+## Fix safety
+There is no automatic fix: where the pool should be closed depends on how
+the application shuts down.
+"""
+
+from __future__ import annotations
+
+from slotguard.model.infer import FunctionInfo
+from slotguard.model.lifecycle import Phase
+from slotguard.model.pools import (
+    Lifecycle,
+    PoolSite,
+    StorageKind,
+    closing_key,
+    lifecycle,
+    settled_keys,
+)
+from slotguard.rules.base import Context, Rule
+from slotguard.rules.common import code
+from slotguard.rules.sg502_startup_without_shutdown import startup_hook
+
+
+class PoolNeverClosed(Rule):
+    code = "SG501"
+    name = "pool-never-closed"
+    summary = "A pool or engine is never closed on the shutdown path of what created it."
+
+    def check(self, context: Context) -> None:
+        found = lifecycle(context.module)
+        for settled in settled_keys(found):
+            context.settle(settled)
+        for site in found.sites:
+            if not site.keeps_connections or startup_hook(found.hooks_of(site.function)):
+                continue
+            key = closing_key(found, site, _application(found, site.function))
+            if key is None:
+                continue
+            local = site.storage.kind is StorageKind.LOCAL
+            context.report(site.node, _message(found, site), pending=None if local else key)
+
+
+def _application(found: Lifecycle, function: FunctionInfo | None) -> str | None:
+    """The named application whose hook the function is, or is nested in."""
+    while function is not None:
+        for hook in found.hooks_of(function):
+            if hook.application is not None:
+                return hook.application
+        function = function.parent
+    return None
+
+
+def _message(found: Lifecycle, site: PoolSite) -> str:
+    function = site.function
+    phase = found.phase_of(function)
+    if function is None:
+        where = "at module level"
+    elif phase is Phase.LIFESPAN:
+        where = f"in the lifespan `{function.name}`"
+    else:
+        where = f"in `{function.name}`"
+    return (
+        f"`{site.shown}` is created with `{code(site.call)}` {where} and never closed: no "
+        f"`{site.release_call}` runs on a shutdown path in the files checked, so its "
+        f"connections stay open until the process exits; {_advice(site, phase)}"
+    )
+
+
+def _advice(site: PoolSite, phase: Phase | None) -> str:
+    kind = site.storage.kind
+    if phase is Phase.LIFESPAN:
+        return "close it after the lifespan's `yield`, in a `finally`"
+    if kind is StorageKind.LOCAL:
+        return "close it in a `finally` (or enter it with `with`/`async with`), or return it"
+    if kind is StorageKind.ATTRIBUTE:
+        return "close it in the owner's `close()`/`aclose()` or `__exit__`/`__aexit__`"
+    return (
+        "close it in the application's shutdown hook or lifespan, or register the close "
+        "with `atexit` or an exit stack"
+    )
