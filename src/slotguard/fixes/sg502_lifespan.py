@@ -135,14 +135,21 @@ class StartupToLifespanFix(Fixer):
         removed = {handler.index for handler in handlers}
 
         def build() -> list[cst.BaseStatement]:
+            kept: list[cst.BaseStatement] = []
+            waiting: _Lines = []
+            for index in range(application.index + 1, end):
+                statement = tree.body[index]
+                if index in removed:
+                    assert isinstance(statement, cst.FunctionDef)
+                    waiting += _detached(statement)[0]
+                elif waiting:
+                    kept.append(_below(waiting, statement))
+                    waiting = []
+                else:
+                    kept.append(statement)
             function = _lifespan(tree, lifespan, decorator, application, handlers, closes)
-            created = _with_lifespan(application, lifespan)
-            kept = [
-                tree.body[index]
-                for index in range(application.index + 1, end)
-                if index not in removed
-            ]
-            return [function, created, *kept]
+            placed = _below(waiting, function) if waiting else function
+            return [placed, _with_lifespan(application, lifespan), *kept]
 
         closed = ", ".join(f"`{site.shown}`" for site in closes)
         return Plan(
@@ -379,9 +386,16 @@ def _name_conflicts(
                     f"a `global` statement inside a block of `{handler.function.name}`"
                 )
     moved = {handler.function.name for handler in handlers}
-    definitions = {id(handler.function.node.name) for handler in handlers}
-    for node in walk(tree):
-        if isinstance(node, cst.Name) and node.value in moved and id(node) not in definitions:
+    not_uses = {id(handler.function.node.name) for handler in handlers}
+    nodes = list(walk(tree))
+    for node in nodes:
+        # ``database.connect()`` does not use a handler named ``connect``.
+        if isinstance(node, cst.Attribute):
+            not_uses.add(id(node.attr))
+        elif isinstance(node, cst.Arg) and node.keyword is not None:
+            not_uses.add(id(node.keyword))
+    for node in nodes:
+        if isinstance(node, cst.Name) and node.value in moved and id(node) not in not_uses:
             return Unfixable(
                 f"`{node.value}` is used elsewhere in the module, and would no longer exist"
             )
@@ -494,13 +508,11 @@ def _moved(
     ``global`` statements (unless kept) left to be hoisted."""
     node = handler.function.node
     assert isinstance(node.body, cst.IndentedBlock)
-    lines: _Lines = _comments(
-        [
-            *node.leading_lines,
-            *(line for decorator in node.decorators for line in decorator.leading_lines),
-            *node.lines_after_decorators,
-        ]
-    )
+    lines: _Lines = _comments(_detached(node)[1])
+    for decorator in node.decorators:
+        lines += _comments(decorator.leading_lines)
+        lines += _trailing_comment(decorator.trailing_whitespace)
+    lines += _comments(node.lines_after_decorators)
     lines += _trailing_comment(node.body.header)
     yield lines
     statements = list(node.body.body)
@@ -528,6 +540,27 @@ def _moved(
                 statement = statement.with_changes(body=[*kept[:-1], last])
         yield reindent_continuations(statement, deeper) if deeper else statement
     yield _comments(node.body.footer)
+
+
+def _detached(node: cst.FunctionDef) -> tuple[_Lines, _Lines]:
+    """The comments above a handler: those a blank line separates from it,
+    which may be about the module (a section title) and stay at module
+    level, and those right above it, which are about the handler and move
+    with its body."""
+    lines = list(node.leading_lines)
+    blank = max((i for i, line in enumerate(lines) if line.comment is None), default=-1)
+    return _comments(lines[: blank + 1]), lines[blank + 1 :]
+
+
+def _below(
+    comments: _Lines, statement: cst.SimpleStatementLine | cst.BaseCompoundStatement
+) -> cst.BaseStatement:
+    """The statement with module-level comments above it, apart from it as
+    they were apart from the handler they were above."""
+    own = list(statement.leading_lines)
+    blank = next((i for i, line in enumerate(own) if line.comment is not None), len(own))
+    gap = [cst.EmptyLine()] * (2 if isinstance(statement, cst.FunctionDef | cst.ClassDef) else 1)
+    return statement.with_changes(leading_lines=[*own[:blank], *comments, *gap, *own[blank:]])
 
 
 def _does_nothing(smalls: Sequence[cst.BaseSmallStatement]) -> bool:
@@ -593,6 +626,17 @@ def _attached(items: Sequence[cst.BaseStatement | _Lines]) -> list[cst.BaseState
     return statements
 
 
+def _argument_indent(call: cst.Call) -> cst.SimpleWhitespace | None:
+    """The indentation of arguments written one per line."""
+    before = [call.whitespace_before_args, *(arg.comma for arg in call.args[:-1])]
+    for whitespace in before:
+        if isinstance(whitespace, cst.Comma):
+            whitespace = whitespace.whitespace_after
+        if isinstance(whitespace, cst.ParenthesizedWhitespace):
+            return whitespace.last_line
+    return None
+
+
 def _close(site: PoolSite) -> cst.SimpleStatementLine:
     call = cst.parse_expression(site.release_call)
     return cst.SimpleStatementLine([cst.Expr(cst.Await(call) if site.type.is_async else call)])
@@ -611,24 +655,29 @@ def _with_lifespan(application: _Application, lifespan: str) -> cst.SimpleStatem
     args = list(call.args)
     if args:
         last = args[-1]
+        separator = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
         if isinstance(last.comma, cst.Comma):
-            if len(args) > 1:
-                separator = args[-2].comma
-            elif isinstance(call.whitespace_before_args, cst.ParenthesizedWhitespace):
-                separator = cst.Comma(whitespace_after=call.whitespace_before_args)
+            # A trailing comma: the new argument goes on a line of its own
+            # when the others do, and takes the trailing comma.
+            after = last.comma.whitespace_after
+            indent = _argument_indent(call)
+            if isinstance(after, cst.ParenthesizedWhitespace) and indent is not None:
+                separator = last.comma.with_changes(
+                    whitespace_after=after.with_changes(last_line=indent)
+                )
+                closing = after.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=())
+                argument = argument.with_changes(comma=cst.Comma(whitespace_after=closing))
             else:
-                separator = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
-            argument = argument.with_changes(comma=last.comma)
-        else:
-            separator = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+                argument = argument.with_changes(comma=last.comma)
         args[-1] = last.with_changes(comma=separator)
     args.append(argument)
     new_call = call.with_changes(args=args)
     statement = application.statement
     small = statement.body[0]
     assert isinstance(small, cst.Assign | cst.AnnAssign)
-    comments = _comments(statement.leading_lines)
+    lines = list(statement.leading_lines)
+    first = next((i for i, line in enumerate(lines) if line.comment is not None), len(lines))
     blank = cst.EmptyLine()
     return statement.with_changes(
-        body=[small.with_changes(value=new_call)], leading_lines=[blank, blank, *comments]
+        body=[small.with_changes(value=new_call)], leading_lines=[blank, blank, *lines[first:]]
     )
