@@ -183,6 +183,20 @@ SCENARIOS = [
         in_transaction=True,
     ),
     _scenario(
+        "sg301_sqlalchemy_session_cached_per_tenant",
+        "SG301",
+        None,
+        held=ITERATIONS,
+        in_transaction=True,
+    ),
+    _scenario(
+        "sg302_sqlalchemy_async_session_in_background_task",
+        "SG302",
+        None,
+        held=ITERATIONS,
+        in_transaction=True,
+    ),
+    _scenario(
         "sg401_psycopg_pool_http_in_transaction",
         "SG401",
         None,
