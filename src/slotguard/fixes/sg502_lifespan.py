@@ -33,8 +33,10 @@ created once, at module level of the same module, without ``lifespan``,
 application in the module is an ``on_event`` decorator of a module-level
 function with no other decorator, no parameters, no ``return`` and no other
 use of its name; the handlers do not give one name different meanings (a
-local in one, a global in another); and the pool is closed through an
-expression without calls, by a method the model awaits when it should.
+local in one, a global in another); and the pool is kept where an
+expression without calls reaches it. The close is the model's release,
+awaited for an asynchronous pool; aiopg-style pools, whose ``close()`` only
+starts closing, also get ``await pool.wait_closed()``.
 """
 
 from __future__ import annotations
@@ -65,11 +67,11 @@ LIFESPAN_APPLICATIONS = frozenset(
 REPLACED_BY_LIFESPAN = ("lifespan", "on_startup", "on_shutdown")
 """Constructor arguments a lifespan cannot be added beside."""
 
-CLOSE_NOT_AWAITABLE = frozenset(
-    {"aiopg.Pool", "aiomysql.Pool", "aiopg.sa.Engine", "aiomysql.sa.Engine"}
+WAIT_CLOSED = frozenset(
+    {"aiopg.Pool", "aiomysql.Pool", "asyncmy.Pool", "aiopg.sa.Engine", "aiomysql.sa.Engine"}
 )
-"""Asynchronous pools whose ``close()`` returns None and must be followed by
-``await pool.wait_closed()``: the model's release is not a single await."""
+"""Asynchronous pools whose ``close()`` is not awaited: it returns at once,
+and ``await pool.wait_closed()`` waits for the connections to close."""
 
 _REGISTERING = frozenset(
     {*(method.name for method in HOOK_METHODS), *HOOK_LISTS, "lifespan_context", "router"}
@@ -102,7 +104,7 @@ class StartupToLifespanFix(Fixer):
     applicability = Applicability.UNSAFE
     summary = (
         "Move the application's startup and shutdown handlers into a lifespan context "
-        "manager that closes the pool after `yield` (unsafe)."
+        "manager that closes the pool after `yield`."
     )
 
     def plan(self, context: Context, finding: RawFinding) -> Plan | Unfixable:
@@ -113,7 +115,7 @@ class StartupToLifespanFix(Fixer):
             return Unfixable("the pool is not created where the fix can find it")
         hook = next((h for h in found.hooks_of(site.function) if h.phase is Phase.STARTUP), None)
         if hook is None or hook.application is None:
-            return Unfixable("the startup handler's application is not a module global")
+            return Unfixable("the application the handler is registered on is not a module global")
         application = _application(module, hook.application)
         if isinstance(application, Unfixable):
             return application
@@ -156,8 +158,8 @@ class StartupToLifespanFix(Fixer):
             code=finding.rule.code,
             applicability=Applicability.UNSAFE,
             description=(
-                f"move the startup and shutdown handlers of `{application.name}` into a lifespan "
-                f"that closes {closed}"
+                f"move the `on_event` handlers of `{application.name}` into a lifespan that "
+                f"closes {closed}"
             ),
             block=tree,
             start=application.index,
@@ -242,8 +244,10 @@ def _movable(
         return Unfixable(f"`{application.name}` already has a lifespan (`{name}`)")
     if function.parent is not None or function.cls is not None or id(node) not in positions:
         return Unfixable(f"the handler `{name}` is not a module-level function")
-    if len(node.decorators) != 1 or node.decorators[0].decorator is not hook.node:
-        return Unfixable(f"the handler `{name}` is not registered by its only decorator")
+    if not any(decorator.decorator is hook.node for decorator in node.decorators):
+        return Unfixable(f"`{code(hook.node)}` registers a hook the fix does not move")
+    if len(node.decorators) != 1:
+        return Unfixable(f"the handler `{name}` has other decorators")
     if positions[id(node)] < application.index:
         return Unfixable(f"the handler `{name}` is defined before `{application.name}`")
     if not isinstance(node.body, cst.IndentedBlock):
@@ -310,11 +314,6 @@ def _closes(
             return Unfixable(f"the startup handler gives `{candidate.shown}` to something else")
         if any(isinstance(node, cst.Call) for node in walk(candidate.target)):
             return Unfixable(f"`{candidate.shown}` is reached through a call")
-        if candidate.type.name in CLOSE_NOT_AWAITABLE:
-            return Unfixable(
-                f"a {candidate.type.library} pool closes with `close()` then "
-                "`await ....wait_closed()`: close it by hand"
-            )
         keys.add(candidate.storage.key)
         chosen.append(candidate)
     return chosen
@@ -353,7 +352,7 @@ def _name_conflicts(
     for handler in handlers:
         mine = names[id(handler)]
         every_local |= mine.local
-        if application in mine.local:
+        if application in mine.local | mine.declared_global:
             return Unfixable(
                 f"the handler `{handler.function.name}` binds `{application}`, "
                 "the lifespan's parameter"
@@ -481,7 +480,7 @@ def _lifespan(
     if extra:
         names = [cst.NameItem(cst.Name(n)) for n in extra]
         before.insert(0, cst.SimpleStatementLine([cst.Global(names)]))
-    closing = [_close(site) for site in closes]
+    closing = [statement for site in closes for statement in _close(site)]
     protected = cst.Try(
         body=cst.IndentedBlock([cst.SimpleStatementLine([cst.Expr(cst.Yield())])]),
         finalbody=cst.Finally(body=cst.IndentedBlock(_attached([*after, *closing]))),
@@ -637,9 +636,16 @@ def _argument_indent(call: cst.Call) -> cst.SimpleWhitespace | None:
     return None
 
 
-def _close(site: PoolSite) -> cst.SimpleStatementLine:
+def _close(site: PoolSite) -> list[cst.SimpleStatementLine]:
     call = cst.parse_expression(site.release_call)
-    return cst.SimpleStatementLine([cst.Expr(cst.Await(call) if site.type.is_async else call)])
+    if site.type.name in WAIT_CLOSED:
+        waited = cst.parse_expression(f"{site.shown}.wait_closed()")
+        return [_line(call), _line(cst.Await(waited))]
+    return [_line(cst.Await(call) if site.type.is_async else call)]
+
+
+def _line(expression: cst.BaseExpression) -> cst.SimpleStatementLine:
+    return cst.SimpleStatementLine([cst.Expr(expression)])
 
 
 def _with_lifespan(application: _Application, lifespan: str) -> cst.SimpleStatementLine:
