@@ -25,3 +25,30 @@ def test_a_pool_disposed_in_another_module_of_the_run_is_not_reported() -> None:
 
 def test_a_pool_disposed_nowhere_in_the_run_is_reported() -> None:
     assert findings(SG501 / "project_never_disposed", ("SG5",)) == [("app/db.py", 7, "SG501")]
+
+
+SG504 = FIXTURES / "rules" / "sg504"
+
+
+def test_the_budget_message_shows_the_arithmetic_over_every_module_of_the_run() -> None:
+    directory = SG504 / "over_budget"
+    found = run_project(directory, ("SG504",))
+    db, main = (directory / "app" / name for name in ("db.py", "main.py"))
+    assert found[db] == []
+    (diagnostic,) = found[main]
+    assert diagnostic.line == 12
+    assert diagnostic.message == (
+        "2 workers x (15 + 20 + 30) = 130 connections > max-connections 100 - reserved 3 = 97; "
+        f"per worker: create_engine at {db.as_posix()}:13 "
+        "(pool_size default 5 + max_overflow default 10) = 15, "
+        f"create_async_engine at {db.as_posix()}:15 (pool_size 20 + max_overflow 0) = 20, "
+        f"asyncpg.create_pool at {main.as_posix()}:12 (max_size 30) = 30; "
+        f"not counted: asyncpg.create_pool at {db.as_posix()}:19 "
+        "(max_size=size is not a constant); "
+        "lower the pool sizes or the number of workers, or put a connection pooler "
+        "(PgBouncer) in front of the server"
+    )
+
+
+def test_pools_within_the_budget_are_not_reported() -> None:
+    assert findings(SG504 / "within_budget", ("SG504",)) == []

@@ -1,0 +1,162 @@
+"""
+## What it does
+Adds up the largest size of every pool the checked files create, as far as
+the constructor calls tell (SQLAlchemy `pool_size` + `max_overflow`, 5 + 10
+by default; asyncpg `max_size`, 10 by default; psycopg_pool `max_size`,
+`min_size` when not given), multiplies by the number of worker processes,
+and compares the total with what the server allows:
+`max-connections - reserved-connections`.
+
+Opt-in, and configured in `pyproject.toml`:
+
+```toml
+[tool.slotguard.budget]
+max-connections = 100      # the server's max_connections
+reserved-connections = 3   # superuser_reserved_connections (default 3)
+workers = 4                # processes that each open every pool (default 1)
+```
+
+The pools of every module of the run are summed (each module notes its
+pools; the sum is made once the whole run is known). Pools in test
+fixtures and test functions are left out; pools whose size the call does
+not tell (a size from a variable, `max_overflow=-1`, `NullPool`) are not
+counted and are listed as such. The message shows the arithmetic.
+
+## Why is this bad?
+Every pool may grow to its largest size under load, in every worker. When
+their sum exceeds the slots the server gives ordinary users, the
+connections past the limit fail with `FATAL: remaining connection slots are
+reserved for non-replicated superuser connections` (or `too many clients
+already`) exactly when the application is busiest, and not in development,
+where one worker never fills its pools.
+
+## Example
+```python
+# 4 workers x (asyncpg max_size 20 + SQLAlchemy 5 + 10) = 140 > 100 - 3
+pool = await asyncpg.create_pool(DSN, max_size=20)
+engine = create_engine(URL)
+```
+
+## Use instead
+```python
+# 4 workers x (asyncpg max_size 10 + SQLAlchemy 5 + 5) = 80 <= 97
+pool = await asyncpg.create_pool(DSN, max_size=10)
+engine = create_engine(URL, max_overflow=5)
+```
+
+## Fix safety
+There is no automatic fix: the budget is shared by pools, workers and the
+server's configuration, and only a person can choose which to change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import libcst as cst
+
+from slotguard.model.infer import FunctionInfo
+from slotguard.model.lifecycle import POOL_SIZES
+from slotguard.model.pools import size_of
+from slotguard.report.diagnostic import Diagnostic, Related
+from slotguard.rules.base import Context, Fact, Rule
+from slotguard.rules.common import code
+from slotguard.settings import Settings
+from slotguard.syntax import dotted_name
+
+_CONSTRUCTOR_NAMES = frozenset(
+    name.rsplit(".", 1)[-1] for entry in POOL_SIZES for name in entry.constructors
+)
+_TOPIC = "pool"
+
+
+class PoolBudgetExceeded(Rule):
+    code = "SG504"
+    name = "pool-budget-exceeded"
+    summary = "The pools of all workers together can open more connections than the server allows."
+    default = False
+
+    def check(self, context: Context) -> None:
+        if context.settings.budget is None:
+            return
+        module = context.module
+        functions: list[FunctionInfo | None] = [None, *module.functions]
+        for function in functions:
+            if function is not None and _is_test_code(function):
+                continue
+            scope = function.scope if function is not None else module.module_scope
+            for call in scope.of_type(cst.Call):
+                assert isinstance(call, cst.Call)
+                func = call.func
+                last = func.attr.value if isinstance(func, cst.Attribute) else None
+                if isinstance(func, cst.Name):
+                    last = func.value
+                if last not in _CONSTRUCTOR_NAMES:
+                    continue
+                size = size_of(call, module)
+                if size is None or not size.keeps_connections:
+                    continue
+                shown = dotted_name(func) or code(func)
+                context.note(_TOPIC, call, shown, size.connections, size.detail)
+
+    @classmethod
+    def check_run(cls, facts: Sequence[Fact], settings: Settings) -> list[Diagnostic]:
+        budget = settings.budget
+        if budget is None:
+            return []
+        pools = sorted(
+            (fact for fact in facts if fact.topic == _TOPIC),
+            key=lambda fact: (fact.path, fact.span.line, fact.span.column),
+        )
+        counted = [fact for fact in pools if isinstance(fact.value[1], int)]
+        uncounted = [fact for fact in pools if not isinstance(fact.value[1], int)]
+        per_worker = sum(_connections(fact) for fact in counted)
+        total = budget.workers * per_worker
+        allowed = budget.max_connections - budget.reserved_connections
+        shown = [fact for fact in counted if not fact.suppressed]
+        if total <= allowed or not shown:
+            return []
+        # The largest pool is where a change helps most.
+        at = max(shown, key=_connections)
+        workers = f"{budget.workers} worker{'s' if budget.workers != 1 else ''}"
+        terms = " + ".join(str(_connections(fact)) for fact in counted)
+        if len(counted) > 1:
+            terms = f"({terms})"
+        message = (
+            f"{workers} x {terms} = {total} connections > max-connections "
+            f"{budget.max_connections} - reserved {budget.reserved_connections} = {allowed}; "
+            "per worker: " + ", ".join(_term(fact) for fact in counted)
+        )
+        if uncounted:
+            message += "; not counted: " + ", ".join(_uncounted(fact) for fact in uncounted)
+        message += (
+            "; lower the pool sizes or the number of workers, or put a connection pooler "
+            "(PgBouncer) in front of the server"
+        )
+        related = tuple(
+            Related(fact.span, f"{fact.value[0]}: {_connections(fact)} connections per worker")
+            for fact in counted
+            if fact is not at and fact.path == at.path
+        )
+        return [Diagnostic(cls.code, cls.name, message, at.path, at.span, related=related)]
+
+
+def _connections(fact: Fact) -> int:
+    value = fact.value[1]
+    assert isinstance(value, int)
+    return value
+
+
+def _term(fact: Fact) -> str:
+    """``create_engine at app/db.py:7 (pool_size default 5 + max_overflow default 10) = 15``."""
+    name, connections, detail = fact.value
+    return f"{name} at {fact.path}:{fact.span.line} ({detail}) = {connections}"
+
+
+def _uncounted(fact: Fact) -> str:
+    name, _, detail = fact.value
+    return f"{name} at {fact.path}:{fact.span.line} ({detail})"
+
+
+def _is_test_code(function: FunctionInfo) -> bool:
+    return function.is_fixture or function.name.startswith("test")
