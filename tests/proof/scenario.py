@@ -20,6 +20,11 @@ more acquisition failed at that moment (``during``).
 stdlib HTTP server on loopback whose every request waits while the test looks
 at the server (the checkpoint ``"during"``), so "idle in transaction while the
 call waits" is observed at the moment it happens, without guessing a delay.
+
+:func:`serve_once` stands in for an ASGI server (SG5 is about what an
+application opens at startup and closes, or not, at shutdown): it runs one
+lifetime of an application, from its lifespan's startup through a few requests
+to its shutdown, in the running event loop, as a test client does.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -60,6 +65,68 @@ def finish(
     args.checkpoint("end", pool=counts)
     report = {"results": results, "pool": counts, "exhausted": exhausted}
     print(json.dumps(report), flush=True)
+
+
+AsgiMessage = MutableMapping[str, Any]
+AsgiApp = Callable[
+    [
+        MutableMapping[str, Any],
+        Callable[[], Awaitable[AsgiMessage]],
+        Callable[[AsgiMessage], Awaitable[None]],
+    ],
+    Awaitable[None],
+]
+
+
+async def serve_once(app: AsgiApp, paths: Sequence[str]) -> list[Any]:
+    """Start ``app`` (ASGI lifespan), GET each path, shut it down; the JSON bodies."""
+    state: dict[str, Any] = {}
+    to_app: asyncio.Queue[AsgiMessage] = asyncio.Queue()
+    from_app: asyncio.Queue[AsgiMessage] = asyncio.Queue()
+    lifespan_scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": state}
+    lifespan = asyncio.create_task(app(lifespan_scope, to_app.get, from_app.put))
+    await to_app.put({"type": "lifespan.startup"})
+    await _expect(from_app, "lifespan.startup.complete")
+    bodies = [json.loads(await _get(app, path, state)) for path in paths]
+    await to_app.put({"type": "lifespan.shutdown"})
+    await _expect(from_app, "lifespan.shutdown.complete")
+    await lifespan
+    return bodies
+
+
+async def _expect(messages: asyncio.Queue[AsgiMessage], kind: str) -> None:
+    message = await messages.get()
+    if message["type"] != kind:
+        raise RuntimeError(f"expected {kind}, the application sent {message}")
+
+
+async def _get(app: AsgiApp, path: str, state: dict[str, Any]) -> bytes:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [],
+        "client": ("127.0.0.1", 0),
+        "server": ("scenario", 80),
+        "state": dict(state),
+    }
+    body = bytearray()
+
+    async def receive() -> AsgiMessage:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: AsgiMessage) -> None:
+        if message["type"] == "http.response.body":
+            body.extend(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return bytes(body)
 
 
 def during(args: ScenarioArgs, *, pool: PoolCounts, exhausted: bool) -> None:

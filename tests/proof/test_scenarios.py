@@ -213,6 +213,22 @@ SCENARIOS = [
         at="during",
         in_transaction=True,
     ),
+    _scenario(
+        "sg501_asyncpg_pool_per_job_never_closed",
+        "SG501",
+        None,
+        held=ITERATIONS,
+        pooled=False,
+        exhausts=False,
+    ),
+    _scenario(
+        "sg502_starlette_pool_opened_on_startup",
+        "SG502",
+        "unsafe",
+        held=ITERATIONS,
+        pooled=False,
+        exhausts=False,
+    ),
 ]
 
 
