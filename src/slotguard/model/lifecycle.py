@@ -308,6 +308,8 @@ POOL_SIZES: tuple[PoolSizing, ...] = (
             "sqlalchemy.ext.asyncio.async_engine_from_config",
         ),
         (),
+        class_keyword="poolclass",
+        classes=_SQLALCHEMY_CLASSES,
         elsewhere="the sizes come from the configuration",
     ),
 )

@@ -584,6 +584,8 @@ class _Reader:
     def _close(
         self, closed: cst.BaseExpression, node: cst.CSTNode, function: FunctionInfo | None
     ) -> None:
+        for element in self._loop_elements(closed, function):
+            self._close(element, node, function)
         keys = set()
         storage = self.storage_of(closed, function)
         if storage is None or storage.kind is StorageKind.LOCAL:
@@ -609,6 +611,25 @@ class _Reader:
                 if hook.phase is not Phase.STARTUP and hook.application is not None:
                     self.result.shutdown_closes.add((hook.application, storage.key))
             current = current.parent
+
+    def _loop_elements(
+        self, closed: cst.BaseExpression, function: FunctionInfo | None
+    ) -> list[cst.BaseExpression]:
+        """``for engine in (sync_engine, async_engine): engine.dispose()``
+        closes each element of the literal it loops over."""
+        if not isinstance(closed, cst.Name):
+            return []
+        elements: list[cst.BaseExpression] = []
+        for loop in self.scope(function).of_type(cst.For):
+            assert isinstance(loop, cst.For)
+            target, values = loop.target, loop.iter
+            if (
+                isinstance(target, cst.Name)
+                and target.value == closed.value
+                and isinstance(values, cst.List | cst.Tuple | cst.Set)
+            ):
+                elements.extend(element.value for element in values.elements)
+        return elements
 
     # -- pools created -------------------------------------------------------
 
@@ -821,8 +842,6 @@ def size_of(call: cst.Call, module: ModuleInfo) -> PoolSize | None:
     entry = sizing(qualified) if qualified is not None else None
     if entry is None:
         return None
-    if entry.elsewhere:
-        return PoolSize(None, entry.elsewhere)
     if entry.class_keyword is not None:
         chosen = keyword_argument(call, entry.class_keyword)
         class_name = dotted_name(chosen.value) if chosen is not None else None
@@ -830,6 +849,8 @@ def size_of(call: cst.Call, module: ModuleInfo) -> PoolSize | None:
         for pool_class in entry.classes:
             if qualified_class in pool_class.names:
                 return PoolSize(pool_class.size, pool_class.note, pool_class.keeps_connections)
+    if entry.elsewhere:
+        return PoolSize(None, entry.elsewhere)
     total = 0
     parts = []
     unknown = []
