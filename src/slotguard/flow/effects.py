@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from slotguard.flow.cfg import Point, PointKind
-from slotguard.model.catalog import CLOSED_STATE
+from slotguard.model.catalog import CLOSED_STATE, SELF_RETURNING_METHODS
 from slotguard.model.infer import Produced, Scope
 from slotguard.model.summary import SymbolKind
-from slotguard.syntax import assigned_names, dotted_name, walk
+from slotguard.syntax import assigned_names, dotted_name, unwrap_await, walk
 
 _CONTAINER_METHODS = frozenset(
     {
@@ -257,6 +257,8 @@ class EffectReader:
                     self._maybe_discarded(node, effects, discardable)
             elif isinstance(node, cst.Call):
                 self._call(node, effects, kept_nodes)
+                if discardable is not None:
+                    discardable |= self._released_in_place(node)
                 if id(node) not in inside_await:
                     self._maybe_discarded(node, effects, discardable)
             elif isinstance(node, cst.Yield):
@@ -273,6 +275,17 @@ class EffectReader:
                         effects.bindings.append(
                             Binding(name, aliases=frozenset(escaping(node.value)))
                         )
+
+    def _released_in_place(self, call: cst.Call) -> set[int]:
+        """``engine.connect().close()``: the acquisition the call releases as
+        soon as it is made, which is therefore not thrown away."""
+        func = call.func
+        if type(func) is not cst.Attribute:
+            return set()
+        produced = self._acquisition(func.value)
+        if produced is None or func.attr.value not in produced.type.release_methods:
+            return set()
+        return {id(func.value), id(unwrap_await(func.value)[0])}
 
     def _maybe_discarded(
         self, node: cst.BaseExpression, effects: Effects, kept_nodes: set[int] | None
@@ -381,6 +394,12 @@ def _escaping_leaves(expression: cst.BaseExpression) -> list[cst.BaseExpression]
             stack.append(node.value)
         elif isinstance(node, cst.Call) and _is_class_name(_last_name(node.func)):
             stack.extend(arg.value for arg in node.args)
+        elif (
+            isinstance(node, cst.Call)
+            and isinstance(node.func, cst.Attribute)
+            and node.func.attr.value in SELF_RETURNING_METHODS
+        ):
+            stack.append(node.func.value)
     return leaves
 
 

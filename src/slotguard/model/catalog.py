@@ -453,10 +453,30 @@ LOGGER_NAMES = frozenset({"logger", "log", "logging", "_logger", "_log", "LOGGER
 reports a handler's failure itself instead of raising into the caller."""
 
 EXPECTS_A_RAISE = frozenset(
-    {"pytest.raises", "assertRaises", "assertRaisesRegex", "assertRaisesRegexp",
-     "assertRaisesMessage"}
+    {
+        "pytest.raises",
+        "assertRaises",
+        "assertRaisesRegex",
+        "assertRaisesRegexp",
+        "assertRaisesMessage",
+    }
 )
 """Context managers of tests whose block is expected to raise: what the
 block tries to acquire is expected to fail, not to leak."""
+
+RECLAIMING_HARNESSES: tuple[tuple[str, frozenset[Kind]], ...] = (
+    ("sqlalchemy.testing", frozenset({Kind.SESSION, Kind.ENGINE_CONNECTION})),
+)
+"""Test harnesses that take back what each test leaves open: SQLAlchemy's
+testing plugin (also used by third-party dialects' suites) closes every
+session (``close_all_sessions()``) and checks every pooled connection back in
+after each test. A module that imports one runs under it, so a session or
+connection it leaves open lives until the test ends, not longer."""
+
+SELF_RETURNING_METHODS = frozenset({"execution_options"})
+"""Methods that return the object they are called on: SQLAlchemy's
+``conn.execution_options(...)`` sets options on the connection and returns it,
+so ``conn = conn.execution_options(...)`` and ``with engine.connect()
+.execution_options(...) as conn`` still hold (and release) the same connection."""
 
 BUILTIN = Catalog(types=TYPES, constructors=CONSTRUCTORS)

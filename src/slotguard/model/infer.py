@@ -774,7 +774,7 @@ class Scope:
                 complete = (
                     not constructor.context_manager_only
                     and (awaited or constructor.awaited is not True)
-                    and _bound(call, constructor.bound_by)
+                    and self._bound_to_a_pool(call, constructor.bound_by)
                 )
                 return Produced(model.type(constructor.produces), expr, call, complete, callee)
         # Calling a factory: ``SessionLocal()``.
@@ -795,6 +795,28 @@ class Scope:
                 complete = awaited or not function.is_async
                 return Produced(returned, expr, call, complete, callee)
         return None
+
+    def _bound_to_a_pool(self, call: cst.Call, bound_by: tuple[str, ...]) -> bool:
+        """Whether the value gets connections of its own: it is given a
+        database (see ``_bound``), and that database is not a connection
+        someone else holds. ``Session(conn)`` runs on ``conn`` and never checks
+        anything out; whoever acquired ``conn`` releases it."""
+        if not _bound(call, bound_by):
+            return False
+        binds = [
+            arg.value
+            for index, arg in enumerate(call.args)
+            if not arg.star
+            and (arg.keyword.value if arg.keyword is not None else str(index)) in bound_by
+        ]
+        return not binds or any(not self._is_a_connection(bind) for bind in binds)
+
+    def _is_a_connection(self, expr: cst.BaseExpression) -> bool:
+        typed = self.type_of(expr)
+        if typed is None:
+            produced = self.produced(expr)
+            typed = produced.type if produced is not None else None
+        return typed is not None and typed.kind in _CONNECTIONS
 
     def entered_type(self, item: cst.BaseExpression) -> ResourceType | None:
         """The type bound by ``with <item> as name``."""
@@ -887,6 +909,9 @@ def _compound_bodies(node: cst.BaseCompoundStatement) -> Iterator[object]:
             yield value
         else:
             yield value
+
+
+_CONNECTIONS = frozenset({Kind.CONNECTION, Kind.POOLED_CONNECTION, Kind.ENGINE_CONNECTION})
 
 
 def _bound(call: cst.Call, bound_by: tuple[str, ...]) -> bool:

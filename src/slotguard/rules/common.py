@@ -8,7 +8,9 @@ import libcst as cst
 
 from slotguard.flow.cfg import Point, PointKind
 from slotguard.flow.held import FunctionFlow, Leak, Site
-from slotguard.model.infer import FunctionInfo
+from slotguard.model import Model
+from slotguard.model.catalog import BUILTIN, RECLAIMING_HARNESSES
+from slotguard.model.infer import FunctionInfo, ModuleInfo
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context
 
@@ -28,6 +30,40 @@ def flows(context: Context) -> Iterator[FunctionFlow]:
         flow = context.flow(function)
         if flow is not None:
             yield flow
+
+
+def reclaimed_elsewhere(context: Context, site: Site) -> bool:
+    """Whether something outside the function's own code owns what the site
+    acquires, so leaving it open is not a leak of this function's:
+
+    - the module is part of the library that defines the resource type
+      (``sqlalchemy.orm.session`` handling sessions, ``asyncpg.pool`` handling
+      pooled connections): code that implements a resource is judged by its
+      own internal bookkeeping, which is not the public API the model knows
+      (SPEC section 1);
+    - the module runs under a test harness that takes back every resource of
+      that kind after each test (``RECLAIMING_HARNESSES``).
+    """
+    module = context.module
+    return site.type.kind in module.cached("reclaimed-kinds", lambda: _reclaimed_kinds(module))
+
+
+# Only the libraries of the built-in table: a wrapper the configuration adds
+# lives in the user's own package, which is exactly the code to check.
+_BUILT_IN_LIBRARIES = Model(BUILTIN).libraries()
+
+
+def _reclaimed_kinds(module: ModuleInfo) -> frozenset[Kind]:
+    name = module.module_name
+    if name is not None and name.split(".", 1)[0] in _BUILT_IN_LIBRARIES:
+        return frozenset(Kind)
+    imported = module.imports.qualified_names()
+    kinds: set[Kind] = set()
+    for harness, reclaimed in RECLAIMING_HARNESSES:
+        prefix = harness + "."
+        if any(q == harness or q.startswith(prefix) for q in imported):
+            kinds |= reclaimed
+    return frozenset(kinds)
 
 
 def builds_a_context_manager(function: FunctionInfo) -> bool:
@@ -127,7 +163,7 @@ def report_leaks(
     """
     for flow in flows(context):
         for outcome in flow.outcomes:
-            if not outcome.managed:
+            if not outcome.managed or reclaimed_elsewhere(context, outcome.site):
                 continue
             for leak in outcome.leaks:
                 if not wanted(leak):

@@ -45,7 +45,13 @@ from __future__ import annotations
 
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context, Rule
-from slotguard.rules.common import builds_a_context_manager, code, context_manager_form, flows
+from slotguard.rules.common import (
+    builds_a_context_manager,
+    code,
+    context_manager_form,
+    flows,
+    reclaimed_elsewhere,
+)
 
 
 class AcquireWithoutContextManager(Rule):
@@ -66,6 +72,8 @@ def report_bare_acquisitions(context: Context, kinds: frozenset[Kind]) -> None:
         for outcome in flow.outcomes:
             site = outcome.site
             if site.type.kind not in kinds or outcome.handed_off:
+                continue
+            if reclaimed_elsewhere(context, site):
                 continue
             what = f"`{site.name}`" if site.name else f"the {site.type.kind.value}"
             acquired = f"`{code(site.node)}`"

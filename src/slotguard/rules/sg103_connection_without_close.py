@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context, Rule
-from slotguard.rules.common import code, context_manager_form, flows
+from slotguard.rules.common import code, context_manager_form, flows, reclaimed_elsewhere
 
 
 class ConnectionWithoutClose(Rule):
@@ -58,6 +58,8 @@ class ConnectionWithoutClose(Rule):
             for outcome in flow.outcomes:
                 site = outcome.site
                 if site.type.kind is not Kind.CONNECTION or outcome.managed:
+                    continue
+                if reclaimed_elsewhere(context, site):
                     continue
                 what = f"`{site.name}`" if site.name else "the connection"
                 form = context_manager_form(site)

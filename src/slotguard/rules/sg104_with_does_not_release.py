@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from slotguard.model.catalog import SELF_RETURNING_METHODS
 from slotguard.model.infer import Produced, Scope
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
@@ -88,6 +89,9 @@ def _inline_acquisition(item: cst.BaseExpression, scope: Scope) -> tuple[Produce
     ``Session(engine).no_autoflush``, ``Session(engine).begin()``."""
     target = item.func if isinstance(item, cst.Call) else item
     if not isinstance(target, cst.Attribute):
+        return None
+    if isinstance(item, cst.Call) and target.attr.value in SELF_RETURNING_METHODS:
+        # ``engine.connect().execution_options(...)`` is the connection itself.
         return None
     produced = scope.produced(target.value)
     if produced is None or not produced.acquires or not produced.type.kind.is_short_lived:
