@@ -14,7 +14,9 @@ the scenario's instruments, not part of the code under test.
 
 A connection held only while something waits (SG4: a slow call, a sleep) is
 seen at the checkpoint ``"during"``, with the pool's counts and whether one
-more acquisition failed at that moment (``during``).
+more acquisition failed at that moment (``during``); such a scenario's report
+gives that probe's answer as ``exhausted``, since at its end every connection
+is back.
 
 :class:`SlowService` stands in for the slow external API that SG4 is about: a
 stdlib HTTP server on loopback whose every request waits while the test looks

@@ -60,7 +60,7 @@ class Scenario:
 
     ``held`` connections are what the leaking program holds at the checkpoint
     ``at`` ("end": after its N iterations; "during": while its slow external
-    call waits). ``on_server`` is False where the driver closes a connection
+    call or its sleep waits). ``on_server`` is False where the driver closes a connection
     its pool lost track of once nothing references it: the pool's counters
     still miss it, the server no longer has it.
     """
