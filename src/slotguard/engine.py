@@ -14,10 +14,8 @@ becomes an SG000 finding, and the rest of the run goes on.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,9 +29,12 @@ from slotguard.settings import Settings
 from slotguard.source import SourceError, decode
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ProcessPoolExecutor
+
     import libcst as cst
 
-    from slotguard.rules.base import Context, Fact
+    from slotguard.facts import Fact
+    from slotguard.rules.base import Context
 
 ANALYSIS_ERROR = ("SG000", "file-not-analysed")
 UNUSED_NOQA = ("SG001", "unused-noqa")
@@ -87,8 +88,16 @@ class RunResult:
         return sorted([*found, *self.run_diagnostics], key=Diagnostic.sort_key)
 
 
+PREFILTER_SWITCH = "SLOTGUARD_PREFILTER"
+"""Set to ``off`` to analyse every file: the prefilter's soundness test
+compares such a run with an ordinary one (not a user option: it only makes
+runs slower)."""
+
+
 def may_have_findings(data: bytes, settings: Settings, index: ProjectIndex = EMPTY_INDEX) -> bool:
     """The prefilter (see ``slotguard.prefilter``)."""
+    if os.environ.get(PREFILTER_SWITCH) == "off":
+        return True
     return prefilter.may_have_findings(data, settings.model, index)
 
 
@@ -178,11 +187,8 @@ def run_rules(
 ) -> Context:
     """The rules' findings on a module, each with its fix plan when a fixer
     has one (``Context.plans``), or the reason it has none."""
-    from slotguard.fixes import fixers
-    from slotguard.fixes.base import Plan
     from slotguard.model.infer import ModuleInfo
     from slotguard.project import module_name_for
-    from slotguard.report.diagnostic import Fix
     from slotguard.rules import all_rules
     from slotguard.rules.base import Context
 
@@ -198,6 +204,18 @@ def run_rules(
     for rule in all_rules():
         if rule.code in codes and rule.code not in (ANALYSIS_ERROR[0], UNUSED_NOQA[0]):
             rule().check(context.for_rule(rule))
+    if context.findings:
+        _plan_fixes(context)
+    return context
+
+
+def _plan_fixes(context: Context) -> None:
+    """Attach to each finding its fix, or the reason it has none (the fixers
+    are imported only for a file with findings: most files have none)."""
+    from slotguard.fixes import fixers
+    from slotguard.fixes.base import Plan
+    from slotguard.report.diagnostic import Fix
+
     available = fixers()
     for finding in context.findings:
         fixer = available.get(finding.rule.code)
@@ -209,7 +227,6 @@ def run_rules(
             context.plans[id(finding)] = outcome
         else:
             context.unfixable[id(finding)] = outcome.reason
-    return context
 
 
 def _located(
@@ -217,9 +234,10 @@ def _located(
 ) -> FileResult:
     """Locate what the rules reported and noted, drop what noqa comments
     suppress, and format messages."""
+    from slotguard.facts import Fact
     from slotguard.locate import Locator
     from slotguard.report.noqa import Suppressions
-    from slotguard.rules.base import Context, Fact
+    from slotguard.rules.base import Context
 
     settled = tuple(sorted(context.settled))
     if not context.findings and not context.facts:
@@ -379,33 +397,56 @@ class _Run:
         finally:
             if self.pool is not None:
                 self.pool.shutdown()
+        ordered = [self.results[path] for path in files if path in self.results]
+        run_diagnostics = self._check_run(ordered)
         if self.cache is not None:
             self.cache.save()
-        ordered = [self.results[path] for path in files if path in self.results]
         return RunResult(
             ordered,
             self.cache.hits if self.cache is not None else 0,
-            self._check_run(ordered),
+            run_diagnostics,
             {path: job.index() for path, job in self.seen.items()},
             {self._shown(path): path for path in files},
         )
 
     def _check_run(self, results: Sequence[FileResult]) -> list[Diagnostic]:
-        """Whole-run checks of the rules that noted facts (the rule modules are
-        imported only then, so a cached run without such facts stays light)."""
+        """Whole-run checks of the rules that noted facts. The rule modules
+        are imported only then, and the findings are cached by the facts, so
+        a warm run over unchanged files never imports libcst."""
         by_code: dict[str, list[Fact]] = {}
         for result in results:
             for fact in result.facts:
                 by_code.setdefault(fact.code, []).append(fact)
         if not by_code:
             return []
+        run_key = results_cache.key(
+            self.settings.fingerprint,
+            "run",
+            repr(sorted(by_code.items())),
+            repr(sorted(result.path for result in results if result.context_only)),
+        )
+        if self.cache is not None:
+            cached = self.cache.get(run_key)
+            if isinstance(cached, list):
+                return cached
+        found = self._run_checks(results, by_code)
+        if self.cache is not None:
+            self.cache.put(run_key, found)
+        return found
+
+    def _run_checks(
+        self, results: Sequence[FileResult], by_code: dict[str, list[Fact]]
+    ) -> list[Diagnostic]:
         from slotguard.rules import all_rules
 
         found = []
         for rule in all_rules():
             if rule.code in by_code and rule.code in self.settings.codes:
                 found.extend(rule.check_run(by_code[rule.code], self.settings))
-        return found
+        # A file read only for context says what it defines; findings about
+        # its own lines belong to a run that checks it.
+        context = {result.path for result in results if result.context_only}
+        return [diagnostic for diagnostic in found if diagnostic.path not in context]
 
     def _shown(self, path: Path) -> str:
         return self.display.get(path, path.as_posix())
@@ -475,6 +516,9 @@ class _Run:
         to_parse = sum(1 for item in items if may_have_findings(item.data, self.settings))
         if to_parse < PARALLEL_THRESHOLD:
             return False
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         context = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
         self.pool = ProcessPoolExecutor(
             max_workers=jobs,
@@ -517,6 +561,8 @@ class _Run:
 
 
 def _first_completed(futures: Iterable[Future[FileResult]]) -> set[Future[FileResult]]:
+    from concurrent.futures import FIRST_COMPLETED, wait
+
     done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
     return done
 

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 import libcst as cst
 
-from slotguard.report.diagnostic import Diagnostic, Fix, Span
+from slotguard.facts import Fact
+from slotguard.report.diagnostic import Diagnostic, Fix
 
 if TYPE_CHECKING:
     from slotguard.fixes.base import Plan
@@ -72,20 +73,6 @@ class RawFinding:
     fix: Fix | None
     pending: str | None = None
     """Reported only if no module of the run settles this key."""
-
-
-@dataclass(frozen=True, slots=True)
-class Fact:
-    """Something a rule noted in a module, for its whole-run check: a topic,
-    plain data, and where it was noted."""
-
-    code: str
-    topic: str
-    value: tuple[object, ...]
-    path: str
-    span: Span
-    suppressed: bool
-    """The line has a noqa comment for the rule's code."""
 
 
 @dataclass(slots=True)
