@@ -23,6 +23,14 @@ lifespan is not reported when both files are checked. A pool that keeps no
 connections (SQLAlchemy `NullPool`) is not reported. Pools created in a
 startup handler are SG502's.
 
+A pool created at module level (`engine = create_engine(URL)` in `db.py`) is
+reported only when the files checked show the application or process it
+lives in: a module that registers startup, shutdown or lifespan hooks, an
+`atexit` hook, has an `if __name__ == "__main__":` block, or starts an event
+loop (`asyncio.run(main())`). A library module, or a `db.py` checked on its
+own by a pre-commit run, says nothing about how the process ends, so it is
+left alone rather than guessed at.
+
 ## Why is this bad?
 An unclosed pool keeps its connections open until the process dies. Every
 reload, rolling deploy, worker restart and test session leaves them behind
@@ -61,7 +69,12 @@ the application shuts down.
 
 from __future__ import annotations
 
-from slotguard.model.infer import FunctionInfo
+from collections.abc import Sequence
+
+import libcst as cst
+
+from slotguard.facts import Fact
+from slotguard.model.infer import FunctionInfo, ModuleInfo
 from slotguard.model.lifecycle import Phase
 from slotguard.model.pools import (
     Lifecycle,
@@ -71,9 +84,18 @@ from slotguard.model.pools import (
     lifecycle,
     settled_keys,
 )
+from slotguard.report.diagnostic import Diagnostic
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
 from slotguard.rules.sg502_startup_without_shutdown import startup_hook
+from slotguard.settings import Settings
+from slotguard.syntax import dotted_name
+
+_ENTRY_POINTS = frozenset({"asyncio.run", "anyio.run", "trio.run", "uvicorn.run"})
+"""Calls that run a process's main loop: the module is a program, not a library."""
+_MODULE_POOL = "module-pool"
+_CLOSED = "closed"
+_ENTRY = "entry"
 
 
 class PoolNeverClosed(Rule):
@@ -91,8 +113,56 @@ class PoolNeverClosed(Rule):
             key = closing_key(found, site, _application(found, site.function))
             if key is None:
                 continue
+            if site.function is None and site.storage.kind is StorageKind.GLOBAL:
+                # Judged after the run, once it is known whether the files
+                # checked show a process that ends (``check_run``).
+                context.note(_MODULE_POOL, site.node, key, _message(found, site))
+                continue
             local = site.storage.kind is StorageKind.LOCAL
             context.report(site.node, _message(found, site), pending=None if local else key)
+        for key, nodes in found.closes.items():
+            context.note(_CLOSED, nodes[0], key)
+        entry = _entry_point(context.module, found)
+        if entry is not None:
+            context.note(_ENTRY, entry)
+
+    @classmethod
+    def check_run(cls, facts: Sequence[Fact], settings: Settings) -> list[Diagnostic]:
+        if not any(fact.topic == _ENTRY for fact in facts):
+            return []
+        closed = {fact.value[0] for fact in facts if fact.topic == _CLOSED}
+        return [
+            Diagnostic(cls.code, cls.name, str(fact.value[1]), fact.path, fact.span)
+            for fact in facts
+            if fact.topic == _MODULE_POOL and not fact.suppressed and fact.value[0] not in closed
+        ]
+
+
+def _entry_point(module: ModuleInfo, found: Lifecycle) -> cst.CSTNode | None:
+    """Where the module shows it is (part of) an application or a program:
+    a hook registration, a ``__main__`` block, or a call that runs an event
+    loop; None for a library module."""
+    for hooks in found.hooks.values():
+        if hooks:
+            return hooks[0].node
+    for statement in module.tree.body:
+        if type(statement) is cst.If and _is_main_guard(statement.test):
+            return statement.test
+    for call in module.module_scope.of_type(cst.Call):
+        assert isinstance(call, cst.Call)
+        name = dotted_name(call.func)
+        if name is not None and module.qualify(name) in _ENTRY_POINTS:
+            return call
+    return None
+
+
+def _is_main_guard(test: cst.BaseExpression) -> bool:
+    if type(test) is not cst.Comparison or len(test.comparisons) != 1:
+        return False
+    sides = [test.left, test.comparisons[0].comparator]
+    names = {side.value for side in sides if type(side) is cst.Name}
+    strings = {side.evaluated_value for side in sides if type(side) is cst.SimpleString}
+    return names == {"__name__"} and "__main__" in strings
 
 
 def _application(found: Lifecycle, function: FunctionInfo | None) -> str | None:

@@ -55,11 +55,12 @@ from collections.abc import Sequence
 
 import libcst as cst
 
+from slotguard.facts import Fact
 from slotguard.model.infer import FunctionInfo
 from slotguard.model.lifecycle import POOL_SIZES
 from slotguard.model.pools import size_of
 from slotguard.report.diagnostic import Diagnostic, Related
-from slotguard.rules.base import Context, Fact, Rule
+from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
 from slotguard.settings import Settings
 from slotguard.syntax import dotted_name
