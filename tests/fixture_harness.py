@@ -9,8 +9,11 @@ On a fixture line:
 - ``# SPURIOUS: SG201``: a false alarm slotguard knowingly raises; likewise.
 
 Any finding not expected, and any expected finding not made, fails the test.
-Fixtures run with every rule selected, so noise from other rules shows too.
-A fixture directory with a ``pyproject.toml`` or ``slotguard.toml`` uses it.
+Fixtures run with the default rules, plus the rule of the fixture's own
+directory when it is opt-in (``fixtures/rules/sg503/`` adds SG503), so noise
+from the other default rules shows too: what a user with the default
+selection would see. A fixture directory with a ``pyproject.toml`` or
+``slotguard.toml`` uses it.
 """
 
 from __future__ import annotations
@@ -57,7 +60,22 @@ def settings_for(path: Path, select: list[str] | None = None) -> Settings:
     config = configuration.load(found) if found is not None else configuration.Config()
     if found is not None and FIXTURES not in found.parents:
         config = configuration.Config()
-    return Settings.from_config(config, select=select or ["SG"], use_cache=False)
+    own = _own_code(path)
+    return Settings.from_config(
+        config,
+        select=select,
+        extend_select=[own] if own is not None and select is None else [],
+        use_cache=False,
+    )
+
+
+def _own_code(path: Path) -> str | None:
+    """The code of the rule whose fixture directory ``path`` is in."""
+    rules = FIXTURES / "rules"
+    for parent in path.parents:
+        if parent.parent == rules:
+            return parent.name.upper()
+    return None
 
 
 def run(path: Path, select: list[str] | None = None) -> list[Diagnostic]:
