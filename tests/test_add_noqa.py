@@ -262,3 +262,22 @@ def test_unused_file_level_noqa() -> None:
 def test_unused_noqa_on_a_line_the_string_or_continuation_applies_to() -> None:
     text = STRING_AFTER.replace('    """\n', '    """  # noqa: SG101, SG202\n')
     assert unused(text) == [(7, ("SG202",))]
+
+
+@pytest.mark.parametrize("stale", ["SG999", "SG103"])
+def test_add_noqa_with_unused_noqa_selected_then_check_reports_nothing(stale: str) -> None:
+    """With SG001 selected, a stale code is reported as unused; the comment
+    ``--add-noqa`` then writes suppresses that finding, and is itself used."""
+    text = LEAKY.replace("return None", f"return None  # noqa: {stale}")
+    diagnostics = check(text, select=["SG"])
+    assert "SG001" in {d.code for d in diagnostics}
+    added = add_noqa(text, diagnostics)
+    assert f"# noqa: {stale}, SG001" in added.text or f"# noqa: SG001, {stale}" in added.text
+    assert check(added.text, select=["SG"]) == []
+
+
+def test_a_lone_sg001_that_suppresses_nothing_is_unused() -> None:
+    text = LEAKY.replace("return None", "return None  # noqa: SG001")
+    assert unused(text) == [(7, ("SG001",))]
+    line = "    conn = await pool.acquire()"
+    assert unused(LEAKY.replace(line, f"{line}  # noqa: SG")) == []

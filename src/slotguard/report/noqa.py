@@ -31,6 +31,7 @@ FILE_NOQA = re.compile(
 _ANY_NOQA = re.compile("noqa", re.IGNORECASE)
 _OWN_PREFIX = "SG"
 _ANALYSIS_ERROR = "SG000"
+_UNUSED_NOQA = "SG001"
 """Reported before comments are read (the file did not parse): no comment can
 suppress it, so none is written for it."""
 
@@ -357,7 +358,14 @@ def unused_noqa(
             if match.group("codes") is not None
             for code in _ordered_codes(match.group("codes"))
         ]
-        extra = unused(listed, on_line.get(line, set()))
+        # A code covering SG001 is used when the line's other unused codes
+        # would be reported: the comment then suppresses that very finding.
+        own = [code for code in listed if _UNUSED_NOQA.startswith(code)]
+        extra = unused([code for code in listed if code not in own], on_line.get(line, set()))
+        if not extra:
+            extra = unused(own, on_line.get(line, set()))
+        elif own:
+            continue
         if extra:
             found.append(UnusedNoqa(path, line, _comment_column(layout, line), extra, False))
     return found
