@@ -197,6 +197,15 @@ SCENARIOS = [
         in_transaction=True,
     ),
     _scenario(
+        "sg303_sqlalchemy_session_at_import",
+        "SG303",
+        None,
+        # One session for the process, however many calls share it.
+        held=1,
+        in_transaction=True,
+        exhausts=False,
+    ),
+    _scenario(
         "sg401_psycopg_pool_http_in_transaction",
         "SG401",
         None,
