@@ -64,6 +64,22 @@ def test_findings_exit_1_with_code_frame(project: Path) -> None:
     assert "Found 2 findings in 1 file." in out
 
 
+def test_unsafe_fixes_are_counted_apart(project: Path) -> None:
+    (project / "app" / "main.py").write_text(
+        "import asyncpg\n"
+        "from fastapi import FastAPI\n\n"
+        "app = FastAPI()\n\n\n"
+        '@app.on_event("startup")\n'
+        "async def startup():\n"
+        '    app.state.pool = await asyncpg.create_pool("postgresql://localhost/app")\n'
+    )
+    code, out, _ = invoke("check", "app/main.py")
+    assert code == 1
+    assert "= fix (unsafe): move the `on_event` handlers of `app` into a lifespan" in out
+    assert "1 fixable with `slotguard fix --unsafe-fixes`." in out
+    assert "fixable with `slotguard fix`." not in out
+
+
 def test_clean_code_exits_0(project: Path) -> None:
     code, out, _ = invoke("check", "app/clean.py")
     assert code == 0

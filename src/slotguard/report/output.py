@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from slotguard.report.diagnostic import Diagnostic
+from slotguard.report.diagnostic import Applicability, Diagnostic
 
 
 class SourceReader:
@@ -59,9 +59,16 @@ def summary(diagnostics: Sequence[Diagnostic], *, baselined: int = 0, stale: int
         files = len({d.path for d in diagnostics})
         noun = "finding" if len(diagnostics) == 1 else "findings"
         text = f"Found {len(diagnostics)} {noun} in {files} file{'s' if files != 1 else ''}."
-        fixable = sum(1 for d in diagnostics if d.fix is not None)
-        if fixable:
-            text += f"\n{fixable} fixable with `slotguard fix`."
+        safe = sum(
+            1
+            for d in diagnostics
+            if d.fix is not None and d.fix.applicability is Applicability.SAFE
+        )
+        unsafe = sum(1 for d in diagnostics if d.fix is not None) - safe
+        if safe:
+            text += f"\n{safe} fixable with `slotguard fix`."
+        if unsafe:
+            text += f"\n{unsafe} fixable with `slotguard fix --unsafe-fixes`."
     text += baseline_note(baselined, stale)
     return ("\n" + text if diagnostics else text) + "\n"
 
