@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -301,3 +302,23 @@ def test_unused_noqa_is_opt_in(project: Path) -> None:
         "check", "app/clean.py", "--extend-select", "SG001", "--output-format", "concise"
     )
     assert code == 1 and "SG001 unused noqa code SG101" in out
+
+
+def test_a_closed_pipe_is_not_an_internal_error() -> None:
+    """``slotguard explain SG101 | head -1``: the reader is gone before the
+    write; the run ends quietly instead of reporting an internal error."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "slotguard", "explain", "SG101"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write)
+    assert "internal error" not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 1

@@ -49,6 +49,13 @@ def _guarded(command: _F) -> _F:
         except KeyboardInterrupt:
             click.echo("slotguard: interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            # The reader went away (``slotguard explain SG101 | head``): not
+            # an error of ours. Point stdout at nothing so the interpreter's
+            # final flush does not fail again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(1)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as error:
