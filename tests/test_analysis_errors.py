@@ -128,6 +128,16 @@ def test_bad_coding_declaration() -> None:
         decode(b"# -*- coding: no-such-codec -*-\nx = 1\n")
 
 
+@pytest.mark.parametrize("first_lines", [b"x = 'caf\xe9'\n", b"import os\n# caf\xe9\n"])
+def test_a_byte_that_is_not_utf8_in_the_first_two_lines_is_located(first_lines: bytes) -> None:
+    """Python's tokenizer calls this a bad encoding declaration; the message
+    says which byte, where, and how to declare the encoding."""
+    with pytest.raises(SourceError, match="not valid UTF-8: byte 0xe9") as raised:
+        decode(first_lines + b"x = 1\n")
+    assert "coding: latin-1" in str(raised.value)
+    assert raised.value.line == first_lines.count(b"\n")
+
+
 def test_libcst_internal_errors_become_sg000(monkeypatch: pytest.MonkeyPatch) -> None:
     """libcst raises more than syntax errors (``CSTLogicError`` on syntax it
     does not support yet); the file gets SG000 and the run goes on."""

@@ -52,7 +52,12 @@ def decode(data: bytes) -> SourceText:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as error:
-        raise SourceError(f"bad encoding declaration: {error}") from None
+        # The tokenizer says "invalid or missing encoding declaration" also
+        # when a byte of the first two lines is simply not UTF-8: say which.
+        if "missing encoding declaration" in str(error):
+            encoding = "utf-8-sig"
+        else:
+            raise SourceError(f"bad encoding declaration: {error}") from None
     if encoding == "utf-8-sig":
         encoding = "utf-8"
     body = data[len(codecs.BOM_UTF8) :] if bom else data
