@@ -154,6 +154,12 @@ def test_exit_zero_quiet_statistics_and_output_file(project: Path) -> None:
         "    1  SG101  [*] acquire-without-context-manager",
         "    1  SG201  [*] release-skipped-on-exit",
     ]
+    code, out, _ = invoke("check", "app", "--statistics", "--output-format", "json")
+    assert code == 1
+    assert json.loads(out) == [
+        {"code": "SG101", "name": "acquire-without-context-manager", "count": 1, "fixable": 1},
+        {"code": "SG201", "name": "release-skipped-on-exit", "count": 1, "fixable": 1},
+    ]
     code, out, _ = invoke("check", "app", "--output-file", "report.json", "--output-format", "json")
     assert code == 1 and out == ""
     assert len(json.loads((project / "report.json").read_text())) == 2
@@ -277,9 +283,12 @@ def test_baseline_adopts_legacy_findings_and_reports_new_ones(project: Path) -> 
     assert code == 0 and "2 findings in the baseline not reported." in out
     leaky = project / "app" / "leaky.py"
     leaky.write_text("# a new comment above\n\n" + LEAKY + LEAKY.replace("def load", "def again"))
-    code, out, _ = invoke("check", "app", "--baseline", "baseline.json", "--output-format", "json")
+    code, out, err = invoke(
+        "check", "app", "--baseline", "baseline.json", "--output-format", "json"
+    )
     assert code == 1
     assert {(f["code"], f["line"]) for f in json.loads(out)} == {("SG101", 18), ("SG201", 18)}
+    assert "slotguard: 2 findings in the baseline not reported." in err.splitlines()
     code, _, err = invoke("check", "app", "--baseline", "missing.json")
     assert code == 2 and "missing.json" in err
 

@@ -364,13 +364,14 @@ def _emit(
     from slotguard.report import output
 
     if statistics:
-        text = output.statistics(diagnostics)
+        text = output.statistics(diagnostics, fmt)
     else:
         text = output.render(diagnostics, fmt, sources)
         if fmt in output.SUMMARISED and not quiet:
             text += output.summary(diagnostics, baselined=baselined, stale=stale)
         elif not quiet and (baselined or stale):
-            click.echo("slotguard:" + output.baseline_note(baselined, stale).strip(), err=True)
+            for line in output.baseline_note(baselined, stale).strip().splitlines():
+                click.echo(f"slotguard: {line}", err=True)
     if output_file is not None:
         try:
             output_file.write_text(text, encoding="utf-8")

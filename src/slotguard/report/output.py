@@ -87,9 +87,19 @@ def baseline_note(baselined: int, stale: int) -> str:
     return note
 
 
-def statistics(diagnostics: Sequence[Diagnostic]) -> str:
+def statistics(diagnostics: Sequence[Diagnostic], fmt: str = "full") -> str:
+    """Findings counted by rule: a table, or with ``fmt`` json a list of
+    ``{code, name, count, fixable}`` objects."""
     counts = Counter((d.code, d.name) for d in diagnostics)
     fixable = Counter(d.code for d in diagnostics if d.fix is not None)
+    if fmt == "json":
+        import json
+
+        rows_json = [
+            {"code": code, "name": name, "count": count, "fixable": fixable[code]}
+            for (code, name), count in sorted(counts.items())
+        ]
+        return json.dumps(rows_json, indent=2) + "\n"
     rows = []
     for (code, name), count in sorted(counts.items()):
         marker = "[*]" if fixable[code] else "   "
