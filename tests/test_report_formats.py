@@ -15,6 +15,7 @@ import pytest
 
 from slotguard.config import Config
 from slotguard.engine import check_bytes
+from slotguard.report import output
 from slotguard.report.diagnostic import Applicability, Diagnostic, Fix
 from slotguard.report.github import escape_data, escape_property, format_github
 from slotguard.report.json_format import format_json
@@ -189,6 +190,19 @@ def test_sarif_paths_from_a_subdirectory_are_relative_to_the_repository(
     log = sarif(check(LEAKY, "leaky.py"), {"leaky.py": LEAKY}, repository_root(Path.cwd()))
     artifact = log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
     assert artifact["artifactLocation"]["uri"] == "app/leaky.py"
+
+
+def test_sarif_from_outside_the_repository_is_relative_to_the_files_repository(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leaky = repo / "app" / "leaky.py"
+    leaky.write_text(LEAKY)
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    text = output.render(check(LEAKY, str(leaky)), "sarif", output.SourceReader())
+    log = json.loads(text)
+    assert log["runs"][0]["originalUriBaseIds"][SOURCE_ROOT]["uri"] == repo.as_uri() + "/"
+    artifact = log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    assert artifact["artifactLocation"] == {"uri": "app/leaky.py", "uriBaseId": SOURCE_ROOT}
 
 
 def test_sarif_for_a_file_not_analysed(repo: Path) -> None:

@@ -44,7 +44,13 @@ def render(diagnostics: Sequence[Diagnostic], fmt: str, sources: SourceReader) -
         return format_json(diagnostics, sources)
     from slotguard.report.sarif import format_sarif, repository_root
 
+    # The repository the findings are in, even when slotguard runs from
+    # outside it; the current directory's when it cannot tell.
     root = repository_root(Path.cwd())
+    if diagnostics:
+        around_files = repository_root(Path(diagnostics[0].path).absolute().parent)
+        if (around_files / ".git").exists():
+            root = around_files
     if fmt == "sarif":
         return format_sarif(diagnostics, sources, root=root)
     from slotguard.report.github import format_github
