@@ -173,6 +173,20 @@ def test_stdin_filename(project: Path) -> None:
     assert out.startswith("app/from_editor.py:5:12: SG101")
 
 
+def test_stdin_filename_reads_the_configuration_of_its_directory(project: Path) -> None:
+    """The buffer's file does not exist yet; the project's configuration
+    next to it still applies, not the one of the current directory."""
+    service = project / "service"
+    service.mkdir()
+    (service / "pyproject.toml").write_text('[tool.slotguard]\nignore = ["SG101"]\n')
+    (project / "pyproject.toml").write_text("[tool.slotguard]\n")
+    code, out, _ = invoke(
+        "check", "--stdin-filename", "service/new.py", "--output-format", "concise", stdin=LEAKY
+    )
+    assert code == 1
+    assert out.startswith("service/new.py:5:12: SG201") and "SG101" not in out
+
+
 def test_exclude_option(project: Path) -> None:
     code, out, _ = invoke("check", ".", "--exclude", "leaky.py")
     assert code == 0, out

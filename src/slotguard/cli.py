@@ -403,7 +403,9 @@ def _settings(
         config = configuration.load(config_file)
     else:
         start = Path(stdin_filename) if stdin_filename else (paths[0] if paths else Path.cwd())
-        start = start if start.exists() else Path.cwd()
+        # A name given for standard input need not exist yet (an unsaved
+        # buffer): its nearest existing directory decides the configuration.
+        start = next((p for p in (start, *start.absolute().parents) if p.exists()), Path.cwd())
         found = configuration.discover(start.absolute())
         config = configuration.load(found) if found is not None else configuration.Config()
     selects = [check_selector(s) for s in split_selectors(select)] or None
