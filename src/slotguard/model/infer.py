@@ -775,12 +775,14 @@ class Scope:
                     not constructor.context_manager_only
                     and (awaited or constructor.awaited is not True)
                     and self._bound_to_a_pool(call, constructor.bound_by)
+                    and not self._from_an_unbound_factory(call)
                 )
                 return Produced(model.type(constructor.produces), expr, call, complete, callee)
         # Calling a factory: ``SessionLocal()``.
         receiver = self.lookup(callee)
         if receiver is not None and receiver.calling_produces is not None:
-            return Produced(model.type(receiver.calling_produces), expr, call, True, callee)
+            complete = not self._unbound_factory(call.func)
+            return Produced(model.type(receiver.calling_produces), expr, call, complete, callee)
         # A function of another module of the project that acquires.
         symbol = module.imported_symbol(callee)
         if symbol is not None and symbol.kind is SymbolKind.ACQUIRER and symbol.type_name:
@@ -810,6 +812,37 @@ class Scope:
             and (arg.keyword.value if arg.keyword is not None else str(index)) in bound_by
         ]
         return not binds or any(not self._is_a_connection(bind) for bind in binds)
+
+    def _from_an_unbound_factory(self, call: cst.Call) -> bool:
+        """``scoped_session(sessionmaker())``: a registry of sessions that a
+        factory without a bind makes, which hold nothing (as ``Session()``)."""
+        for index, arg in enumerate(call.args):
+            named = arg.keyword.value if arg.keyword is not None else str(index)
+            if named in ("0", "session_factory"):
+                return self._unbound_factory(arg.value)
+        return False
+
+    def _unbound_factory(self, expr: cst.BaseExpression) -> bool:
+        """Whether ``expr`` is (or names) a session factory made without a
+        bind: ``sessionmaker()``, ``maker`` after ``maker = sessionmaker()`` in
+        the same function."""
+        if isinstance(expr, cst.Name):
+            # Only a factory of this function: a module's ``SessionLocal =
+            # sessionmaker()`` is usually given its bind later, by
+            # ``SessionLocal.configure(bind=engine)`` at startup.
+            binding = self.bindings.get(expr.value) if self.function is not None else None
+            if binding is None or not isinstance(binding.node, cst.Call):
+                return False
+            expr = binding.node
+        if not isinstance(expr, cst.Call):
+            return False
+        callee = dotted_name(expr.func)
+        qualified = self.module.qualify(callee) if callee is not None else None
+        constructor = self.module.model.constructor(qualified) if qualified else None
+        if constructor is None:
+            return False
+        made = self.module.model.type(constructor.produces)
+        return made.kind is Kind.FACTORY and not _bound(expr, _FACTORY_BINDS)
 
     def _is_a_connection(self, expr: cst.BaseExpression) -> bool:
         typed = self.type_of(expr)
@@ -910,6 +943,8 @@ def _compound_bodies(node: cst.BaseCompoundStatement) -> Iterator[object]:
         else:
             yield value
 
+
+_FACTORY_BINDS = ("0", "bind", "binds")
 
 _CONNECTIONS = frozenset({Kind.CONNECTION, Kind.POOLED_CONNECTION, Kind.ENGINE_CONNECTION})
 
