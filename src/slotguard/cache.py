@@ -16,7 +16,6 @@ import functools
 import hashlib
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +95,8 @@ class Cache:
             if len(entries) >= _MAX_ENTRIES:
                 break
             entries.setdefault(entry_key, value)
+        import tempfile  # only a run that wrote something needs it
+
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             ignore = self.directory / ".gitignore"

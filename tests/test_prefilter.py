@@ -1,0 +1,160 @@
+"""The prefilter never hides a finding: a run that analyses every file
+(``SLOTGUARD_PREFILTER=off``) reports exactly what an ordinary run reports,
+over every fixture and over real library code; and the words that let a file
+through come from the model and the user's configuration."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pytest
+from fixture_harness import FIXTURES, settings_for
+
+from slotguard import config as configuration
+from slotguard.engine import PREFILTER_SWITCH, RunResult, check_paths, may_have_findings
+from slotguard.project import imported_project_files
+from slotguard.report.diagnostic import Diagnostic
+from slotguard.settings import Settings
+
+REAL_PACKAGES = (
+    "sqlalchemy.ext.asyncio",
+    "sqlalchemy.pool",
+    "sqlalchemy.testing",
+    "asyncpg",
+    "psycopg_pool",
+)
+"""Installed with the test extras: pool and session implementations, where
+the prefilter lets most files through, and SQLAlchemy's test fixtures, which
+check connections out by hand (they make findings to compare)."""
+
+
+def _both_ways(
+    monkeypatch: pytest.MonkeyPatch,
+    files: Sequence[Path],
+    settings: Settings,
+    context_files: Sequence[Path] = (),
+) -> tuple[list[Diagnostic], list[Diagnostic]]:
+    """The findings of one run with the prefilter, and without it. When the
+    prefilter let every file of the run through, the second run would do
+    exactly what the first did, so it is skipped."""
+
+    def run() -> RunResult:
+        shown = {path: path.as_posix() for path in files}
+        return check_paths(files, settings, shown, context_files=context_files)
+
+    with monkeypatch.context() as patched:
+        patched.delenv(PREFILTER_SWITCH, raising=False)
+        result = run()
+    filtered = result.diagnostics
+    if all(file.analysed for file in result.files):
+        return filtered, filtered
+    with monkeypatch.context() as patched:
+        patched.setenv(PREFILTER_SWITCH, "off")
+        unfiltered = run().diagnostics
+    return filtered, unfiltered
+
+
+def _assert_same(filtered: list[Diagnostic], unfiltered: list[Diagnostic]) -> None:
+    """Identical findings, except that a file the prefilter stops is never
+    parsed, so a syntax error in it shows only when everything is analysed."""
+    not_parsed = [d for d in unfiltered if d.code == "SG000" and d not in filtered]
+    assert all("syntax error" in d.message for d in not_parsed), not_parsed
+    hidden = [d for d in unfiltered if d not in filtered and d not in not_parsed]
+    invented = [d for d in filtered if d not in unfiltered]
+    assert not hidden, "the prefilter hides findings:\n" + "\n".join(map(repr, hidden))
+    assert not invented, "only the prefiltered run reports:\n" + "\n".join(map(repr, invented))
+
+
+def _configuration_groups(files: Iterable[Path]) -> dict[Path | None, list[Path]]:
+    """Fixture files by the configuration file they use."""
+    groups: dict[Path | None, list[Path]] = {}
+    for path in files:
+        groups.setdefault(configuration.discover(path.parent), []).append(path)
+    return groups
+
+
+FIXTURE_SETS = ("rules", "demo", "fixes", "proof")
+
+
+@pytest.mark.parametrize("directory", FIXTURE_SETS)
+def test_fixtures_analysed_as_projects(directory: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each fixture set as one run, as ``slotguard check fixtures/<set>`` does:
+    the project index lets through files that only use a neighbour's names."""
+    files = sorted((FIXTURES / directory).rglob("*.py"))
+    assert files
+    for group in _configuration_groups(files).values():
+        _assert_same(*_both_ways(monkeypatch, group, settings_for(group[0])))
+
+
+def test_demo_files_analysed_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each file of the demo application alone, as pre-commit runs it: the
+    modules it imports are read for context only, so the prefilter decides
+    with what they export."""
+    for path in sorted((FIXTURES / "demo").rglob("*.py")):
+        context = imported_project_files([path])
+        _assert_same(*_both_ways(monkeypatch, [path], settings_for(path), context))
+
+
+def test_real_library_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pool and session implementations of the libraries the model knows,
+    as installed by the test extras, checked as one project."""
+    files: list[Path] = []
+    for package in REAL_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            pytest.skip(f"{package} is not installed (the test extras install it)")
+        files += sorted(Path(next(iter(spec.submodule_search_locations))).rglob("*.py"))
+    settings = Settings.from_config(configuration.Config(), select=["SG"], use_cache=False)
+    filtered, unfiltered = _both_ways(monkeypatch, files, settings)
+    assert any(d.code != "SG000" for d in unfiltered), "real code that gives nothing to compare"
+    _assert_same(filtered, unfiltered)
+
+
+WRAPPER_CONFIG = """\
+[tool.slotguard.resources]
+release-functions = ["team.db.checkin"]
+
+[[tool.slotguard.resources.acquire]]
+call = "team.db.checkout"
+kind = "pooled-connection"
+await = true
+returned-by = ["checkin"]
+"""
+
+WRAPPER_USER = b"""\
+from .db import checkout
+
+
+async def handler():
+    conn = await checkout()
+    return await conn.fetch("select 1")
+"""
+
+
+def test_configured_wrapper_names_let_a_file_through(tmp_path: Path) -> None:
+    """A file that imports no database library, only the team's configured
+    wrapper (by a relative import, so only its name says what it is), is
+    analysed, and its leak found."""
+    (tmp_path / "pyproject.toml").write_text(WRAPPER_CONFIG)
+    package = tmp_path / "team"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "db.py").write_text('"""The wrapper (not analysed here)."""\n')
+    handler = package / "handlers.py"
+    handler.write_bytes(WRAPPER_USER)
+    configured = Settings.from_config(configuration.load(tmp_path / "pyproject.toml"))
+    assert may_have_findings(WRAPPER_USER, configured)
+    assert not may_have_findings(WRAPPER_USER, Settings())
+    settings = Settings.from_config(
+        configuration.load(tmp_path / "pyproject.toml"), select=["SG101"], use_cache=False
+    )
+    result = check_paths([handler], settings, {})
+    assert [(d.code, d.line) for d in result.diagnostics] == [("SG101", 5)]
+
+
+def test_the_switch_analyses_every_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not may_have_findings(b"import os\n", Settings())
+    monkeypatch.setenv(PREFILTER_SWITCH, "off")
+    assert may_have_findings(b"import os\n", Settings())
