@@ -257,6 +257,56 @@ CLASSES += (
 )
 
 
+# -- SG5 (rules/sg50*.py, model/pools.py: not fixed here; reported to their owner) --
+
+CLASSES += (
+    Class(
+        "sg501-testing-engine-reaped",
+        "false",
+        "`testing_engine()` registers the engine with sqlalchemy.testing's reaper, which "
+        "disposes it when its scope (by default the test) ends",
+        _all(_code("SG501"), _line(r"\b(testing_engine|reconnecting_engine)\(")),
+    ),
+    Class(
+        "sg501-engine-probe-never-connects",
+        "false",
+        "an engine made only to read a dialect attribute in a requirement probe; it never "
+        "connects, so it holds nothing",
+        _at("sqlalchemy", "lib/sqlalchemy/testing/requirements.py", "SG501", r"create_engine\("),
+    ),
+    Class(
+        "sg501-engine-local-to-a-test",
+        "false",
+        "an engine a test makes for itself (often over a mock DBAPI) and drops when the test "
+        "ends: not the pool of a long-lived application or process",
+        _all(
+            _code("SG501"),
+            lambda p, f, s: (
+                p == "sqlalchemy" and " in `" in f["message"] and s.imports("sqlalchemy.testing")
+            ),
+        ),
+    ),
+    Class(
+        "sg501-async-engine-not-disposed",
+        "true",
+        "an AsyncEngine made in `async_main` and not disposed before `asyncio.run` closes the "
+        "loop: SQLAlchemy's asyncio docs require `await engine.dispose()` there",
+        _all(
+            _code("SG501"),
+            _line(r"create_async_engine\("),
+            lambda p, f, s: " in `async_main`" in f["message"],
+        ),
+    ),
+    Class(
+        "sg501-script-engine",
+        "debatable",
+        "the engine of a demo script or typing fixture: never disposed, as reported, but it "
+        "lives exactly as long as the process, whose exit closes its connections",
+        _code("SG501"),
+    ),
+)
+
+
 def fingerprint(text: str) -> str:
     return " ".join(text.split())
 
