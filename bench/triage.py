@@ -125,8 +125,8 @@ CLASSES: tuple[Class, ...] = (
     Class(
         "test-harness-reclaims",
         "false",
-        "test under sqlalchemy.testing, whose teardown closes every session and checks every "
-        "connection back in after each test: nothing outlives the test",
+        "test under sqlalchemy.testing, whose teardown checks connections back in after each "
+        "test and closes sessions (after the test or its class): the harness releases it",
         _all(
             _code(*_LEAK_RULES),
             lambda p, f, s: p == "sqlalchemy" and s.imports("sqlalchemy.testing"),
