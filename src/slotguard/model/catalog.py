@@ -465,12 +465,12 @@ EXPECTS_A_RAISE = frozenset(
 block tries to acquire is expected to fail, not to leak."""
 
 RECLAIMING_HARNESSES: tuple[tuple[str, frozenset[Kind]], ...] = (
-    ("sqlalchemy.testing", frozenset({Kind.SESSION, Kind.ENGINE_CONNECTION})),
+    ("sqlalchemy.testing", frozenset({Kind.SESSION, Kind.ENGINE_CONNECTION, Kind.POOL})),
 )
 """Test harnesses that take back what each test leaves open: SQLAlchemy's
 testing plugin (also used by third-party dialects' suites) closes every
-session (``close_all_sessions()``) and checks every pooled connection back in
-after each test. A module that imports one runs under it, so a session or
+session (``close_all_sessions()``), checks every pooled connection back in
+after each test, and disposes the engines its ``testing_engine()`` made. A module that imports one runs under it, so a session or
 connection it leaves open lives until the test ends, not longer."""
 
 SELF_RETURNING_METHODS = frozenset({"execution_options"})

@@ -44,8 +44,13 @@ def reclaimed_elsewhere(context: Context, site: Site) -> bool:
     - the module runs under a test harness that takes back every resource of
       that kind after each test (``RECLAIMING_HARNESSES``).
     """
-    module = context.module
-    return site.type.kind in module.cached("reclaimed-kinds", lambda: _reclaimed_kinds(module))
+    return site.type.kind in reclaimed_kinds(context.module)
+
+
+def reclaimed_kinds(module: ModuleInfo) -> frozenset[Kind]:
+    """The kinds of resource something outside the module's own code takes
+    back (see ``reclaimed_elsewhere``)."""
+    return module.cached("reclaimed-kinds", lambda: _reclaimed_kinds(module))
 
 
 # Only the libraries of the built-in table: a wrapper the configuration adds

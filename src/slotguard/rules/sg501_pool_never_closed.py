@@ -24,12 +24,13 @@ connections (SQLAlchemy `NullPool`) is not reported. Pools created in a
 startup handler are SG502's.
 
 A pool created at module level (`engine = create_engine(URL)` in `db.py`) is
-reported only when the files checked show the application or process it
-lives in: a module that registers startup, shutdown or lifespan hooks, an
-`atexit` hook, has an `if __name__ == "__main__":` block, or starts an event
-loop (`asyncio.run(main())`). A library module, or a `db.py` checked on its
-own by a pre-commit run, says nothing about how the process ends, so it is
-left alone rather than guessed at.
+reported only when the files checked show the long-lived application it
+lives in: a module that registers startup, shutdown or lifespan hooks (or an
+`atexit` hook). A library module, a `db.py` checked on its own by a
+pre-commit run, or a script whose engine ends with the process, says nothing
+about a shutdown path, so it is left alone rather than guessed at. Pools a
+test function creates, and those of modules under a test harness that
+disposes them (SQLAlchemy's `sqlalchemy.testing`), end with the test.
 
 ## Why is this bad?
 An unclosed pool keeps its connections open until the process dies. Every
@@ -75,7 +76,7 @@ import libcst as cst
 
 from slotguard.facts import Fact
 from slotguard.model.infer import FunctionInfo, ModuleInfo
-from slotguard.model.lifecycle import Phase
+from slotguard.model.lifecycle import PROCESS_HOOKS, Phase
 from slotguard.model.pools import (
     Lifecycle,
     PoolSite,
@@ -86,13 +87,11 @@ from slotguard.model.pools import (
 )
 from slotguard.report.diagnostic import Diagnostic
 from slotguard.rules.base import Context, Rule
-from slotguard.rules.common import code
+from slotguard.rules.common import code, reclaimed_kinds
 from slotguard.rules.sg502_startup_without_shutdown import startup_hook
 from slotguard.settings import Settings
 from slotguard.syntax import dotted_name
 
-_ENTRY_POINTS = frozenset({"asyncio.run", "anyio.run", "trio.run", "uvicorn.run"})
-"""Calls that run a process's main loop: the module is a program, not a library."""
 _MODULE_POOL = "module-pool"
 _CLOSED = "closed"
 _ENTRY = "entry"
@@ -107,8 +106,11 @@ class PoolNeverClosed(Rule):
         found = lifecycle(context.module)
         for settled in settled_keys(found):
             context.settle(settled)
+        reclaimed = reclaimed_kinds(context.module)
         for site in found.sites:
             if not site.keeps_connections or startup_hook(found.hooks_of(site.function)):
+                continue
+            if site.type.kind in reclaimed or _in_a_test(site.function):
                 continue
             key = closing_key(found, site, _application(found, site.function))
             if key is None:
@@ -139,30 +141,28 @@ class PoolNeverClosed(Rule):
 
 
 def _entry_point(module: ModuleInfo, found: Lifecycle) -> cst.CSTNode | None:
-    """Where the module shows it is (part of) an application or a program:
-    a hook registration, a ``__main__`` block, or a call that runs an event
-    loop; None for a library module."""
+    """Where the module shows a long-lived application or process with a
+    shutdown path (a hook registration, ``atexit.register``); None for a
+    library module or a plain script."""
     for hooks in found.hooks.values():
         if hooks:
             return hooks[0].node
-    for statement in module.tree.body:
-        if type(statement) is cst.If and _is_main_guard(statement.test):
-            return statement.test
     for call in module.module_scope.of_type(cst.Call):
         assert isinstance(call, cst.Call)
         name = dotted_name(call.func)
-        if name is not None and module.qualify(name) in _ENTRY_POINTS:
+        if name is not None and module.qualify(name) in PROCESS_HOOKS:
             return call
     return None
 
 
-def _is_main_guard(test: cst.BaseExpression) -> bool:
-    if type(test) is not cst.Comparison or len(test.comparisons) != 1:
-        return False
-    sides = [test.left, test.comparisons[0].comparator]
-    names = {side.value for side in sides if type(side) is cst.Name}
-    strings = {side.evaluated_value for side in sides if type(side) is cst.SimpleString}
-    return names == {"__name__"} and "__main__" in strings
+def _in_a_test(function: FunctionInfo | None) -> bool:
+    """Whether the pool is created by a test function (or code nested in
+    one): it ends with the test."""
+    while function is not None:
+        if function.name.startswith("test"):
+            return True
+        function = function.parent
+    return False
 
 
 def _application(found: Lifecycle, function: FunctionInfo | None) -> str | None:
