@@ -345,3 +345,22 @@ def test_a_closed_pipe_is_not_an_internal_error() -> None:
     assert "internal error" not in result.stderr
     assert "Traceback" not in result.stderr
     assert result.returncode == 1
+
+
+def test_output_does_not_depend_on_the_hash_seed() -> None:
+    """Findings and their messages are the same in every process: sets are
+    iterated in hash order, and the analysis must not let that show."""
+    demo = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
+    outputs = set()
+    for seed in ("0", "1", "2"):
+        result = subprocess.run(
+            [sys.executable, "-m", "slotguard", "check", str(demo), "--no-cache", "-q"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
+        assert result.returncode == 1, result.stderr
+        outputs.add(result.stdout)
+    assert len(outputs) == 1
+    assert "SG202" in outputs.pop()

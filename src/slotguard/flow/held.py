@@ -459,9 +459,22 @@ def _drop_names(state: State, names: frozenset[str]) -> State:
     return frozenset(fact for fact in state if not fact[1] & names)
 
 
-def _leak_order(leak: Leak) -> tuple[int, int]:
+_KIND_RANK = {kind: rank for rank, kind in enumerate(LeakKind)}
+_EDGE_RANK = {kind: rank for rank, kind in enumerate(EdgeKind)}
+
+
+def _leak_order(leak: Leak) -> tuple[int, ...]:
+    """Leaks by where they leave, then by how: a raise and a cancellation
+    at the same await are always told in the same order, whatever the order
+    the analysis met them in (which depends on set iteration)."""
     point = leak.via or leak.at
-    return (0 if point is None else 1, point.index if point is not None else 0)
+    return (
+        0 if point is None else 1,
+        point.index if point is not None else 0,
+        _KIND_RANK[leak.kind],
+        -1 if leak.via_kind is None else _EDGE_RANK[leak.via_kind],
+        -1 if leak.at is None else leak.at.index,
+    )
 
 
 __all__ = ["FunctionFlow", "Leak", "LeakKind", "PointKind", "Site", "SiteOutcome", "analyse"]
