@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import re
+import tokenize
 from collections.abc import Callable, Iterator
 
 import libcst as cst
@@ -19,9 +22,36 @@ _MAX_CODE = 60
 
 
 def code(node: cst.CSTNode, limit: int = _MAX_CODE) -> str:
-    """Source text of a node on one line, shortened for a message."""
-    text = " ".join(_EMPTY.code_for_node(node).split())
+    """Source text of a node on one line, shortened for a message. Comments
+    of a node written over several lines are left out, and the spaces its
+    line breaks leave inside brackets are closed up."""
+    source = _EMPTY.code_for_node(node)
+    if "\n" in source:
+        source = _BRACKET_SPACE.sub(r"\1\2", " ".join(_without_comments(source).split()))
+    text = " ".join(source.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_BRACKET_SPACE = re.compile(r"([(\[{]) | ([)\]}])")
+
+
+def _without_comments(source: str) -> str:
+    if "#" not in source:
+        return source
+    lines = source.splitlines(keepends=True)
+    try:
+        comments = [
+            token.start
+            for token in tokenize.generate_tokens(io.StringIO(source).readline)
+            if token.type == tokenize.COMMENT
+        ]
+    except (tokenize.TokenError, SyntaxError):
+        return source
+    for row, column in comments:
+        line = lines[row - 1]
+        ending = line[len(line.rstrip("\r\n")) :]
+        lines[row - 1] = line[:column] + ending
+    return "".join(lines)
 
 
 def flows(context: Context) -> Iterator[FunctionFlow]:

@@ -1,0 +1,27 @@
+"""How code is quoted in messages (``slotguard.rules.common.code``)."""
+
+from __future__ import annotations
+
+import libcst as cst
+import pytest
+
+from slotguard.rules.common import code
+
+
+@pytest.mark.parametrize(
+    ("source", "quoted"),
+    [
+        ("pool.getconn(  # a comment\n    timeout=1.0\n)", "pool.getconn(timeout=1.0)"),
+        ("create_pool(\n    DSN,  # primary\n    max_size=5,\n)", "create_pool(DSN, max_size=5,)"),
+        ("f(x)  ", "f(x)"),
+        ("execute(\n    '# not a comment'\n)", "execute('# not a comment')"),
+        ("execute('( kept )')", "execute('( kept )')"),
+    ],
+)
+def test_code_is_one_line_without_comments(source: str, quoted: str) -> None:
+    assert code(cst.parse_expression(source)) == quoted
+
+
+def test_long_code_is_shortened() -> None:
+    quoted = code(cst.parse_expression("f(" + ", ".join(["argument"] * 20) + ")"))
+    assert len(quoted) == 60 and quoted.endswith("...")
