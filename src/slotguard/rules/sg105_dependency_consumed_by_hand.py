@@ -152,16 +152,23 @@ def _generator_of(
 
 
 def _loop_exits(body: cst.BaseSuite) -> Iterator[cst.Break | cst.Return | cst.Raise]:
-    """``return`` and ``raise`` anywhere in the loop body, and ``break`` that
-    belongs to this loop rather than to a nested one."""
-    stack: list[tuple[cst.CSTNode, bool]] = [(body, False)]
+    """``return`` anywhere in the loop body, ``raise`` that no ``try`` of the
+    body catches (one with ``except`` clauses is taken to), and ``break``
+    that belongs to this loop rather than to a nested one."""
+    stack: list[tuple[cst.CSTNode, bool, bool]] = [(body, False, False)]
     while stack:
-        node, nested_loop = stack.pop()
-        if isinstance(node, cst.Return | cst.Raise) or (
-            isinstance(node, cst.Break) and not nested_loop
+        node, nested_loop, caught = stack.pop()
+        if (
+            isinstance(node, cst.Return)
+            or (isinstance(node, cst.Raise) and not caught)
+            or (isinstance(node, cst.Break) and not nested_loop)
         ):
             yield node
         if isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Lambda):
             continue
         inner = nested_loop or isinstance(node, cst.For | cst.While)
-        stack.extend((child, inner) for child in reversed(list(children(node))))
+        guarded = isinstance(node, cst.Try | cst.TryStar) and bool(node.handlers)
+        stack.extend(
+            (child, inner, caught or (guarded and child is getattr(node, "body", None)))
+            for child in reversed(list(children(node)))
+        )
