@@ -23,9 +23,9 @@ lifespan is not reported when both files are checked. A pool that keeps no
 connections (SQLAlchemy `NullPool`) is not reported. Pools created in a
 startup handler are SG502's.
 
-A pool created at module level (`engine = create_engine(URL)` in `db.py`) is
-reported only when the files checked show the long-lived application it
-lives in: a module that registers startup, shutdown or lifespan hooks (or an
+A pool kept in a module global (`engine = create_engine(URL)` in `db.py`,
+or `global engine` in a setup function) is reported only when the files
+checked show the long-lived application it lives in: a module that registers startup, shutdown or lifespan hooks (or an
 `atexit` hook). A library module, a `db.py` checked on its own by a
 pre-commit run, or a script whose engine ends with the process, says nothing
 about a shutdown path, so it is left alone rather than guessed at. Pools a
@@ -115,7 +115,7 @@ class PoolNeverClosed(Rule):
             key = closing_key(found, site, _application(found, site.function))
             if key is None:
                 continue
-            if site.function is None and site.storage.kind is StorageKind.GLOBAL:
+            if site.storage.kind is StorageKind.GLOBAL:
                 # Judged after the run, once it is known whether the files
                 # checked show a process that ends (``check_run``).
                 context.note(_MODULE_POOL, site.node, key, _message(found, site))
