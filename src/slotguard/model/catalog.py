@@ -320,8 +320,8 @@ _SQLALCHEMY = (
         kind=Kind.ENGINE_CONNECTION,
         library="sqlalchemy",
         release_methods=("close", "invalidate"),
-        with_releases=False,
-        with_note="a raw DBAPI connection goes back to the pool only through `close()`",
+        # SQLAlchemy 2's pool proxy closes (checks in) the connection when its
+        # `with` block ends.
     ),
 )
 
