@@ -204,9 +204,29 @@ def run_rules(
     for rule in all_rules():
         if rule.code in codes and rule.code not in (ANALYSIS_ERROR[0], UNUSED_NOQA[0]):
             rule().check(context.for_rule(rule))
+    _report_too_large(context)
     if context.findings:
         _plan_fixes(context)
     return context
+
+
+def _report_too_large(context: Context) -> None:
+    """SG000 for each function whose control flow was too large to follow:
+    what it acquires is not checked, and the run must say so."""
+    from slotguard.flow.held import too_large
+    from slotguard.rules.sg000_file_not_analysed import FileNotAnalysed
+
+    functions = too_large(context.module)
+    if not functions:
+        return
+    reporter = context.for_rule(FileNotAnalysed)
+    for function in functions:
+        reporter.report(
+            function.node.name,
+            f"function `{function.name}` not analysed: its control flow has too many paths "
+            "to follow (nested `try`/`finally` around loops multiply them), so the "
+            "connections it acquires are not checked; split it into smaller functions",
+        )
 
 
 def _plan_fixes(context: Context) -> None:

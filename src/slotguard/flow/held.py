@@ -153,6 +153,7 @@ def analyse(module: ModuleInfo, function: FunctionInfo | None) -> FunctionFlow |
     try:
         graph = build(function.node, may_raise=call_may_raise)
     except GraphTooLarge:
+        too_large(module).append(function)
         return None
     reader = EffectReader(scope, releasing_functions=releasing_parameters(module))
     effects = [reader.read(point) for point in graph.points]
@@ -168,6 +169,12 @@ def analyse(module: ModuleInfo, function: FunctionInfo | None) -> FunctionFlow |
         }
         effects = [reader.read(point) for point in graph.points]
     return _Solver(function, graph, effects, _expected_to_raise(function)).solve()
+
+
+def too_large(module: ModuleInfo) -> list[FunctionInfo]:
+    """The functions of the module whose graph was too large to analyse: the
+    engine reports each (SG000), so that a leak in one is not silently missed."""
+    return module.cached("functions-too-large", list)
 
 
 def call_may_raise(call: cst.Call) -> bool:
