@@ -428,6 +428,9 @@ def refinements(test: cst.BaseExpression) -> tuple[frozenset[str], frozenset[str
     ``conn`` holds no resource, ``if conn.is_closed():`` that on the true
     branch it holds no live one; ``and``/``or`` combine what both sides tell.
     """
+    if isinstance(test, cst.NamedExpr) and isinstance(test.target, cst.Name):
+        # ``if (conn := await pool.acquire()):`` tests what it binds.
+        return refinements(test.target)
     if isinstance(test, cst.Name):
         return frozenset(), frozenset([test.value])
     closed = _closed_state_of(test)
@@ -439,6 +442,8 @@ def refinements(test: cst.BaseExpression) -> tuple[frozenset[str], frozenset[str
     if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
         target = test.comparisons[0]
         left, right = test.left, target.comparator
+        if isinstance(left, cst.NamedExpr) and isinstance(left.target, cst.Name):
+            left = left.target
         if isinstance(left, cst.Name) and isinstance(right, cst.Name) and right.value == "None":
             if isinstance(target.operator, cst.IsNot | cst.NotEqual):
                 return frozenset(), frozenset([left.value])
