@@ -46,8 +46,7 @@ async def charge(session: AsyncSession, order_id: int, token: str) -> None:
 
 ## Fix safety
 There is no automatic fix: moving the call out of the transaction changes
-what the transaction guarantees (here, that the order is not charged twice),
-so the new shape needs a state such as `charging` that only the author can
+what the transaction guarantees, so the new shape is one only the author can
 design.
 """
 
