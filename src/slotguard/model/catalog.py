@@ -470,8 +470,9 @@ RECLAIMING_HARNESSES: tuple[tuple[str, frozenset[Kind]], ...] = (
 """Test harnesses that take back what each test leaves open: SQLAlchemy's
 testing plugin (also used by third-party dialects' suites) closes every
 session (``close_all_sessions()``), checks every pooled connection back in
-after each test, and disposes the engines its ``testing_engine()`` made. A module that imports one runs under it, so a session or
-connection it leaves open lives until the test ends, not longer."""
+after each test, and disposes the engines its ``testing_engine()`` made. A
+module that imports one runs under it, so a session, connection or engine it
+leaves open lives until the test ends, not longer."""
 
 SELF_RETURNING_METHODS = frozenset({"execution_options"})
 """Methods that return the object they are called on: SQLAlchemy's

@@ -281,6 +281,16 @@ class Wait:
     """Position and keyword of a ``block`` flag whose ``False`` makes it return at once."""
 
 
+CONNECTING_CONSTRUCTORS: dict[str, tuple[tuple[int, str], str]] = {
+    "smtplib.SMTP": ((0, "host"), "an SMTP connection"),
+    "smtplib.SMTP_SSL": ((0, "host"), "an SMTP connection"),
+    "smtplib.LMTP": ((0, "host"), "an SMTP connection"),
+}
+"""Classes whose constructor connects when it is given a host (position,
+keyword): ``smtplib.SMTP("mail.example")`` opens the connection and reads the
+greeting; ``smtplib.SMTP()`` does nothing until ``connect()``."""
+
+
 def _waits(
     classes: Iterable[str],
     method: str,

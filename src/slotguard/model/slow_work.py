@@ -31,6 +31,7 @@ import libcst as cst
 
 from slotguard.model.external import (
     AWAITED_WAITS,
+    CONNECTING_CONSTRUCTORS,
     SCHEDULING,
     STUB_CHANNELS,
     STUB_CLASS,
@@ -302,6 +303,10 @@ class SlowWork:
             external = self.calls.external(called)
             if external is not None:
                 yield SlowCall(call, SlowKind.EXTERNAL, external.what, call, (), context.regions)
+                return
+            connecting = CONNECTING_CONSTRUCTORS.get(called)
+            if connecting is not None and _given(call, connecting[0]):
+                yield SlowCall(call, SlowKind.EXTERNAL, connecting[1], call, (), context.regions)
                 return
         helper = self.helper(call.func, function)
         if helper is None or (helper.is_async and not context.awaited):
