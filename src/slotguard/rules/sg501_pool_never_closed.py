@@ -23,14 +23,15 @@ lifespan is not reported when both files are checked. A pool that keeps no
 connections (SQLAlchemy `NullPool`) is not reported. Pools created in a
 startup handler are SG502's.
 
-A pool kept in a module global (`engine = create_engine(URL)` in `db.py`,
-or `global engine` in a setup function) is reported only when the files
-checked show the long-lived application it lives in: a module that registers startup, shutdown or lifespan hooks (or an
-`atexit` hook). A library module, a `db.py` checked on its own by a
-pre-commit run, or a script whose engine ends with the process, says nothing
-about a shutdown path, so it is left alone rather than guessed at. Pools a
-test function creates, and those of modules under a test harness that
-disposes them (SQLAlchemy's `sqlalchemy.testing`), end with the test.
+A pool kept in a module global (`engine = create_engine(URL)` in `db.py`, or
+`global engine` in a setup function) is reported only when the files checked
+show the long-lived application it lives in: a module that registers
+startup, shutdown or lifespan hooks (or an `atexit` hook). A library module,
+a `db.py` checked on its own by a pre-commit run, or a script whose engine
+ends with the process, says nothing about a shutdown path, so it is left
+alone rather than guessed at. Pools a test function creates, and those of
+modules under a test harness that disposes them (SQLAlchemy's
+`sqlalchemy.testing`), end with the test.
 
 ## Why is this bad?
 An unclosed pool keeps its connections open until the process dies. Every
