@@ -179,7 +179,7 @@ CLASSES: tuple[Class, ...] = (
         "raw-connection-with-releases",
         "false",
         "SQLAlchemy 2's raw connection (PoolProxiedConnection) closes on `__exit__`; its own test "
-        "asserts checkedout() == 0 after the block. Not fixed: see triage.md",
+        "asserts checkedout() == 0 after the block",
         _all(_code("SG104"), _line(r"raw_connection\(\)")),
         "fixtures/rules/sg104/raw_connection_entered.py",
     ),
@@ -257,7 +257,7 @@ CLASSES += (
 )
 
 
-# -- SG5 (rules/sg50*.py, model/pools.py: not fixed here; reported to their owner) --
+# -- SG5: false-alarm classes found on the first run with every rule (fixed since) --
 
 CLASSES += (
     Class(
@@ -266,6 +266,7 @@ CLASSES += (
         "`testing_engine()` registers the engine with sqlalchemy.testing's reaper, which "
         "disposes it when its scope (by default the test) ends",
         _all(_code("SG501"), _line(r"\b(testing_engine|reconnecting_engine)\(")),
+        "fixtures/rules/sg501/under_a_test_harness/test_engines.py",
     ),
     Class(
         "sg501-engine-probe-never-connects",
@@ -273,6 +274,7 @@ CLASSES += (
         "an engine made only to read a dialect attribute in a requirement probe; it never "
         "connects, so it holds nothing",
         _at("sqlalchemy", "lib/sqlalchemy/testing/requirements.py", "SG501", r"create_engine\("),
+        "fixtures/rules/sg501/under_a_test_harness/test_engines.py",
     ),
     Class(
         "sg501-engine-local-to-a-test",
@@ -285,6 +287,7 @@ CLASSES += (
                 p == "sqlalchemy" and " in `" in f["message"] and s.imports("sqlalchemy.testing")
             ),
         ),
+        "fixtures/rules/sg501/script_and_tests.py",
     ),
     Class(
         "sg501-async-engine-not-disposed",
