@@ -117,9 +117,9 @@ class Sample:
     max_rss_kib: int
     """The largest resident set of any single process of the run."""
     returncode: int
-    tree_rss_kib: int | None = None
-    """The largest sum of the resident sets of the run's processes alive at
-    the same moment, sampled (None where ``/proc`` cannot be read)."""
+    tree_kib: int | None = None
+    """The largest sum of the proportional set sizes of the run's processes
+    alive at the same moment, sampled (None where ``/proc`` cannot be read)."""
 
 
 @dataclass(slots=True)
@@ -147,9 +147,8 @@ class Measurement:
             "peak_rss_mb": round(max(s.max_rss_kib for s in self.samples) * 1024 / 1e6, 1)
             if complete
             else None,
-            "peak_total_rss_mb": _mb(max(tree))
-            if complete
-            and (tree := [s.tree_rss_kib for s in self.samples if s.tree_rss_kib is not None])
+            "peak_total_mb": _mb(max(tree))
+            if complete and (tree := [s.tree_kib for s in self.samples if s.tree_kib is not None])
             else None,
             "note": self.note,
             "error": self.error,
@@ -186,16 +185,17 @@ SAMPLE_EVERY_S = 0.05
 
 
 class TreeSampler(threading.Thread):
-    """The peak of the summed resident sets of a process and its descendants.
+    """The peak of the memory a process and its descendants hold together.
 
     With worker processes the largest single process understates what a run
     holds at once, so the whole tree is sampled from ``/proc`` every 50 ms:
     each process's children are found through the parent ids in
-    ``/proc/*/stat`` (of processes younger than the root) and their resident
-    sets (``statm``) summed. Sampling can
-    miss a peak shorter than the interval, which is why the largest single
-    process, exact, is kept beside it. Pages the workers share with the parent
-    they were forked from count once per process here: an upper bound.
+    ``/proc/*/stat`` (of processes younger than the root), and their
+    proportional set sizes summed (``Pss`` in ``smaps_rollup``: a page that
+    forked workers share with their parent counts once in all, not once per
+    process; the resident set from ``statm`` where the kernel has no
+    ``smaps_rollup``). Sampling can miss a peak shorter than the interval,
+    which is why the largest single process, exact, is kept beside it.
     """
 
     def __init__(self, root: int) -> None:
@@ -235,12 +235,24 @@ class TreeSampler(threading.Thread):
         while pending:
             pid = pending.pop()
             pending.extend(children.get(pid, ()))
-            try:
-                with open(f"/proc/{pid}/statm", "rb") as handle:
-                    total += int(handle.read().split()[1]) * PAGE_KIB
-            except (OSError, IndexError, ValueError):
-                continue
+            total += _process_kib(pid)
         return total
+
+
+def _process_kib(pid: int) -> int:
+    """A process's proportional set size, or its resident set; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * PAGE_KIB
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def run_once(argv: Sequence[str], cwd: Path, stdout: Path | None = None) -> Sample:
@@ -578,7 +590,7 @@ def ratios(results: dict[str, Any]) -> list[Ratio]:
         peak
         for key, run in sqlalchemy_runs.items()
         if key.startswith("slotguard")
-        for peak in (run["peak_rss_mb"], run.get("peak_total_rss_mb"))
+        for peak in (run["peak_rss_mb"], run.get("peak_total_mb"))
         if peak is not None
     ]
     return [
@@ -688,7 +700,7 @@ def _row(corpus: str, run: dict[str, Any], ruff: float | None) -> str:
             f"  [in-process parse {statistics.median(run['parse_loop_s']):.2f} s, "
             f"{run['parse_failures']} failed]"
         )
-    total = run.get("peak_total_rss_mb")
+    total = run.get("peak_total_mb")
     shown_total = "" if total is None else f"{total:.1f}"
     return (
         f"{'':<11} {run['label']:<48} {run['median_s']:>9.3f} {spread:>15} "
@@ -799,9 +811,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def _memory_note() -> str:
     total = (
-        "; total MB: the largest sum of the resident sets of the processes alive at "
-        f"once (the run and its workers), sampled from /proc every {SAMPLE_EVERY_S * 1000:.0f}"
-        " ms"
+        "; total MB: the largest sum of the proportional set sizes (PSS) of the processes "
+        "alive at once (the run and its workers: a page they share counts once), sampled "
+        f"from /proc every {SAMPLE_EVERY_S * 1000:.0f} ms"
         if Path("/proc/self/statm").exists()
         else "; no /proc: no total MB"
     )

@@ -506,12 +506,15 @@ class _Run:
                 job = self._job(item, final)
                 result = self._cached(job)
                 if result is None:
+                    index = job.index()
                     if use_workers is None:
                         use_workers = self._start_workers(items)
-                    if use_workers:
+                    # A file the prefilter stops costs less here than its trip
+                    # to a worker, and the files waiting for it start sooner.
+                    if use_workers and may_have_findings(job.data, self.settings, index):
                         in_flight[self._submit(job)] = (item, job)
                         continue
-                    result = check_bytes(job.data, job.path, self.settings, job.shown, job.index())
+                    result = check_bytes(job.data, job.path, self.settings, job.shown, index)
                     self._store(job, result)
                 self._finish(item, job, result, final)
                 done.add(item.path)
@@ -540,6 +543,13 @@ class _Run:
         from concurrent.futures import ProcessPoolExecutor
 
         context = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
+        if context is not None:
+            # Forked workers inherit libcst and the rules instead of each
+            # importing them, and share those pages with this process.
+            from slotguard.parse import parse  # noqa: F401
+            from slotguard.rules import all_rules
+
+            all_rules()
         self.pool = ProcessPoolExecutor(
             max_workers=jobs,
             mp_context=context,
