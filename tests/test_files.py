@@ -3,8 +3,14 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
+
+from slotguard.cli import cli
 from slotguard.files import DEFAULT_EXCLUDES, discover
 
 
@@ -77,3 +83,40 @@ def test_named_files_are_always_checked(tmp_path: Path) -> None:
 def test_missing_paths_are_reported(tmp_path: Path) -> None:
     _, problems = discover([tmp_path / "nope"], root=tmp_path, exclude=())
     assert [p.reason for p in problems] == ["no such file or directory"]
+
+
+def test_special_files_and_symlink_loops(tmp_path: Path) -> None:
+    """A FIFO named like a module would block the read; a link to an ancestor
+    would be walked forever (or until the path is too long)."""
+    touch(tmp_path, "pkg/a.py")
+    os.mkfifo(tmp_path / "pkg" / "pipe.py")
+    (tmp_path / "pkg" / "again").symlink_to(tmp_path / "pkg", target_is_directory=True)
+    (tmp_path / "pkg" / "dangling.py").symlink_to(tmp_path / "nowhere.py")
+    files, problems = discover([tmp_path], root=tmp_path, exclude=())
+    names = sorted(path.relative_to(tmp_path).as_posix() for path in files)
+    assert names == ["pkg/a.py", "pkg/dangling.py"]
+    assert problems == []
+
+
+def test_a_directory_that_cannot_be_listed_is_a_finding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Running as root, permissions do not bite: make listing fail instead."""
+    touch(tmp_path, "pkg/a.py", "locked/b.py")
+    (tmp_path / "pyproject.toml").write_text("[tool.slotguard]\n")
+    locked = tmp_path / "locked"
+    listing = os.scandir
+
+    def scandir(path: str | os.PathLike[str]) -> Iterator[os.DirEntry[str]]:
+        if Path(path) == Path("locked"):
+            raise PermissionError(13, "Permission denied")
+        return listing(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.chdir(tmp_path)
+    assert locked.is_dir()
+    result = CliRunner().invoke(cli, ["check", ".", "--no-cache", "--output-format", "concise"])
+    assert result.exit_code == 1, result.output
+    assert result.stdout.startswith(
+        "locked:1:1: SG000 directory not analysed: it cannot be listed (Permission denied)"
+    )

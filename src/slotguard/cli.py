@@ -18,6 +18,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from slotguard import __version__
+from slotguard.report.diagnostic import Diagnostic, Span
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -234,6 +235,7 @@ def _lint(options: _Options) -> None:
         jobs=options.jobs,
     )
     texts: dict[str, str] = {}
+    unlisted: list[Diagnostic] = []
     if options.stdin_filename is not None:
         if options.paths and options.paths != (Path("-"),):
             raise UsageProblem("--stdin-filename reads standard input; do not also name PATHS")
@@ -242,7 +244,7 @@ def _lint(options: _Options) -> None:
         result = RunResult([check_bytes(data, name, settings, options.stdin_filename)])
         texts[options.stdin_filename] = data.decode("utf-8", errors="replace")
     else:
-        files, display = _discover(options.paths, settings)
+        files, display, unlisted = _discover(options.paths, settings)
         named = [path for path in options.paths if path.is_file()]
 
         def run() -> RunResult:
@@ -264,7 +266,7 @@ def _lint(options: _Options) -> None:
             if changed:
                 result = run()
     sources = SourceReader(texts)
-    diagnostics = result.diagnostics
+    diagnostics = sorted([*result.diagnostics, *unlisted], key=Diagnostic.sort_key)
     if options.write_baseline is not None:
         _write_baseline(options.write_baseline, diagnostics, sources)
         sys.exit(EXIT_CLEAN)
@@ -420,7 +422,13 @@ def _settings(
     )
 
 
-def _discover(paths: Sequence[Path], settings: Any) -> tuple[list[Path], dict[Path, str]]:
+def _discover(
+    paths: Sequence[Path], settings: Any
+) -> tuple[list[Path], dict[Path, str], list[Diagnostic]]:
+    """The files to check, how to show their paths, and an SG000 finding for
+    each directory that could not be listed (its files are not checked, and
+    the run must not pass as if they were)."""
+    from slotguard.engine import ANALYSIS_ERROR
     from slotguard.files import discover
 
     given = list(paths) or [Path(".")]
@@ -433,10 +441,20 @@ def _discover(paths: Sequence[Path], settings: Any) -> tuple[list[Path], dict[Pa
     missing = [p for p in problems if p.path in given]
     if missing:
         raise UsageProblem("; ".join(f"{p.path}: {p.reason}" for p in missing))
-    for problem in problems:
-        click.echo(f"slotguard: warning: {problem.path}: {problem.reason}", err=True)
+    code, name = ANALYSIS_ERROR
+    unlisted = [
+        Diagnostic(
+            code,
+            name,
+            f"directory not analysed: it cannot be listed ({problem.reason}), so the Python "
+            "files in it are not checked",
+            _display(problem.path),
+            Span(1, 1, 1, 1),
+        )
+        for problem in problems
+    ]
     display = {path: _display(path) for path in files}
-    return files, display
+    return files, display, unlisted
 
 
 def _context_files(named: Sequence[Path], files: Sequence[Path]) -> list[Path]:

@@ -128,10 +128,19 @@ def discover(
 
 
 def _walk(top: Path, ignores: _Ignores, problems: list[Unreadable]) -> Iterator[Path]:
+    """Python files under ``top``. Each directory is entered once, however
+    many symbolic links lead to it (a link to an ancestor would loop), and
+    only regular files are yielded: reading a FIFO named ``x.py`` would block
+    the run. A dangling link is yielded, so that it is reported as unreadable."""
     stack = [top]
+    entered: set[tuple[int, int]] = set()
     while stack:
         directory = stack.pop()
         try:
+            status = os.stat(directory)
+            if (status.st_dev, status.st_ino) in entered:
+                continue
+            entered.add((status.st_dev, status.st_ino))
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as error:
             problems.append(Unreadable(directory, error.strerror or str(error)))
@@ -142,12 +151,18 @@ def _walk(top: Path, ignores: _Ignores, problems: list[Unreadable]) -> Iterator[
             absolute = Path(os.path.abspath(path))
             try:
                 is_dir = entry.is_dir()
+                regular = entry.is_file()
+                dangling = entry.is_symlink() and not os.path.exists(path)
             except OSError:
                 continue
             if is_dir:
                 if ignores.excluded(absolute, True):
                     continue
                 subdirectories.append(path)
-            elif entry.name.endswith(".py") and not ignores.excluded(absolute, False):
+            elif (
+                (regular or dangling)
+                and entry.name.endswith(".py")
+                and not ignores.excluded(absolute, False)
+            ):
                 yield path
         stack.extend(reversed(subdirectories))
