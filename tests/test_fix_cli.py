@@ -299,6 +299,17 @@ def test_write_atomically_keeps_the_mode_and_cleans_up_after_a_failed_write(
     assert [path.name for path in tmp_path.iterdir()] == ["module.py"]
 
 
+def test_write_atomically_through_a_symbolic_link_rewrites_the_target(tmp_path: Path) -> None:
+    target = tmp_path / "real" / "module.py"
+    target.parent.mkdir()
+    target.write_bytes(b"old\n")
+    link = tmp_path / "module.py"
+    link.symlink_to(target)
+    writes.write_atomically(link, b"new\n")
+    assert link.is_symlink()
+    assert target.read_bytes() == b"new\n"
+
+
 def test_fixing_twice_changes_nothing_the_second_time(project: Path) -> None:
     invoke("fix", ".")
     identities = {path: path.stat().st_ino for path in project.glob("*.py")}

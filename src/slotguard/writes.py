@@ -15,7 +15,9 @@ from pathlib import Path
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path``'s contents with ``data``; raises ``OSError``."""
+    """Replace ``path``'s contents with ``data``; raises ``OSError``. A
+    symbolic link stays a link: the file it points to is rewritten."""
+    path = Path(os.path.realpath(path))
     mode = stat.S_IMODE(os.stat(path).st_mode) if path.exists() else None
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
