@@ -29,12 +29,19 @@ async def load(pool: asyncpg.Pool):
 """
 
 
+MANY = 60
+
+
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("user-project")
     (root / "leaky.py").write_text(LEAKY)
     (root / "clean.py").write_text(CLEAN)
     (root / "other.py").write_text("x = 1\n")
+    for index in range(MANY):
+        module = root / "pkg" / f"module_{index}.py"
+        module.parent.mkdir(exist_ok=True)
+        module.write_text(CLEAN if index % 2 else "x = 1\n")
     for command in (
         ["git", "init", "-q"],
         ["git", "add", "."],
@@ -48,7 +55,11 @@ def try_repo(repository: Path, *files: str) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "PRE_COMMIT_HOME": str(repository.parent / "pre-commit-home")}
     return subprocess.run(
         [sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), "slotguard", "--files", *files],
-        cwd=repository, capture_output=True, text=True, env=environment, timeout=600,
+        cwd=repository,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=600,
     )
 
 
@@ -56,6 +67,16 @@ def test_hook_fails_on_a_leak(repository: Path) -> None:
     result = try_repo(repository, "leaky.py", "other.py")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "SG101" in result.stdout
+
+
+def test_hook_takes_many_files_at_once(repository: Path) -> None:
+    """As pre-commit passes every staged file: one leak among many clean
+    files is found once."""
+    many = [f"pkg/module_{index}.py" for index in range(MANY)]
+    result = try_repo(repository, *many, "leaky.py")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.count("leaky.py:5:12: SG101") == 1
+    assert "pkg/module_" not in result.stdout
 
 
 def test_hook_passes_on_clean_files(repository: Path) -> None:
