@@ -364,3 +364,36 @@ def test_output_does_not_depend_on_the_hash_seed() -> None:
         outputs.add(result.stdout)
     assert len(outputs) == 1
     assert "SG202" in outputs.pop()
+
+
+def test_progress_goes_to_a_terminal_stderr_only(tmp_path: Path) -> None:
+    """A long run shows ``N/M files`` on standard error when that is a
+    terminal; never on standard output, and not at all into a pipe."""
+    import pty
+
+    for index in range(210):
+        (tmp_path / f"module_{index}.py").write_text("x = 1\n")
+    (tmp_path / "pyproject.toml").write_text("[tool.slotguard]\n")
+    command = [sys.executable, "-m", "slotguard", "check", ".", "--no-cache"]
+    leader, follower = pty.openpty()
+    try:
+        on_terminal = subprocess.run(
+            command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=follower, timeout=120
+        )
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+    assert on_terminal.returncode == 0
+    assert b"slotguard: 210/210 files" in shown
+    assert b"files" not in on_terminal.stdout.replace(b"All checks passed.", b"")
+    piped = subprocess.run(command, cwd=tmp_path, capture_output=True, timeout=120)
+    assert piped.returncode == 0 and b"/210 files" not in piped.stderr
