@@ -223,7 +223,13 @@ def test_explain_prints_the_documentation(rule: type) -> None:
     code, out, _ = invoke("explain", rule.code.lower())
     assert code == 0
     assert out.startswith(f"# {rule.code} {rule.name}")
-    for section in ("## What it does", "## Why is this bad?", "## Example", "## Fix safety"):
+    for section in (
+        "## What it does",
+        "## Why is this bad?",
+        "## Example",
+        "## Use instead",
+        "## Fix safety",
+    ):
         assert section in out, f"{rule.code} documentation lacks {section}"
 
 
