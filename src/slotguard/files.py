@@ -55,13 +55,17 @@ class _Ignores:
         self.root = root
         patterns = list(patterns)
         self._gitignores: dict[Path, pathspec.GitIgnoreSpec | None] = {}
+        self._chains: dict[Path, list[Path]] = {}
         # Bare names (``build``) are the common case and need no glob matching.
         self.names = frozenset(p.rstrip("/") for p in patterns if _is_bare_name(p))
-        self.spec = pathspec.GitIgnoreSpec.from_lines([p for p in patterns if not _is_bare_name(p)])
+        globs = [p for p in patterns if not _is_bare_name(p)]
+        self.spec = pathspec.GitIgnoreSpec.from_lines(globs) if globs else None
         self.respect_gitignore = respect_gitignore
 
     def excluded(self, path: Path, is_dir: bool) -> bool:
-        if path.name in self.names or self._matches(self.spec, self.root, path, is_dir):
+        if path.name in self.names:
+            return True
+        if self.spec is not None and self._matches(self.spec, self.root, path, is_dir):
             return True
         if self.respect_gitignore:
             for directory in self._ancestors(path):
@@ -80,14 +84,18 @@ class _Ignores:
             relative += "/"
         return spec.match_file(relative)
 
-    def _ancestors(self, path: Path) -> Iterator[Path]:
-        """Directories from the repository root down to ``path``'s parent."""
-        chain = []
-        for directory in path.parents:
-            chain.append(directory)
-            if (directory / ".git").exists():
-                break
-        return reversed(chain)
+    def _ancestors(self, path: Path) -> list[Path]:
+        """Directories from the repository root down to ``path``'s parent
+        (the same for every file of a directory: looked up once)."""
+        found = self._chains.get(path.parent)
+        if found is None:
+            chain = []
+            for directory in path.parents:
+                chain.append(directory)
+                if (directory / ".git").exists():
+                    break
+            found = self._chains[path.parent] = chain[::-1]
+        return found
 
     def _gitignore(self, directory: Path) -> pathspec.GitIgnoreSpec | None:
         if directory not in self._gitignores:
@@ -146,23 +154,23 @@ def _walk(top: Path, ignores: _Ignores, problems: list[Unreadable]) -> Iterator[
             problems.append(Unreadable(directory, error.strerror or str(error)))
             continue
         subdirectories = []
+        absolute_directory = os.path.abspath(directory)
         for entry in entries:
-            path = directory / entry.name
-            absolute = Path(os.path.abspath(path))
             try:
                 is_dir = entry.is_dir()
-                regular = entry.is_file()
-                dangling = entry.is_symlink() and not os.path.exists(path)
+                # Most entries of a tree are data files: look no further.
+                if not is_dir and not entry.name.endswith(".py"):
+                    continue
+                regular = not is_dir and entry.is_file()
+                dangling = not is_dir and entry.is_symlink() and not os.path.exists(entry.path)
             except OSError:
                 continue
+            path = directory / entry.name
+            absolute = Path(absolute_directory, entry.name)
             if is_dir:
                 if ignores.excluded(absolute, True):
                     continue
                 subdirectories.append(path)
-            elif (
-                (regular or dangling)
-                and entry.name.endswith(".py")
-                and not ignores.excluded(absolute, False)
-            ):
+            elif (regular or dangling) and not ignores.excluded(absolute, False):
                 yield path
         stack.extend(reversed(subdirectories))
