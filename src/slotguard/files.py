@@ -10,8 +10,10 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pathspec
+if TYPE_CHECKING:
+    import pathspec
 
 DEFAULT_EXCLUDES = (
     ".git",
@@ -47,6 +49,13 @@ class Unreadable:
     reason: str
 
 
+def _spec(lines: Iterable[str]) -> pathspec.GitIgnoreSpec:
+    # Imported when a pattern needs it: a run over named files needs none.
+    import pathspec
+
+    return pathspec.GitIgnoreSpec.from_lines(lines)
+
+
 class _Ignores:
     """Exclude patterns (relative to the configuration root) and the
     ``.gitignore`` files met on the way down."""
@@ -59,7 +68,7 @@ class _Ignores:
         # Bare names (``build``) are the common case and need no glob matching.
         self.names = frozenset(p.rstrip("/") for p in patterns if _is_bare_name(p))
         globs = [p for p in patterns if not _is_bare_name(p)]
-        self.spec = pathspec.GitIgnoreSpec.from_lines(globs) if globs else None
+        self.spec = _spec(globs) if globs else None
         self.respect_gitignore = respect_gitignore
 
     def excluded(self, path: Path, is_dir: bool) -> bool:
@@ -102,7 +111,7 @@ class _Ignores:
             spec = None
             try:
                 lines = (directory / ".gitignore").read_text(encoding="utf-8").splitlines()
-                spec = pathspec.GitIgnoreSpec.from_lines(lines)
+                spec = _spec(lines)
             except (OSError, UnicodeDecodeError):
                 spec = None
             self._gitignores[directory] = spec

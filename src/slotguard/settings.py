@@ -7,13 +7,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-
-import pathspec
+from typing import TYPE_CHECKING
 
 from slotguard.config import Budget, Config
 from slotguard.files import DEFAULT_EXCLUDES
 from slotguard.model import Model
 from slotguard.selection import selected_codes
+
+if TYPE_CHECKING:
+    import pathspec
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,10 @@ class Settings:
 
     @cached_property
     def _per_file(self) -> list[tuple[pathspec.GitIgnoreSpec, tuple[str, ...]]]:
+        if not self.config.per_file_ignores:
+            return []
+        import pathspec  # only with per-file-ignores: a one-file run does without
+
         return [
             (pathspec.GitIgnoreSpec.from_lines([pattern]), codes)
             for pattern, codes in self.config.per_file_ignores

@@ -58,7 +58,7 @@ def rule_index() -> tuple[RuleInfo, ...]:
     rules = []
     for module, code in _rule_modules():
         source = (_DIRECTORY / f"{module}.py").read_text(encoding="utf-8")
-        attributes = _class_attributes(ast.parse(source), code)
+        attributes = _quick_attributes(source, code) or _class_attributes(ast.parse(source), code)
         rules.append(
             RuleInfo(
                 code=code,
@@ -68,6 +68,25 @@ def rule_index() -> tuple[RuleInfo, ...]:
             )
         )
     return tuple(rules)
+
+
+_ATTRIBUTE = re.compile(r'^    (code|name|default) = ("[^"\n]*"|True|False)$', re.MULTILINE)
+
+
+def _quick_attributes(source: str, code: str) -> dict[str, Any] | None:
+    """The attributes as every rule module writes them (one class, literal
+    ``code``, ``name`` and optional ``default`` lines), read with a regular
+    expression: parsing twenty modules with ``ast`` costs a pre-commit run of
+    one file some 60 ms. None when the source looks any different; then
+    ``ast`` reads it."""
+    values: dict[str, Any] = {}
+    for key, value in _ATTRIBUTE.findall(source):
+        if key in values:
+            return None
+        values[key] = value.strip('"') if value.startswith('"') else value == "True"
+    if values.get("code") != code or "name" not in values:
+        return None
+    return values
 
 
 def _class_attributes(tree: ast.Module, code: str) -> dict[str, Any]:
