@@ -2,7 +2,13 @@
 ## What it does
 Reports a file that slotguard could not analyse, and why: it could not be
 read, it is not valid text in its declared encoding (or UTF-8), it does not
-parse, or it is nested too deeply to analyse safely.
+parse, or it is nested too deeply to analyse safely. Also a directory that
+could not be listed, and a function whose control flow has too many paths to
+follow (its connections are not checked; the rest of the file is).
+
+Files that mention no database library, dependency marker or configured
+wrapper are not parsed at all (the prefilter), so a syntax error in one of
+them is not reported here: that is the compiler's and your other linters' job.
 
 ## Why is this bad?
 A file slotguard cannot read is a file nobody has checked for leaks. The
