@@ -25,3 +25,27 @@ def test_code_is_one_line_without_comments(source: str, quoted: str) -> None:
 def test_long_code_is_shortened() -> None:
     quoted = code(cst.parse_expression("f(" + ", ".join(["argument"] * 20) + ")"))
     assert len(quoted) == 60 and quoted.endswith("...")
+
+
+def test_a_match_case_is_named_by_its_pattern() -> None:
+    from pathlib import Path
+
+    from slotguard.config import Config
+    from slotguard.engine import check_bytes
+    from slotguard.settings import Settings
+
+    source = (
+        "import asyncpg\n\n\n"
+        "async def f(pool: asyncpg.Pool, command):\n"
+        "    conn = await pool.acquire()\n"
+        "    match command:\n"
+        '        case "stop":\n'
+        "            return None\n"
+        "    try:\n"
+        '        await conn.execute("select 1")\n'
+        "    finally:\n"
+        "        await pool.release(conn)\n"
+    )
+    settings = Settings.from_config(Config(), select=["SG202"], use_cache=False)
+    (finding,) = check_bytes(source.encode(), Path("m.py"), settings, "m.py").diagnostics
+    assert finding.message.endswith('if matching `case "stop"` at line 7 raises')

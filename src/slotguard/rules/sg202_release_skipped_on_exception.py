@@ -59,6 +59,13 @@ class ReleaseSkippedOnException(Rule):
             line = context.line(node)
             if isinstance(node, cst.Raise):
                 return f"when raising at line {line}", node, "raises here"
+            if isinstance(node, cst.MatchCase):
+                # Matching a pattern runs code (``__eq__``, ``__match_args__``,
+                # guards); the case's body is not what raises.
+                pattern = node.pattern
+                line = context.line(pattern)
+                matching = f"if matching `case {code(pattern, 40)}` at line {line} raises"
+                return matching, pattern, "may raise here"
             if leak.via_kind is EdgeKind.CANCEL:
                 return (
                     f"if the `await` at line {line} is cancelled (`{code(node, 40)}`)",
