@@ -46,9 +46,16 @@ app = FastAPI(lifespan=lifespan)
 ```
 
 ## Fix safety
-The fix is unsafe: it converts the startup/shutdown pair into a lifespan
-context manager, which changes when the application's startup code runs
-and how its shutdown is ordered.
+The fix is unsafe: it moves every `@app.on_event` handler of the
+application into one lifespan context manager (startup bodies before
+`yield`; shutdown bodies, then the missing close, in its `finally`) and
+passes it as `lifespan=`. A lifespan replaces the application's `on_event`
+handlers, so handlers other modules register on it (an included router's)
+stop running, and code that calls a handler by name breaks. It declines when
+the application is not created by `FastAPI(...)` or `Starlette(...)` in the
+same module, already has `lifespan`, `on_startup` or `on_shutdown` (or `**`
+arguments), registers hooks in another way, or when merging the handlers
+would change what a name means.
 """
 
 from __future__ import annotations
