@@ -689,7 +689,7 @@ def _self_assignments(
 ) -> Iterator[tuple[str, cst.BaseExpression, bool]]:
     """``self.<name> = value`` and ``self.<name>: annotation`` in a method:
     (name, value or annotation, whether it is an annotation)."""
-    for node in walk_scope(method.node.body):
+    for node in method.scope.of_type(cst.Assign, cst.AnnAssign):
         assigned: list[tuple[cst.BaseExpression, cst.BaseExpression, bool]]
         if isinstance(node, cst.Assign):
             assigned = [(target.target, node.value, False) for target in node.targets]

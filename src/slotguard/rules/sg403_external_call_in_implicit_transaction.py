@@ -281,9 +281,8 @@ class _Pass:
 
     def may_begin(self) -> bool:
         """A query on a session, or a session passed to a function of the module."""
-        for node in walk_scope(self.function.node.body):
-            if not isinstance(node, cst.Call):
-                continue
+        for node in self.function.scope.of_type(cst.Call):
+            assert isinstance(node, cst.Call)
             func = node.func
             if isinstance(func, cst.Attribute) and func.attr.value in AUTOBEGIN_METHODS:
                 found = self.autobegin(func.value)
