@@ -127,6 +127,24 @@ class _Context:
 
 _NO_REGION_INSIDE = (cst.BaseExpression, cst.SimpleStatementLine, cst.SimpleStatementSuite)
 
+
+def _concrete(*bases: type) -> frozenset[type]:
+    """The classes derived from ``bases`` (themselves included), so that the
+    walk tests ``type(node) in ...``: ``isinstance`` against libcst's abstract
+    bases goes through ``abc`` and costs several times more."""
+    found: set[type] = set()
+    pending = list(bases)
+    while pending:
+        cls = pending.pop()
+        if cls not in found:
+            found.add(cls)
+            pending.extend(cls.__subclasses__())
+    return frozenset(found)
+
+
+_NO_REGION_TYPES = _concrete(*_NO_REGION_INSIDE)
+_SCOPE_TYPES = _concrete(*SCOPE_NODES)
+
 Summarise = Callable[[FunctionInfo], dict[SlowKind, SlowCall]]
 
 
@@ -228,27 +246,28 @@ class SlowWork:
         stack: list[tuple[cst.CSTNode, _Context]] = [(root, start)]
         while stack:
             node, context = stack.pop()
-            if node is not root and isinstance(node, SCOPE_NODES):
+            kind = type(node)
+            if node is not root and kind in _SCOPE_TYPES:
                 continue
-            if not (context.regions or context.everywhere) and isinstance(node, _NO_REGION_INSIDE):
+            if not (context.regions or context.everywhere) and kind in _NO_REGION_TYPES:
                 # Outside regions only ``with`` statements matter, and no
                 # expression or simple statement holds one.
                 continue
             pending: list[tuple[cst.CSTNode, _Context]]
-            if isinstance(node, cst.With):
+            if type(node) is cst.With:
                 pending = []
                 inner = context
                 for item in node.items:
                     pending.append((item.item, inner))
                     inner = self._entered(item, inner, function)
                 pending.append((node.body, inner))
-            elif isinstance(node, cst.Call):
+            elif type(node) is cst.Call:
                 yield from self._classify(node, context, function, summarise)
                 pending = self._call_children(node, context, function)
-            elif isinstance(node, cst.Await):
+            elif type(node) is cst.Await:
                 yield from self._awaited(node, context, function)
                 pending = [(node.expression, replace(context, awaited=True))]
-            elif isinstance(node, cst.For) and node.asynchronous is not None:
+            elif type(node) is cst.For and node.asynchronous is not None:
                 pending = [
                     (child, replace(context, awaited=True) if child is node.iter else context)
                     for child in children(node)
