@@ -206,6 +206,25 @@ def test_import_scanning() -> None:
     }
 
 
+def test_import_scanning_reads_what_the_prefilter_reads() -> None:
+    """The import graph and the prefilter read imports the same way: after a
+    BOM, after a `;`, across a continuation, with comments in a list."""
+    data = (
+        b"\xef\xbb\xbfimport os; from .db import (  # the (session) helpers\n"
+        b"    get_db,\n)\n"
+        b"import json, \\\n    app.settings\n"
+        b"from .models import *\n"
+    )
+    assert scan_imports(data, "app.api", is_package=False) == {
+        "os",
+        "app.db",
+        "app.db.get_db",
+        "json",
+        "app.settings",
+        "app.models",
+    }
+
+
 def test_order_puts_imports_first_and_breaks_cycles(tmp_path: Path) -> None:
     files = {
         "pkg/__init__.py": b"from .b import thing\n",

@@ -26,18 +26,8 @@ from functools import cache
 from slotguard.model import Model
 from slotguard.model.catalog import DEPENDENCY_MARKERS
 from slotguard.model.summary import EMPTY_INDEX, ProjectIndex
+from slotguard.project import import_statements
 
-_IMPORT = re.compile(
-    # A statement starts a line (after a BOM on the first) or follows a `;`.
-    rb"(?:^(?:\xef\xbb\xbf)?|;)[ \t]*"
-    rb"(?:from[ \t]+(?P<module>[A-Za-z_][\w.]*)[ \t]+import[ \t]+"
-    # A parenthesised list may hold comments, brackets and all.
-    rb"(?P<names>\((?:[^)#]|#[^\n]*)*\)|[^\n#;]*)|import[ \t]+(?P<plain>[^\n#;]+))",
-    re.MULTILINE,
-)
-_CONTINUATION = re.compile(rb"\\\r?\n")
-_COMMENT = re.compile(rb"#[^\n]*")
-_NAME = re.compile(rb"[A-Za-z_]\w*|\*")
 _MARKER_CALL = re.compile(
     rb"\b(?:" + b"|".join(m.encode() for m in DEPENDENCY_MARKERS) + rb")[ \t]*\("
 )
@@ -55,22 +45,12 @@ def imported_names(data: bytes) -> set[str]:
     """Qualified names a file imports from absolute modules: ``M.name`` for
     ``from M import name``, ``M`` for ``import M`` and ``from M import *``."""
     found: set[str] = set()
-    if b"\\" in data:
-        data = _CONTINUATION.sub(b" ", data)
-    for match in _IMPORT.finditer(data):
-        plain = match.group("plain")
-        if plain is not None:
-            for part in plain.split(b","):
-                words = part.split()
-                if words:
-                    found.add(words[0].decode("ascii", "replace"))
-            continue
-        module = match.group("module").decode("ascii", "replace")
-        for name in _NAME.findall(_COMMENT.sub(b"", match.group("names"))):
-            if name == b"*":
-                found.add(module)
-            elif name != b"as":
-                found.add(f"{module}.{name.decode('ascii', 'replace')}")
+    for statement in import_statements(data):
+        if statement.module is None:
+            found.update(statement.names)
+        elif statement.level == 0 and statement.module:
+            module = statement.module
+            found.update(module if name == "*" else f"{module}.{name}" for name in statement.names)
     return found
 
 

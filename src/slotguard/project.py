@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 _IMPORT = re.compile(
-    rb"^[ \t]*(?:from[ \t]+(?P<dots>\.*)(?P<module>[\w.]*)[ \t]+import[ \t]+"
-    rb"(?P<names>\([^)]*\)|[^\n#;]*)|import[ \t]+(?P<plain>[^\n#;]+))",
+    # A statement starts a line (after a BOM on the first) or follows a `;`.
+    rb"(?:^(?:\xef\xbb\xbf)?|;)[ \t]*"
+    rb"(?:from[ \t]+(?P<dots>\.*)(?P<module>[\w.]*)[ \t]+import[ \t]+"
+    # A parenthesised list may hold comments, brackets and all.
+    rb"(?P<names>\((?:[^)#]|#[^\n]*)*\)|[^\n#;]*)|import[ \t]+(?P<plain>[^\n#;]+))",
     re.MULTILINE,
 )
-_NAME = re.compile(rb"[A-Za-z_]\w*")
+_CONTINUATION = re.compile(rb"\\\r?\n")
+_COMMENT = re.compile(rb"#[^\n]*")
+_NAME = re.compile(rb"[A-Za-z_]\w*|\*")
 _STATE_WRITE = re.compile(rb"\.(?:state|ctx)\.\w+[ \t]*(?::[^=\n]*)?=(?!=)")
 _STATE_READ = re.compile(rb"\.(?:state|ctx)\.\w")
 
@@ -60,32 +65,58 @@ class ProjectFile:
     """Files it imports that an import cycle puts after it."""
 
 
-def scan_imports(data: bytes, module: str | None, is_package: bool) -> set[str]:
-    """Modules and names a file imports, relative imports resolved."""
-    found: set[str] = set()
+@dataclass(frozen=True, slots=True)
+class ImportStatement:
+    """One import statement, read from bytes without parsing."""
+
+    level: int
+    """The leading dots of a relative ``from`` import; 0 otherwise."""
+    module: str | None
+    """What a ``from`` import imports from (``""`` for ``from . import x``);
+    None for ``import a, b``."""
+    names: tuple[str, ...]
+    """The names a ``from`` import takes (``*`` included; ``as`` aliases
+    dropped); for ``import a, b``, the modules."""
+
+
+def import_statements(data: bytes) -> Iterator[ImportStatement]:
+    """The import statements of a file, found by a regular expression: also
+    after a BOM or a ``;``, across backslash continuations, and in a
+    parenthesised list holding comments. The prefilter and the project's
+    import graph both read imports this way."""
+    if b"\\" in data:
+        data = _CONTINUATION.sub(b" ", data)
     for match in _IMPORT.finditer(data):
         plain = match.group("plain")
         if plain is not None:
-            for part in plain.split(b","):
-                words = part.split()
-                if words:
-                    found.add(words[0].decode("ascii", "replace"))
+            modules = (part.split() for part in plain.split(b","))
+            yield ImportStatement(
+                0, None, tuple(words[0].decode("ascii", "replace") for words in modules if words)
+            )
             continue
-        base = _resolve(
+        listed = _NAME.findall(_COMMENT.sub(b"", match.group("names")))
+        yield ImportStatement(
             len(match.group("dots")),
             match.group("module").decode("ascii", "replace"),
-            module,
-            is_package,
+            tuple(name.decode("ascii", "replace") for name in listed if name != b"as"),
         )
+
+
+def scan_imports(data: bytes, module: str | None, is_package: bool) -> set[str]:
+    """Modules and names a file imports, relative imports resolved."""
+    found: set[str] = set()
+    for statement in import_statements(data):
+        if statement.module is None:
+            found.update(statement.names)
+            continue
+        base = _resolve(statement.level, statement.module, module, is_package)
         if base is None:
             continue
         if base:
             found.add(base)
-        names = match.group("names")
-        for name in _NAME.findall(names):
-            if name != b"as":
-                text = name.decode("ascii", "replace")
-                found.add(f"{base}.{text}" if base else text)
+        for name in statement.names:
+            if name != "*":
+                found.add(f"{base}.{name}" if base else name)
     return found
 
 
