@@ -62,6 +62,16 @@ def flows(context: Context) -> Iterator[FunctionFlow]:
             yield flow
 
 
+def in_a_test(function: FunctionInfo | None) -> bool:
+    """Whether the function is a test (``test*``) or nested in one: what it
+    creates ends with the test."""
+    while function is not None:
+        if function.name.startswith("test"):
+            return True
+        function = function.parent
+    return False
+
+
 def reclaimed_elsewhere(context: Context, site: Site) -> bool:
     """Whether something outside the function's own code owns what the site
     acquires, so leaving it open is not a leak of this function's:

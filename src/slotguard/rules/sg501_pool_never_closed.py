@@ -88,7 +88,7 @@ from slotguard.model.pools import (
 )
 from slotguard.report.diagnostic import Diagnostic
 from slotguard.rules.base import Context, Rule
-from slotguard.rules.common import code, reclaimed_kinds
+from slotguard.rules.common import code, in_a_test, reclaimed_kinds
 from slotguard.rules.sg502_startup_without_shutdown import startup_hook
 from slotguard.settings import Settings
 from slotguard.syntax import dotted_name
@@ -111,7 +111,7 @@ class PoolNeverClosed(Rule):
         for site in found.sites:
             if not site.keeps_connections or startup_hook(found.hooks_of(site.function)):
                 continue
-            if site.type.kind in reclaimed or _in_a_test(site.function):
+            if site.type.kind in reclaimed or in_a_test(site.function):
                 continue
             key = closing_key(found, site, _application(found, site.function))
             if key is None:
@@ -154,16 +154,6 @@ def _entry_point(module: ModuleInfo, found: Lifecycle) -> cst.CSTNode | None:
         if name is not None and module.qualify(name) in PROCESS_HOOKS:
             return call
     return None
-
-
-def _in_a_test(function: FunctionInfo | None) -> bool:
-    """Whether the pool is created by a test function (or code nested in
-    one): it ends with the test."""
-    while function is not None:
-        if function.name.startswith("test"):
-            return True
-        function = function.parent
-    return False
 
 
 def _application(found: Lifecycle, function: FunctionInfo | None) -> str | None:

@@ -61,7 +61,7 @@ from slotguard.model.lifecycle import POOL_SIZES
 from slotguard.model.pools import size_of
 from slotguard.report.diagnostic import Diagnostic, Related
 from slotguard.rules.base import Context, Rule
-from slotguard.rules.common import code
+from slotguard.rules.common import code, in_a_test
 from slotguard.settings import Settings
 from slotguard.syntax import dotted_name
 
@@ -83,7 +83,7 @@ class PoolBudgetExceeded(Rule):
         module = context.module
         functions: list[FunctionInfo | None] = [None, *module.functions]
         for function in functions:
-            if function is not None and _is_test_code(function):
+            if function is not None and (function.is_fixture or in_a_test(function)):
                 continue
             scope = function.scope if function is not None else module.module_scope
             for call in scope.of_type(cst.Call):
@@ -157,7 +157,3 @@ def _term(fact: Fact) -> str:
 def _uncounted(fact: Fact) -> str:
     name, _, detail = fact.value
     return f"{name} at {fact.path}:{fact.span.line} ({detail})"
-
-
-def _is_test_code(function: FunctionInfo) -> bool:
-    return function.is_fixture or function.name.startswith("test")
