@@ -43,6 +43,7 @@ _SKIPPED_FIELD_PREFIXES = (
     "relative",
 )
 
+
 def _node_types() -> frozenset[type]:
     """Every libcst node class. Checking ``type(x) in`` this set is about
     fifteen times cheaper than ``isinstance`` against libcst's abstract base

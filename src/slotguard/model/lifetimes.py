@@ -233,6 +233,11 @@ class Stored:
     """None for an acquisition written inline (``Session(engine)``)."""
 
 
+def module_resources(module: ModuleInfo) -> Resources:
+    """The module's ``Resources``, built once for the SG3 rules."""
+    return module.cached("sg3-resources", lambda: Resources(module))
+
+
 class Resources:
     """What the names of a module hold, as the SG3 rules see it: short-lived
     resources, where their scope ends, and which objects outlive them."""

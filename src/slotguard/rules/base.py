@@ -8,7 +8,6 @@ analysis (``slotguard.flow``) do the heavy lifting.
 from __future__ import annotations
 
 import inspect
-import itertools
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -112,7 +111,6 @@ class Context:
         self.marked_nodes: list[cst.CSTNode] = []
         self._rule: type[Rule] | None = None
         self._flows: dict[int, FunctionFlow | None] = {}
-        self._counter = itertools.count()
 
     def for_rule(self, rule: type[Rule]) -> Context:
         self._rule = rule

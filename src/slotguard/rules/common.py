@@ -14,6 +14,7 @@ from slotguard.flow.held import FunctionFlow, Leak, Site
 from slotguard.model import Model
 from slotguard.model.catalog import BUILTIN, RECLAIMING_HARNESSES
 from slotguard.model.infer import FunctionInfo, ModuleInfo
+from slotguard.model.lifetimes import last_statement
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context
 
@@ -160,7 +161,7 @@ def exit_description(
 ) -> tuple[str, cst.CSTNode]:
     """How a normal exit reads in a message, and the node to point at."""
     if point is None:
-        last = _last_statement(function.node)
+        last = last_statement(function.node.body)
         return f"when `{function.name}` ends at line {context.line(last)}", last
     node = point_node(point, function)
     kind = point.kind
@@ -179,20 +180,6 @@ def point_node(point: Point, function: FunctionInfo) -> cst.CSTNode:
     if node is None or isinstance(node, cst.Finally):
         return function.node.name
     return node
-
-
-def _last_statement(function: cst.FunctionDef) -> cst.CSTNode:
-    last = function.body.body[-1]
-    while isinstance(last, cst.BaseCompoundStatement) and not isinstance(
-        last, cst.FunctionDef | cst.ClassDef
-    ):
-        children = last.body.body
-        if not children:
-            break
-        last = children[-1]
-    if isinstance(last, cst.SimpleStatementLine):
-        return last.body[-1]
-    return last
 
 
 def report_leaks(

@@ -76,6 +76,7 @@ from slotguard.model.lifetimes import (
     is_local,
     last_statement,
     module_level_names,
+    module_resources,
 )
 from slotguard.model.vocabulary import Kind, ResourceType
 from slotguard.rules.base import Context, Rule
@@ -90,7 +91,7 @@ class StoredOnLongLivedObject(Rule):
 
     def check(self, context: Context) -> None:
         module = context.module
-        lookup = Resources(module)
+        lookup = module_resources(module)
         module_names = module_level_names(module)
         for function in module.functions:
             self._check_stores(context, function, lookup, module_names)
@@ -119,7 +120,7 @@ class StoredOnLongLivedObject(Rule):
                     (s for arg in node.args for s in lookup.stored(function, arg.value)), None
                 )
                 if stored is not None:
-                    self._report(context, function, lookup, place, stored, node, node)
+                    self._report(context, lookup, place, stored, node, node)
 
     def _check_store(
         self,
@@ -144,7 +145,7 @@ class StoredOnLongLivedObject(Rule):
         if place is None:
             return
         for stored in lookup.stored(function, value):
-            self._report(context, function, lookup, place, stored, target, statement)
+            self._report(context, lookup, place, stored, target, statement)
 
     def _place(
         self,
@@ -189,7 +190,6 @@ class StoredOnLongLivedObject(Rule):
     def _report(
         self,
         context: Context,
-        function: FunctionInfo,
         lookup: Resources,
         place: Place,
         stored: Stored,

@@ -76,7 +76,7 @@ import libcst as cst
 
 from slotguard.model import lifetimes
 from slotguard.model.infer import FunctionInfo, ModuleInfo, Origin
-from slotguard.model.lifetimes import Held, Resources, Scheduler, is_local
+from slotguard.model.lifetimes import Held, Resources, Scheduler, is_local, module_resources
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
@@ -95,7 +95,7 @@ class PassedToBackgroundWork(Rule):
 
     def check(self, context: Context) -> None:
         module = context.module
-        resources = Resources(module)
+        resources = module_resources(module)
         for function in module.functions:
             # The scope lists an ``await`` before the call it awaits.
             awaited: set[int] = set()

@@ -58,7 +58,7 @@ import libcst as cst
 
 from slotguard.model import lifetimes
 from slotguard.model.infer import Produced, Scope
-from slotguard.model.lifetimes import Resources
+from slotguard.model.lifetimes import Resources, module_resources
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
 from slotguard.syntax import assigned_names, dotted_name, is_nested_scope, string_value, walk
@@ -72,7 +72,7 @@ class ModuleLevelResource(Rule):
     def check(self, context: Context) -> None:
         module = context.module
         scope = module.module_scope
-        resources = Resources(module)
+        resources = module_resources(module)
         released = _released_at_module_level(scope, module.tree)
         for statement, where in _import_time_statements(module.tree):
             if isinstance(statement, cst.FunctionDef):
@@ -158,7 +158,7 @@ def _import_time_statements(
             yield node, where
         elif isinstance(node, cst.ClassDef):
             name = f"{where}.{node.name.value}" if where else node.name.value
-            stack.extend((s, name) for s in reversed(list(_body(node.body))))
+            stack.extend((s, name) for s in reversed(node.body.body))
         elif isinstance(node, cst.If) and _is_main_guard(node.test):
             if isinstance(node.orelse, cst.Else | cst.If):
                 stack.append((node.orelse, where))
@@ -167,7 +167,7 @@ def _import_time_statements(
         elif isinstance(node, cst.BaseCompoundStatement | cst.Else):
             if isinstance(node, cst.If | cst.While | cst.For):
                 yield node.test if isinstance(node, cst.If | cst.While) else node.iter, where
-            inner: list[cst.CSTNode] = list(_body(node.body))
+            inner: list[cst.CSTNode] = list(node.body.body)
             for part in ("orelse", "handlers", "finalbody"):
                 value = getattr(node, part, None)
                 if isinstance(value, cst.CSTNode):
@@ -176,14 +176,7 @@ def _import_time_statements(
                     inner.extend(value)
             stack.extend((s, where) for s in reversed(inner))
         elif isinstance(node, cst.ExceptHandler | cst.Finally):
-            stack.extend((s, where) for s in reversed(list(_body(node.body))))
-
-
-def _body(suite: cst.BaseSuite) -> Iterator[cst.CSTNode]:
-    if isinstance(suite, cst.IndentedBlock):
-        yield from suite.body
-    else:
-        yield from suite.body
+            stack.extend((s, where) for s in reversed(node.body.body))
 
 
 def _is_main_guard(test: cst.BaseExpression) -> bool:
