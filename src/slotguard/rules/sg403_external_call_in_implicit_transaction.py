@@ -150,8 +150,9 @@ def _streaming_generators(
     work: SlowWork, function: FunctionInfo
 ) -> Iterator[tuple[cst.Call, FunctionInfo]]:
     """``StreamingResponse(body())`` where ``body`` is a generator of this module."""
-    for node in walk_scope(function.node.body):
-        if not isinstance(node, cst.Call) or not node.args:
+    for node in function.scope.of_type(cst.Call):
+        assert isinstance(node, cst.Call)
+        if not node.args:
             continue
         if _last_name(node.func) not in STREAMING_RESPONSE_NAMES:
             continue
@@ -208,8 +209,8 @@ class ImplicitTransactions:
         for point in self._points.get(id(node), ()):
             facts.update(self.states[point.index] or ())
         if len(facts) > 1 and self._order is None:
-            body = self.function.node.body
-            self._order = {id(sub): index for index, sub in enumerate(walk_scope(body))}
+            nodes = self.function.scope.nodes
+            self._order = {id(sub): index for index, sub in enumerate(nodes)}
         order = self._order or {}
         ordered = sorted(facts, key=lambda fact: (order.get(fact[1], 0), fact[0]))
         return [Begun(session, self.queries[query]) for session, query in ordered]
@@ -467,7 +468,7 @@ def _parameter_use(helper: FunctionInfo, position: int, arg: cst.Arg, data: Auto
     if name is None:
         return "ends"
     begins = False
-    for node in walk_scope(helper.node.body):
+    for node in helper.scope.of_type(cst.Call):
         if isinstance(node, cst.Call):
             func = node.func
             if (
