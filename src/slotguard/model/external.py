@@ -347,6 +347,7 @@ BOUNDING_CALLS: tuple[Bound, ...] = (
 
 BOUNDING_CONTEXTS: tuple[Bound, ...] = (
     Bound("asyncio.timeout", (0, "delay")),
+    Bound("asyncio.timeouts.timeout", (0, "delay")),
     Bound("asyncio.timeout_at", (0, "when")),
     Bound("async_timeout.timeout", (0, "delay")),
     Bound("async_timeout.timeout_at", (0, "deadline")),
@@ -356,26 +357,6 @@ BOUNDING_CONTEXTS: tuple[Bound, ...] = (
     Bound("trio.move_on_after", (0, "seconds")),
 )
 """``async with asyncio.timeout(5):``: the waits of its body are bounded."""
-
-SCHEDULING = frozenset(
-    {
-        "create_task",
-        "ensure_future",
-        "add_task",
-        "start_soon",
-        "run_coroutine_threadsafe",
-        "submit",
-        "run_in_executor",
-        "call_soon",
-        "call_soon_threadsafe",
-        "call_later",
-        "Thread",
-        "Process",
-        "Timer",
-    }
-)
-"""Calls (by their last name) that schedule their arguments to run later,
-elsewhere: a call inside them runs outside the region (SG302's business)."""
 
 STREAMING_RESPONSES = (
     "fastapi.responses.StreamingResponse",

@@ -537,10 +537,13 @@ class ModuleInfo:
             self_name = method.self_name
             if self_name is None:
                 continue
-            for target, value in method.scope.attribute_assignments():
+            # One scope per method: while results are provisional a scope is
+            # rebuilt on every read of ``method.scope``.
+            scope = method.scope
+            for target, value in scope.attribute_assignments():
                 head, _, attribute = target.partition(".")
                 if head == self_name and attribute and "." not in attribute:
-                    typed = method.scope.type_of(value)
+                    typed = scope.type_of(value)
                     if typed is not None:
                         found.setdefault(attribute, typed)
         return found

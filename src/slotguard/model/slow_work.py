@@ -32,7 +32,6 @@ import libcst as cst
 from slotguard.model.external import (
     AWAITED_WAITS,
     CONNECTING_CONSTRUCTORS,
-    SCHEDULING,
     STUB_CHANNELS,
     STUB_CLASS,
     STUB_SUFFIX,
@@ -41,6 +40,7 @@ from slotguard.model.external import (
     WaitKind,
 )
 from slotguard.model.infer import FunctionInfo, ModuleInfo, assignment_names
+from slotguard.model.lifetimes import SCHEDULERS
 from slotguard.model.vocabulary import Kind
 from slotguard.syntax import (
     SCOPE_NODES,
@@ -146,6 +146,13 @@ _NO_REGION_TYPES = _concrete(*_NO_REGION_INSIDE)
 _SCOPE_TYPES = _concrete(*SCOPE_NODES)
 
 Summarise = Callable[[FunctionInfo], dict[SlowKind, SlowCall]]
+
+_SCHEDULING = frozenset(
+    {scheduler.name.rsplit(".", 1)[-1] for scheduler in SCHEDULERS} | {"Process"}
+)
+"""Calls (by their last name) that schedule their arguments to run later,
+elsewhere (the SG3 table of schedulers, and processes): a call inside them
+runs outside the region, which is SG302's business, not SG4's."""
 
 
 def slow_work(module: ModuleInfo, calls: SlowCalls) -> SlowWork:
@@ -281,7 +288,7 @@ class SlowWork:
         self, call: cst.Call, context: _Context, function: FunctionInfo | None
     ) -> list[tuple[cst.CSTNode, _Context]]:
         pending: list[tuple[cst.CSTNode, _Context]] = [(call.func, context)]
-        if _last_name(call.func) in SCHEDULING:
+        if _last_name(call.func) in _SCHEDULING:
             scheduled = replace(context, scheduled=True)
             pending += [(arg, scheduled) for arg in call.args]
             return pending
