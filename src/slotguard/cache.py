@@ -56,7 +56,6 @@ class Cache:
         self._entries: dict[str, Any] = {}
         self._used: dict[str, Any] = {}
         self.hits = 0
-        self.misses = 0
         try:
             with open(directory / _FILE_NAME, "rb") as handle:
                 loaded = pickle.load(handle)
@@ -77,7 +76,6 @@ class Cache:
     def get(self, entry_key: str) -> Any | None:
         found = self._entries.get(entry_key)
         if found is None:
-            self.misses += 1
             return None
         self.hits += 1
         self._used[entry_key] = found

@@ -186,13 +186,10 @@ def assigned_names(target: cst.CSTNode) -> Iterator[str]:
 
 
 def names_in(node: cst.CSTNode) -> set[str]:
-    """Every plain name read anywhere in ``node`` (nested scopes included)."""
+    """Every plain name used anywhere in ``node``, nested scopes included:
+    what a closure or a deferred call keeps alive (``conn`` in ``conn.close``,
+    in ``work(conn)``, in a lambda)."""
     return {n.value for n in walk(node) if isinstance(n, cst.Name)}
-
-
-def is_generator(function: cst.FunctionDef) -> bool:
-    """Whether the function's own body contains ``yield``."""
-    return any(isinstance(n, cst.Yield) for n in walk_scope(function.body))
 
 
 def decorator_names(function: cst.FunctionDef | cst.ClassDef) -> list[str]:

@@ -444,9 +444,8 @@ class _Builder:
         return pending
 
     def _suite(self, suite: cst.BaseSuite, pending: Pending) -> Pending:
-        if isinstance(suite, cst.IndentedBlock):
-            return self._body(suite.body, pending)
-        return self._body(suite.body, pending)  # SimpleStatementSuite: small statements
+        # An indented block's statements, or a one-line suite's small ones.
+        return self._body(suite.body, pending)
 
     def _statement(self, statement: cst.CSTNode, pending: Pending) -> Pending:
         if isinstance(statement, cst.SimpleStatementLine):

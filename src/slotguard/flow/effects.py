@@ -19,7 +19,7 @@ from slotguard.flow.cfg import Point, PointKind
 from slotguard.model.catalog import CLOSED_STATE, SELF_RETURNING_METHODS
 from slotguard.model.infer import Produced, Scope
 from slotguard.model.summary import SymbolKind
-from slotguard.syntax import assigned_names, dotted_name, unwrap_await, walk
+from slotguard.syntax import assigned_names, dotted_name, names_in, unwrap_await, walk
 
 _CONTAINER_METHODS = frozenset(
     {
@@ -155,7 +155,7 @@ class EffectReader:
                 self._expression(node.guard, effects)
         elif kind is PointKind.DEFINITION:
             assert isinstance(node, cst.FunctionDef | cst.ClassDef)
-            effects.handoffs |= _referenced(node.body)
+            effects.handoffs |= names_in(node.body)
             effects.bindings.append(Binding(node.name.value))
         return effects
 
@@ -250,7 +250,7 @@ class EffectReader:
         inside_await: set[int] = set()
         for node in walk(expression, prune=_is_nested_scope):
             if isinstance(node, cst.Lambda):
-                effects.handoffs |= _referenced(node.body)
+                effects.handoffs |= names_in(node.body)
             elif isinstance(node, cst.Await):
                 if isinstance(node.expression, cst.Call):
                     inside_await.add(id(node.expression))
@@ -312,7 +312,7 @@ class EffectReader:
         last = _last_name(func)
         if method in _DEFERRING_METHODS or last in _DEFERRING_FUNCTIONS:
             for arg in call.args:
-                effects.handoffs |= _referenced(arg.value)
+                effects.handoffs |= names_in(arg.value)
                 kept_nodes.update(id(n) for n in _escaping_leaves(arg.value))
         elif method in _CONTAINER_METHODS or self._owns(name, last):
             for arg in call.args:
@@ -358,12 +358,6 @@ def _last_name(func: cst.BaseExpression) -> str:
     if isinstance(func, cst.Attribute):
         return func.attr.value
     return ""
-
-
-def _referenced(node: cst.CSTNode) -> set[str]:
-    """Every name used anywhere in ``node``: what a closure or a deferred call
-    keeps alive (``conn`` in ``conn.close``, in ``work(conn)``, in a lambda)."""
-    return {n.value for n in walk(node) if isinstance(n, cst.Name)}
 
 
 def _escaping_leaves(expression: cst.BaseExpression) -> list[cst.BaseExpression]:

@@ -34,7 +34,8 @@ class Model:
         self._constructors = {c.callee: c for c in catalog.constructors}
         self._releasing_functions = frozenset(catalog.releasing_functions)
         self._owner_classes = frozenset(catalog.owner_classes)
-        self._method_names = frozenset(m.name for t in catalog.types for m in t.methods)
+        self._libraries: frozenset[str] | None = None
+        self._name_triggers: frozenset[str] | None = None
 
     def type(self, name: str) -> ResourceType:
         return self._types[name]
@@ -56,12 +57,14 @@ class Model:
     def is_owner_class(self, qualified: str) -> bool:
         return qualified in self._owner_classes
 
-    def is_acquiring_method(self, name: str) -> bool:
-        """Whether some known type has a method of this name that produces a value."""
-        return name in self._method_names
-
     def libraries(self) -> frozenset[str]:
-        """Top-level module names whose import makes a file worth analysing."""
+        """Top-level module names whose import makes a file worth analysing
+        (computed once: the prefilter asks for every file)."""
+        if self._libraries is None:
+            self._libraries = self._library_roots()
+        return self._libraries
+
+    def _library_roots(self) -> frozenset[str]:
         roots = {name.split(".", 1)[0] for name in self._constructors}
         roots.update(name.split(".", 1)[0] for name in self._annotations)
         roots.update(name.split(".", 1)[0] for name in self._releasing_functions)
@@ -96,7 +99,12 @@ class Model:
     def name_triggers(self) -> frozenset[str]:
         """Identifiers that make a file worth analysing wherever they occur:
         the user's own wrappers, whose names even a relative import spells
-        out."""
+        out (computed once)."""
+        if self._name_triggers is None:
+            self._name_triggers = self._wrapper_names()
+        return self._name_triggers
+
+    def _wrapper_names(self) -> frozenset[str]:
         words: set[str] = set()
         if self.extension is not None:
             extension = self.extension
@@ -108,6 +116,3 @@ class Model:
             ):
                 words.add(qualified.rsplit(".", 1)[-1])
         return frozenset(words)
-
-    def kinds(self, *kinds: Kind) -> frozenset[str]:
-        return frozenset(t.name for t in self._types.values() if t.kind in kinds)

@@ -890,9 +890,6 @@ class Scope:
             return produced.type
         return None
 
-    def names_bound(self) -> Iterator[str]:
-        return iter(self.bindings)
-
 
 class _EmptyScope(Scope):
     """Stands for the module scope while it is being built."""

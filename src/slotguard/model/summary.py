@@ -51,9 +51,6 @@ class ModuleSummary:
     facts: tuple[tuple[str, tuple[object, ...]], ...] = field(default=())
     """Whole-run facts for run-level rules, by topic (SG5's pools and closes)."""
 
-    def symbol_map(self) -> dict[str, Symbol]:
-        return dict(self.symbols)
-
 
 class ProjectIndex:
     """The summaries a module can see: qualified name → symbol, and the
