@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from slotguard.rules.base import Context
 
 ANALYSIS_ERROR = ("SG000", "file-not-analysed")
+_NO_PLACE = Span(1, 1, 1, 1)
+"""Where a fact noted without a node is (its rule reads only its value)."""
 UNUSED_NOQA = ("SG001", "unused-noqa")
 PARALLEL_THRESHOLD = 24
 """Below this many files to parse, worker processes cost more than they save."""
@@ -265,12 +267,14 @@ def _located(
         return FileResult(shown, unused, True, summary, settled=settled)
     nodes = [f.node for f in context.findings]
     nodes += [node for f in context.findings for node, _ in f.related]
-    nodes += [fact.node for fact in context.facts]
+    nodes += [fact.node for fact in context.facts if fact.node is not None]
     nodes += context.marked_nodes
-    locator = Locator(tree, nodes)
+    # Locating regenerates the module's code: only when something has a place.
+    locator = Locator(tree, nodes) if nodes else None
     suppressions = Suppressions.of(text)
 
     def line_of(index: int) -> int:
+        assert locator is not None
         return locator.line(context.marked_nodes[index])
 
     diagnostics: list[Diagnostic] = []
@@ -278,6 +282,7 @@ def _located(
     suppressed: list[Diagnostic] = []
     seen: set[tuple[str, Span]] = set()
     for finding in context.findings:
+        assert locator is not None
         span = locator.span(finding.node)
         key = (finding.rule.code, span)
         if key in seen:
@@ -304,6 +309,10 @@ def _located(
             pending.append((finding.pending, diagnostic))
     facts = []
     for raw in context.facts:
+        if raw.node is None:
+            facts.append(Fact(raw.rule.code, raw.topic, raw.value, shown, _NO_PLACE, False))
+            continue
+        assert locator is not None
         span = locator.span(raw.node)
         facts.append(
             Fact(

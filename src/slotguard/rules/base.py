@@ -79,7 +79,7 @@ class RawFact:
     rule: type[Rule]
     topic: str
     value: tuple[object, ...]
-    node: cst.CSTNode
+    node: cst.CSTNode | None
 
 
 _LINE_MARK = "\x00line:{}\x00"
@@ -141,8 +141,10 @@ class Context:
         """Withdraw every pending finding of the run that waits on ``key``."""
         self.settled.add(key)
 
-    def note(self, topic: str, node: cst.CSTNode, *value: object) -> None:
-        """Record a fact for the rule's whole-run check (``Rule.check_run``)."""
+    def note(self, topic: str, node: cst.CSTNode | None, *value: object) -> None:
+        """Record a fact for the rule's whole-run check (``Rule.check_run``).
+        Without a node the fact has no place (and costs no locating): for
+        facts whose rule reads only their value."""
         assert self._rule is not None, "note() called outside a rule's check"
         self.facts.append(RawFact(self._rule, topic, value, node))
 

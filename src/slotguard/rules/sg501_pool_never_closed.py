@@ -123,11 +123,10 @@ class PoolNeverClosed(Rule):
                 continue
             local = site.storage.kind is StorageKind.LOCAL
             context.report(site.node, _message(found, site), pending=None if local else key)
-        for key, nodes in found.closes.items():
-            context.note(_CLOSED, nodes[0], key)
-        entry = _entry_point(context.module, found)
-        if entry is not None:
-            context.note(_ENTRY, entry)
+        for key in found.closes:
+            context.note(_CLOSED, None, key)
+        if _has_entry_point(context.module, found):
+            context.note(_ENTRY, None)
 
     @classmethod
     def check_run(cls, facts: Sequence[Fact], settings: Settings) -> list[Diagnostic]:
@@ -141,19 +140,18 @@ class PoolNeverClosed(Rule):
         ]
 
 
-def _entry_point(module: ModuleInfo, found: Lifecycle) -> cst.CSTNode | None:
-    """Where the module shows a long-lived application or process with a
-    shutdown path (a hook registration, ``atexit.register``); None for a
+def _has_entry_point(module: ModuleInfo, found: Lifecycle) -> bool:
+    """Whether the module shows a long-lived application or process with a
+    shutdown path (a hook registration, ``atexit.register``), unlike a
     library module or a plain script."""
-    for hooks in found.hooks.values():
-        if hooks:
-            return hooks[0].node
+    if any(found.hooks.values()):
+        return True
     for call in module.module_scope.of_type(cst.Call):
         assert isinstance(call, cst.Call)
         name = dotted_name(call.func)
         if name is not None and module.qualify(name) in PROCESS_HOOKS:
-            return call
-    return None
+            return True
+    return False
 
 
 def _application(found: Lifecycle, function: FunctionInfo | None) -> str | None:
