@@ -9,7 +9,6 @@ was probably meant.
 
 from __future__ import annotations
 
-import difflib
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -127,6 +126,8 @@ class _Validator:
         for key in table:
             if key in allowed:
                 continue
+            import difflib  # only for a hint on an error
+
             close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
             hint = (
                 f"; did you mean `{prefix}{close[0]}`?"
@@ -156,6 +157,8 @@ class _Validator:
         if not isinstance(value, str):
             raise self.fail(key, f"must be a string, not {_describe(value)}")
         if choices and value not in choices:
+            import difflib  # only for a hint on an error
+
             close = difflib.get_close_matches(value, choices, n=1)
             hint = f"; did you mean `{close[0]}`?" if close else ""
             raise self.fail(key, f"must be one of {', '.join(choices)}, not `{value}`{hint}")

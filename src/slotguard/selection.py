@@ -6,7 +6,6 @@ selectors include opt-in rules: ``--select SG`` runs everything.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 from slotguard.rules import rule_index
@@ -29,6 +28,8 @@ def check_selector(selector: str) -> str:
     codes = all_codes()
     if normalised and any(code.startswith(normalised) for code in codes):
         return normalised
+    import difflib  # only for a hint on an error
+
     close = difflib.get_close_matches(normalised, codes, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]}?" if close else "; `slotguard rules` lists the codes"
     raise SelectionError(f"unknown rule selector `{selector}`{hint}")

@@ -33,7 +33,6 @@ class SourceReader:
 
 
 def render(diagnostics: Sequence[Diagnostic], fmt: str, sources: SourceReader) -> str:
-    from slotguard.report.json_format import format_json
     from slotguard.report.text import format_concise, format_full
 
     if fmt == "full":
@@ -41,6 +40,8 @@ def render(diagnostics: Sequence[Diagnostic], fmt: str, sources: SourceReader) -
     if fmt == "concise":
         return format_concise(diagnostics, sources)
     if fmt == "json":
+        from slotguard.report.json_format import format_json
+
         return format_json(diagnostics, sources)
     from slotguard.report.sarif import format_sarif, repository_root
 
