@@ -14,6 +14,7 @@ becomes an SG000 finding, and the rest of the run goes on.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -123,14 +124,18 @@ def check_bytes(
     settings: Settings,
     shown: str,
     index: ProjectIndex = EMPTY_INDEX,
+    passes: bool | None = None,
 ) -> FileResult:
     """Findings (and the summary) for one file's bytes.
 
     Decoding is cheap and a binary or undecodable ``.py`` is broken for
     everyone, so it is checked for every file; parsing is not, so a syntax
-    error is found only in files the prefilter sends on.
+    error is found only in files the prefilter sends on. ``passes`` is the
+    prefilter's verdict when the caller already has it.
     """
-    if not may_have_findings(data, settings, index):
+    if passes is None:
+        passes = may_have_findings(data, settings, index)
+    if not passes:
         try:
             source = decode(data)
         except SourceError as error:
@@ -384,7 +389,8 @@ def _start_worker(settings: Settings) -> None:
 
 def _run_job(job: _Job) -> FileResult:
     assert _worker_settings is not None
-    return check_bytes(job.data, job.path, _worker_settings, job.shown, job.index())
+    # Only files the prefilter lets through are sent to a worker.
+    return check_bytes(job.data, job.path, _worker_settings, job.shown, job.index(), passes=True)
 
 
 class _Run:
@@ -520,10 +526,15 @@ class _Run:
                         use_workers = self._start_workers(items)
                     # A file the prefilter stops costs less here than its trip
                     # to a worker, and the files waiting for it start sooner.
-                    if use_workers and may_have_findings(job.data, self.settings, index):
-                        in_flight[self._submit(job)] = (item, job)
-                        continue
-                    result = check_bytes(job.data, job.path, self.settings, job.shown, index)
+                    passes = None
+                    if use_workers:
+                        passes = may_have_findings(job.data, self.settings, index)
+                        if passes:
+                            in_flight[self._submit(job)] = (item, job)
+                            continue
+                    result = check_bytes(
+                        job.data, job.path, self.settings, job.shown, index, passes=passes
+                    )
                     self._store(job, result)
                 self._finish(item, job, result, final)
                 done.add(item.path)
@@ -545,8 +556,8 @@ class _Run:
         jobs = self.settings.jobs or os.cpu_count() or 1
         if jobs <= 1:
             return False
-        to_parse = sum(1 for item in items if may_have_findings(item.data, self.settings))
-        if to_parse < PARALLEL_THRESHOLD:
+        to_parse = (item for item in items if may_have_findings(item.data, self.settings))
+        if sum(1 for _ in itertools.islice(to_parse, PARALLEL_THRESHOLD)) < PARALLEL_THRESHOLD:
             return False
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
