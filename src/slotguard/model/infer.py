@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TypeVar
 
 import libcst as cst
@@ -598,7 +598,13 @@ class Scope:
             if provider is not None:
                 provided = module.function_named(provider)
                 if typed is None and provided is not None:
-                    typed = provided.yielded_type() or provided.returned_acquisition()
+                    # Guarded: a provider may depend on itself (``db=Depends(get_db)``
+                    # in ``get_db``), and its scope is what is being built.
+                    typed = module._guarded(
+                        f"provides:{id(provided)}",
+                        partial(_provided_type, module, provided),
+                        None,
+                    )
                 if typed is None:
                     typed = module.provided_type(provider)
                 if typed is not None:
@@ -981,3 +987,8 @@ def assignment_names(node: cst.CSTNode) -> list[str]:
     if isinstance(node, (cst.AnnAssign, cst.AugAssign, cst.NamedExpr)):
         return list(assigned_names(node.target))
     return []
+
+
+def _provided_type(module: ModuleInfo, provider: FunctionInfo) -> ResourceType | None:
+    """What a dependency provider yields, or acquires and returns."""
+    return provider.yielded_type() or module.returned_acquisition(provider)
