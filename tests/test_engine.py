@@ -7,10 +7,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fixture_harness import FIXTURES
 
+from slotguard import engine
 from slotguard.engine import check_paths
 from slotguard.project import build, imported_project_files, scan_imports
 from slotguard.settings import Settings
@@ -143,6 +145,8 @@ def test_cache_and_workers_give_the_same_results(project: Path) -> None:
     cold = findings(project, ".", "--jobs", "1")
     assert (project / ".slotguard_cache").is_dir()
     warm = findings(project, ".", "--jobs", "1")
+    # Four files stay below the worker threshold: `--jobs 2` runs in one
+    # process (test_parallel_run_over_many_files starts workers).
     parallel = findings(project, ".", "--no-cache", "--jobs", "2")
     assert cold == warm == parallel == EXPECTED
 
@@ -173,7 +177,7 @@ def test_a_changed_import_invalidates_its_importers(project: Path) -> None:
     assert ("app/routes.py", 15, "SG102") not in findings(project, ".")
 
 
-def test_parallel_run_over_many_files(tmp_path: Path) -> None:
+def test_parallel_run_over_many_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Enough files to start workers; the results match a sequential run."""
     source = (FIXTURES / "rules" / "sg201" / "early_exits.py").read_text()
     for index in range(30):
@@ -181,7 +185,16 @@ def test_parallel_run_over_many_files(tmp_path: Path) -> None:
     files = sorted(tmp_path.glob("*.py"))
     settings = Settings(use_cache=False, jobs=1)
     one = check_paths(files, settings, {}).diagnostics
+    submitted: list[str] = []
+    submit = engine._Run._submit
+
+    def counted(run: engine._Run, job: Any) -> Any:
+        submitted.append(job.shown)
+        return submit(run, job)
+
+    monkeypatch.setattr(engine._Run, "_submit", counted)
     two = check_paths(files, Settings(use_cache=False, jobs=2), {}).diagnostics
+    assert len(submitted) == 30, "the files did not go to worker processes"
     assert one == two and len(one) > 30
 
 
