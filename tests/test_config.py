@@ -61,11 +61,17 @@ workers = 4
     )
     config = load(path)
     assert config.select == ("SG1",)
+    assert config.extend_select == ("SG201",)
     assert config.ignore == ("SG105", "SG104")
+    assert config.exclude == ("migrations",)
+    assert config.extend_exclude == ("scripts/*.py",)
+    assert config.output_format == "concise"
+    assert config.cache_dir == ".cache/slotguard"
     assert config.respect_gitignore is False
     assert config.per_file_ignores == (("tests/*", ("SG101",)),)
     assert config.external_calls == ("myapp.clients.*",)
     assert config.budget is not None and config.budget.reserved_connections == 3
+    assert (config.budget.max_connections, config.budget.workers) == (100, 4)
     settings = Settings.from_config(config)
     assert "SG201" in settings.codes and "SG202" not in settings.codes
     assert "SG104" not in settings.codes and "SG103" in settings.codes
