@@ -588,6 +588,9 @@ class Scope:
         module = self.module
         for param in _all_params(function.node.params):
             name = param.name.value
+            # A parameter shadows the names of enclosing scopes and globals,
+            # typed or not: an unannotated one is unknown, not the global.
+            self.local_names.add(name)
             annotation = param.annotation.annotation if param.annotation else None
             typed = module.annotation_type(annotation) if annotation is not None else None
             provider = None
@@ -693,9 +696,12 @@ class Scope:
                 return None
             outer = self.function.parent if self.function is not None else None
             while outer is not None:
-                binding = outer.scope.bindings.get(head)
+                scope = outer.scope
+                binding = scope.bindings.get(head)
                 if binding is not None:
                     return binding.type
+                if head in scope.local_names:
+                    return None
                 outer = outer.parent
             if self.function is not None:
                 found = self.module.global_types.get(head)
