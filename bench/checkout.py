@@ -31,11 +31,16 @@ def git(*args: str) -> str:
 def describe(commit: str | None) -> dict[str, object]:
     """Which code was measured: a commit, or the working tree and whether it was dirty."""
     if commit is not None:
-        return {"commit": git("rev-parse", commit), "src_has_uncommitted_edits": False,
-                "from": "git archive of the commit"}
-    return {"commit": git("rev-parse", "HEAD"),
-            "src_has_uncommitted_edits": bool(git("status", "--porcelain", "--", "src")),
-            "from": "the working tree (editable install)"}
+        return {
+            "commit": git("rev-parse", commit),
+            "src_has_uncommitted_edits": False,
+            "from": "git archive of the commit",
+        }
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "src_has_uncommitted_edits": bool(git("status", "--porcelain", "--", "src")),
+        "from": "the working tree (editable install)",
+    }
 
 
 @contextmanager
@@ -44,8 +49,9 @@ def slotguard_at(commit: str | None) -> Iterator[None]:
     if commit is None:
         yield
         return
-    archive = subprocess.run(["git", "archive", "--format=tar", commit, "src"], cwd=REPO,
-                             capture_output=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit, "src"], cwd=REPO, capture_output=True
+    )
     if archive.returncode != 0:
         raise ValueError(f"git archive {commit}: {archive.stderr.decode().strip()}")
     previous = os.environ.get("PYTHONPATH")

@@ -70,24 +70,59 @@ class Corpus:
 CORPORA: dict[str, Corpus] = {
     corpus.name: corpus
     for corpus in (
-        Corpus("django", "django", "5.2.*", "wheel",
-               "a large, mostly leak-free web framework: the speed reference against ruff"),
-        Corpus("sqlalchemy", "sqlalchemy", "2.1.9", "sdist",
-               "a pool and session implementation with its tests: memory and pool-code stress"),
-        Corpus("prefect", "prefect", "3.9.1", "wheel",
-               "an application with SQLAlchemy sessions everywhere: analysed-file speed"),
-        Corpus("apache-airflow-core", "apache-airflow-core", "3.3.2", "wheel",
-               "an application with SQLAlchemy sessions passed through many layers"),
-        Corpus("procrastinate", "procrastinate", "3.10.0", "wheel",
-               "a task queue over psycopg 3 pools"),
-        Corpus("piccolo", "piccolo", "1.38.0", "wheel",
-               "an ORM over asyncpg pools"),
-        Corpus("databases", "databases", "0.9.0", "wheel",
-               "the `databases` library itself: connections and pools as implementations"),
-        Corpus("advanced-alchemy", "advanced-alchemy", "1.12.0", "wheel",
-               "SQLAlchemy session helpers, repositories and framework integrations"),
-        Corpus("asyncpg", "asyncpg", "0.32.0", "sdist",
-               "asyncpg's own pool implementation: must not be flagged for being one"),
+        Corpus(
+            "django",
+            "django",
+            "5.2.*",
+            "wheel",
+            "a large, mostly leak-free web framework: the speed reference against ruff",
+        ),
+        Corpus(
+            "sqlalchemy",
+            "sqlalchemy",
+            "2.1.9",
+            "sdist",
+            "a pool and session implementation with its tests: memory and pool-code stress",
+        ),
+        Corpus(
+            "prefect",
+            "prefect",
+            "3.9.1",
+            "wheel",
+            "an application with SQLAlchemy sessions everywhere: analysed-file speed",
+        ),
+        Corpus(
+            "apache-airflow-core",
+            "apache-airflow-core",
+            "3.3.2",
+            "wheel",
+            "an application with SQLAlchemy sessions passed through many layers",
+        ),
+        Corpus(
+            "procrastinate", "procrastinate", "3.10.0", "wheel", "a task queue over psycopg 3 pools"
+        ),
+        Corpus("piccolo", "piccolo", "1.38.0", "wheel", "an ORM over asyncpg pools"),
+        Corpus(
+            "databases",
+            "databases",
+            "0.9.0",
+            "wheel",
+            "the `databases` library itself: connections and pools as implementations",
+        ),
+        Corpus(
+            "advanced-alchemy",
+            "advanced-alchemy",
+            "1.12.0",
+            "wheel",
+            "SQLAlchemy session helpers, repositories and framework integrations",
+        ),
+        Corpus(
+            "asyncpg",
+            "asyncpg",
+            "0.32.0",
+            "sdist",
+            "asyncpg's own pool implementation: must not be flagged for being one",
+        ),
     )
 }
 
@@ -356,9 +391,7 @@ def _untar(archive: Path, destination: Path) -> None:
             sdist.extractall(destination, filter="data")
             return
         members = sdist.getmembers()
-        unsafe = [
-            m.name for m in members if not _safe_member(m.name) or m.issym() or m.islnk()
-        ]
+        unsafe = [m.name for m in members if not _safe_member(m.name) or m.issym() or m.islnk()]
         if unsafe:
             raise CorpusError(f"{archive.name}: refuses to unpack {unsafe[0]!r}")
         sdist.extractall(destination, members=members)
@@ -401,18 +434,22 @@ def count_python_files(tree: Path) -> int:
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--set", dest="set_name", choices=sorted(SETS), default="all")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help=f"default: ${CACHE_ENV} or {DEFAULT_CACHE}")
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help="fetch only these corpora instead of a set")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help=f"default: ${CACHE_ENV} or {DEFAULT_CACHE}"
+    )
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help="fetch only these corpora instead of a set"
+    )
     return parser.parse_args(argv)
 
 
 def _print_table(trees: Iterable[tuple[str, Path]]) -> None:
     for name, tree in trees:
         corpus = CORPORA[name]
-        print(f"{name:<20} {version_of(tree):<8} {corpus.kind:<5} "
-              f"{count_python_files(tree):>5} .py  {tree}")
+        print(
+            f"{name:<20} {version_of(tree):<8} {corpus.kind:<5} "
+            f"{count_python_files(tree):>5} .py  {tree}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

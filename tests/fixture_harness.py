@@ -25,9 +25,9 @@ from functools import cache
 from pathlib import Path
 
 from slotguard import config as configuration
+from slotguard.diagnostic import Diagnostic
 from slotguard.engine import check_paths
 from slotguard.project import imported_project_files
-from slotguard.report.diagnostic import Diagnostic
 from slotguard.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,8 +9,8 @@ import libcst as cst
 import pytest
 
 from slotguard.config import Config
+from slotguard.diagnostic import Diagnostic
 from slotguard.engine import check_bytes
-from slotguard.report.diagnostic import Diagnostic
 from slotguard.report.noqa import Suppressions, add_noqa, unused_noqa, without_noqa
 from slotguard.settings import Settings
 

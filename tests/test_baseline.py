@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from slotguard.config import Config
+from slotguard.diagnostic import Diagnostic
 from slotguard.engine import check_bytes
 from slotguard.report.baseline import (
     Baseline,
@@ -21,7 +22,6 @@ from slotguard.report.baseline import (
     normalise_source,
     write_baseline,
 )
-from slotguard.report.diagnostic import Diagnostic
 from slotguard.settings import Settings
 
 PATH = "app/orders.py"

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 from slotguard.config import Config
-from slotguard.fixes.apply import fix_source
+from slotguard.fixer import fix_source
 from slotguard.parse import parse
 from slotguard.settings import Settings
 from slotguard.source import SourceError

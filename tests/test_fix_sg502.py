@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from slotguard.cli import cli
+from slotguard.fixer import UNSAFE
 from slotguard.fixes import fix_summary
-from slotguard.fixes.apply import UNSAFE
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "fixes" / "sg502"
 

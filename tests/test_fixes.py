@@ -32,8 +32,8 @@ from click.testing import CliRunner
 from slotguard.cli import cli
 from slotguard.config import Config
 from slotguard.engine import check_bytes
+from slotguard.fixer import FileFix, fix_source
 from slotguard.fixes import fixers
-from slotguard.fixes.apply import FileFix, fix_source
 from slotguard.parse import parse
 from slotguard.settings import Settings
 from slotguard.source import decode

@@ -13,9 +13,9 @@ import pytest
 from fixture_harness import FIXTURES, settings_for
 
 from slotguard import config as configuration
+from slotguard.diagnostic import Diagnostic
 from slotguard.engine import PREFILTER_SWITCH, RunResult, check_paths, may_have_findings
 from slotguard.project import imported_project_files
-from slotguard.report.diagnostic import Diagnostic
 from slotguard.settings import Settings
 
 REAL_PACKAGES = (
@@ -90,9 +90,7 @@ def test_fixtures_analysed_as_projects(directory: str, monkeypatch: pytest.Monke
     assert files
     stopped = 0
     for group in _configuration_groups(files).values():
-        filtered, unfiltered, stopped_here = _both_ways(
-            monkeypatch, group, settings_for(group[0])
-        )
+        filtered, unfiltered, stopped_here = _both_ways(monkeypatch, group, settings_for(group[0]))
         _assert_same(filtered, unfiltered)
         stopped += stopped_here
     assert stopped, f"the prefilter stopped no file of fixtures/{directory}: nothing compared"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from slotguard.fixes import fix_summary
 from slotguard.rules import all_rules
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +33,7 @@ def test_rule_table_matches_the_registry() -> None:
     rows = [line for line in README[start:end].splitlines() if line.startswith("| SG")]
     expected = [
         f"| {rule.code} | {rule.name} | {'default' if rule.default else 'opt-in'} | "
-        f"{rule.summary} | {rule.fix_note()} |"
+        f"{rule.summary} | {fix_summary(rule.code)} |"
         for rule in all_rules()
     ]
     assert rows == expected, "README rule table is stale:\n" + "\n".join(expected)

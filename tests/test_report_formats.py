@@ -14,9 +14,9 @@ import jsonschema
 import pytest
 
 from slotguard.config import Config
+from slotguard.diagnostic import Applicability, Diagnostic, Fix
 from slotguard.engine import check_bytes
 from slotguard.report import output
-from slotguard.report.diagnostic import Applicability, Diagnostic, Fix
 from slotguard.report.github import escape_data, escape_property, format_github
 from slotguard.report.json_format import format_json
 from slotguard.report.output import FORMATS

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fixture_harness import FIXTURES, run
 
-from slotguard.report.diagnostic import Diagnostic
+from slotguard.diagnostic import Diagnostic
 
 RULES = FIXTURES / "rules"
 

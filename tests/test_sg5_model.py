@@ -1,6 +1,6 @@
 """The SG5 model: which functions are startup, shutdown and lifespan hooks,
 where a module keeps the pools it creates, what it closes, and how big a
-pool can grow (``slotguard.model.pools``, data in ``slotguard.model.lifecycle``)."""
+pool can grow (``slotguard.analysis.pools``, data in ``slotguard.model.lifecycle``)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import textwrap
 import libcst as cst
 import pytest
 
+from slotguard.analysis.infer import ModuleInfo
+from slotguard.analysis.pools import Lifecycle, PoolSize, lifecycle, size_of
 from slotguard.model import Model
-from slotguard.model.infer import ModuleInfo
 from slotguard.model.lifecycle import Phase
-from slotguard.model.pools import Lifecycle, PoolSize, lifecycle, size_of
 from slotguard.syntax import walk
 
 

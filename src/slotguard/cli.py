@@ -18,7 +18,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from slotguard import __version__
-from slotguard.report.diagnostic import Diagnostic, Span
+from slotguard.diagnostic import Diagnostic, Span
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -258,7 +258,7 @@ def _lint(options: _Options) -> None:
 
         result = run()
         if fixing:
-            from slotguard.fixes.command import run_fixes
+            from slotguard.fix_command import run_fixes
 
             changed = run_fixes(result, settings, unsafe=options.unsafe_fixes, diff=options.diff)
             if options.diff:
@@ -496,6 +496,7 @@ def rules(output_format: str) -> None:
     """List every rule: code, name, default or opt-in, fix."""
     import json
 
+    from slotguard.fixes import fix_summary
     from slotguard.rules import all_rules
 
     if output_format == "json":
@@ -505,7 +506,7 @@ def rules(output_format: str) -> None:
                 "name": rule.name,
                 "default": rule.default,
                 "summary": rule.summary,
-                "fix": rule.fix_note(),
+                "fix": fix_summary(rule.code),
             }
             for rule in all_rules()
         ]
@@ -514,7 +515,7 @@ def rules(output_format: str) -> None:
     width = max(len(rule.name) for rule in all_rules())
     for rule in all_rules():
         when = "default" if rule.default else "opt-in "
-        click.echo(f"{rule.code}  {rule.name:<{width}}  {when}  {rule.fix_note()}")
+        click.echo(f"{rule.code}  {rule.name:<{width}}  {when}  {fix_summary(rule.code)}")
 
 
 @cli.command()

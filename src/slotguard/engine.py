@@ -3,7 +3,7 @@
 For every file: read the bytes, and decide cheaply whether any finding is
 possible (the prefilter). The files that pass are parsed and analysed in
 import order, each seeing the summaries of the project modules it imports
-(``slotguard.model.summary``). Files an import cycle or a late state writer
+(``slotguard.analysis.index``). Files an import cycle or a late state writer
 put too early are analysed a second time once everything they import is
 known. Results are cached by content; a warm run over an unchanged tree
 imports neither libcst nor the rules.
@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING
 
 from slotguard import cache as results_cache
 from slotguard import prefilter
-from slotguard.model.summary import EMPTY_INDEX, ModuleSummary, ProjectIndex, Symbol
+from slotguard.analysis.index import EMPTY_INDEX, ModuleSummary, ProjectIndex, Symbol
+from slotguard.diagnostic import Diagnostic, Related, Span
 from slotguard.project import ProjectFile, build
-from slotguard.report.diagnostic import Diagnostic, Related, Span
 from slotguard.settings import Settings
 from slotguard.source import SourceError, decode
 
@@ -175,7 +175,7 @@ def analyse(
     index: ProjectIndex = EMPTY_INDEX,
 ) -> FileResult:
     """Run the selected rules over a parsed module, and summarise it."""
-    from slotguard.model.summary import summarise
+    from slotguard.analysis.summary import summarise
 
     try:
         context = run_rules(tree, path, settings, shown, index)
@@ -194,7 +194,7 @@ def run_rules(
 ) -> Context:
     """The rules' findings on a module, each with its fix plan when a fixer
     has one (``Context.plans``), or the reason it has none."""
-    from slotguard.model.infer import ModuleInfo
+    from slotguard.analysis.infer import ModuleInfo
     from slotguard.project import module_name_for
     from slotguard.rules import all_rules
     from slotguard.rules.base import Context
@@ -239,9 +239,9 @@ def _report_too_large(context: Context) -> None:
 def _plan_fixes(context: Context) -> None:
     """Attach to each finding its fix, or the reason it has none (the fixers
     are imported only for a file with findings: most files have none)."""
+    from slotguard.diagnostic import Fix
     from slotguard.fixes import fixers
     from slotguard.fixes.base import Plan
-    from slotguard.report.diagnostic import Fix
 
     available = fixers()
     for finding in context.findings:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from slotguard.report.diagnostic import Span
+from slotguard.diagnostic import Span
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import libcst as cst
 from libcst._nodes.internal import CodegenState
 
-from slotguard.report.diagnostic import Span
+from slotguard.diagnostic import Span
 
 
 class _RecordingState(CodegenState):

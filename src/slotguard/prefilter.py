@@ -23,9 +23,9 @@ from __future__ import annotations
 import re
 from functools import cache
 
+from slotguard.analysis.index import EMPTY_INDEX, ProjectIndex
 from slotguard.model import Model
 from slotguard.model.catalog import DEPENDENCY_MARKERS
-from slotguard.model.summary import EMPTY_INDEX, ProjectIndex
 from slotguard.project import import_statements
 
 _MARKER_CALL = re.compile(

@@ -221,3 +221,19 @@ def keyword_argument(call: cst.Call, name: str) -> cst.Arg | None:
         if arg.keyword is not None and arg.keyword.value == name:
             return arg
     return None
+
+
+def last_name(func: cst.BaseExpression) -> str:
+    """The last identifier of a callee: ``close`` in ``conn.close``, ``f`` in ``f``."""
+    if type(func) is cst.Attribute:
+        assert isinstance(func, cst.Attribute)
+        return func.attr.value
+    if type(func) is cst.Name:
+        assert isinstance(func, cst.Name)
+        return func.value
+    return ""
+
+
+def is_class_name(name: str) -> bool:
+    """Whether a name is spelled like a class (``Repository``, not ``TIMEOUT``)."""
+    return bool(name) and name[0].isupper() and not name.isupper()

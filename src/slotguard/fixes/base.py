@@ -4,7 +4,7 @@ A ``Fixer`` looks at one finding in its module and either declines or returns
 a ``Plan``: which statements to replace by which. Plans are computed when the
 finding is reported (so every finding says whether ``slotguard fix`` can fix
 it), which is on every ``check``: deciding is done then, but building the new
-statements waits until ``slotguard.fixes.apply`` applies the plan (and
+statements waits until ``slotguard.fixer`` applies the plan (and
 re-checks the result before keeping it).
 """
 
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import libcst as cst
 
-from slotguard.report.diagnostic import Applicability
+from slotguard.diagnostic import Applicability
 
 if TYPE_CHECKING:
     from slotguard.rules.base import Context, RawFinding

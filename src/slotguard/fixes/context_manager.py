@@ -48,10 +48,10 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from slotguard.diagnostic import Applicability
 from slotguard.fixes.base import Plan, Unfixable
 from slotguard.flow.held import FunctionFlow, Site, SiteOutcome
 from slotguard.model.vocabulary import Kind
-from slotguard.report.diagnostic import Applicability
 from slotguard.rules.base import Context, RawFinding
 from slotguard.rules.common import code, flows
 from slotguard.syntax import assigned_names, children, unwrap_await, walk

@@ -37,12 +37,12 @@ from collections.abc import Callable, Iterator
 
 import libcst as cst
 
+from slotguard.analysis.infer import Produced, Scope
+from slotguard.diagnostic import Applicability
 from slotguard.fixes.base import Fixer, Plan, Unfixable
 from slotguard.fixes.context_manager import reindent_continuations
 from slotguard.fixes.imports import import_line, spelling
-from slotguard.model.infer import Produced, Scope
 from slotguard.model.vocabulary import Kind
-from slotguard.report.diagnostic import Applicability
 from slotguard.rules.base import Context, RawFinding
 from slotguard.rules.common import code
 from slotguard.syntax import children, unwrap_await, walk

@@ -47,13 +47,13 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from slotguard.analysis.infer import FunctionInfo, ModuleInfo
+from slotguard.analysis.pools import Hook, Lifecycle, PoolSite, StorageKind, closing_key, lifecycle
+from slotguard.diagnostic import Applicability
 from slotguard.fixes.base import Fixer, Plan, Unfixable
 from slotguard.fixes.context_manager import reindent_continuations
 from slotguard.fixes.imports import import_line, spelling
-from slotguard.model.infer import FunctionInfo, ModuleInfo
 from slotguard.model.lifecycle import HOOK_LISTS, HOOK_METHODS, Phase
-from slotguard.model.pools import Hook, Lifecycle, PoolSite, StorageKind, closing_key, lifecycle
-from slotguard.report.diagnostic import Applicability
 from slotguard.rules.base import Context, RawFinding
 from slotguard.rules.common import code
 from slotguard.syntax import assigned_names, dotted_name, walk, walk_scope

@@ -15,11 +15,20 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from slotguard.analysis.escapes import escaping, escaping_leaves
+from slotguard.analysis.index import SymbolKind
+from slotguard.analysis.infer import Produced, Scope
 from slotguard.flow.cfg import Point, PointKind
-from slotguard.model.catalog import CLOSED_STATE, SELF_RETURNING_METHODS
-from slotguard.model.infer import Produced, Scope
-from slotguard.model.summary import SymbolKind
-from slotguard.syntax import assigned_names, dotted_name, names_in, unwrap_await, walk
+from slotguard.model.catalog import CLOSED_STATE
+from slotguard.syntax import (
+    assigned_names,
+    dotted_name,
+    is_class_name,
+    last_name,
+    names_in,
+    unwrap_await,
+    walk,
+)
 
 _CONTAINER_METHODS = frozenset(
     {
@@ -214,7 +223,7 @@ class EffectReader:
         inner = expression.expression if isinstance(expression, cst.Await) else expression
         if isinstance(inner, cst.Name):
             effects.releases.append(ReleaseCandidate(inner.value, "entered"))
-        elif isinstance(inner, cst.Call) and _last_name(inner.func) in ("closing", "aclosing"):
+        elif isinstance(inner, cst.Call) and last_name(inner.func) in ("closing", "aclosing"):
             for arg in inner.args[:1]:
                 if isinstance(arg.value, cst.Name):
                     effects.releases.append(ReleaseCandidate(arg.value.value, "closing"))
@@ -245,7 +254,7 @@ class EffectReader:
         ``kept``: the expression's value is assigned, returned or entered, so
         what it holds on to (see ``escaping``) is not thrown away.
         """
-        kept_nodes = {id(n) for n in _escaping_leaves(expression)} if kept else set()
+        kept_nodes = {id(n) for n in escaping_leaves(expression)} if kept else set()
         discardable = None if keep_all else kept_nodes
         inside_await: set[int] = set()
         for node in walk(expression, prune=_is_nested_scope):
@@ -264,9 +273,9 @@ class EffectReader:
             elif isinstance(node, cst.Yield):
                 if self.yield_hands_off and isinstance(node.value, cst.BaseExpression):
                     effects.handoffs |= escaping(node.value) - self.lent
-                    kept_nodes.update(id(n) for n in _escaping_leaves(node.value))
+                    kept_nodes.update(id(n) for n in escaping_leaves(node.value))
             elif isinstance(node, cst.NamedExpr):
-                kept_nodes.update(id(n) for n in _escaping_leaves(node.value))
+                kept_nodes.update(id(n) for n in escaping_leaves(node.value))
                 for name in assigned_names(node.target):
                     produced = self._acquisition(node.value)
                     if produced is not None:
@@ -309,15 +318,15 @@ class EffectReader:
             value = call.args[index].value
             if isinstance(value, cst.Name):
                 effects.releases.append(ReleaseCandidate(value.value, "function"))
-        last = _last_name(func)
+        last = last_name(func)
         if method in _DEFERRING_METHODS or last in _DEFERRING_FUNCTIONS:
             for arg in call.args:
                 effects.handoffs |= names_in(arg.value)
-                kept_nodes.update(id(n) for n in _escaping_leaves(arg.value))
+                kept_nodes.update(id(n) for n in escaping_leaves(arg.value))
         elif method in _CONTAINER_METHODS or self._owns(name, last):
             for arg in call.args:
                 effects.handoffs |= escaping(arg.value)
-                kept_nodes.update(id(n) for n in _escaping_leaves(arg.value))
+                kept_nodes.update(id(n) for n in escaping_leaves(arg.value))
 
     def _releasing_index(self, name: str | None) -> int | None:
         if name is None:
@@ -341,65 +350,11 @@ class EffectReader:
             qualified = self.scope.module.qualify(name)
             if qualified is not None and self.model.is_owner_class(qualified):
                 return True
-        return _is_class_name(last) and not last.endswith(("Error", "Exception", "Warning"))
-
-
-def _is_class_name(name: str) -> bool:
-    return bool(name) and name[0].isupper() and not name.isupper()
+        return is_class_name(last) and not last.endswith(("Error", "Exception", "Warning"))
 
 
 def _is_nested_scope(node: cst.CSTNode) -> bool:
     return isinstance(node, cst.Lambda | cst.FunctionDef | cst.ClassDef)
-
-
-def _last_name(func: cst.BaseExpression) -> str:
-    if isinstance(func, cst.Name):
-        return func.value
-    if isinstance(func, cst.Attribute):
-        return func.attr.value
-    return ""
-
-
-def _escaping_leaves(expression: cst.BaseExpression) -> list[cst.BaseExpression]:
-    """The sub-expressions whose values the expression's value holds on to.
-
-    ``conn``, ``(conn, 1)``, ``{"c": conn}``, ``Wrapper(conn)`` and
-    ``a if c else conn`` hold on to ``conn``; ``conn.fetch()``,
-    ``conn.closed`` and ``helper(conn)`` (whose result is data) do not.
-    """
-    leaves: list[cst.BaseExpression] = []
-    stack: list[cst.BaseExpression] = [expression]
-    while stack:
-        node = stack.pop()
-        leaves.append(node)
-        if isinstance(node, cst.Tuple | cst.List | cst.Set):
-            stack.extend(element.value for element in node.elements)
-        elif isinstance(node, cst.Dict):
-            for element in node.elements:
-                if isinstance(element, cst.DictElement):
-                    stack.extend((element.key, element.value))
-                else:
-                    stack.append(element.value)
-        elif isinstance(node, cst.IfExp):
-            stack.extend((node.body, node.orelse))
-        elif isinstance(node, cst.BooleanOperation):
-            stack.extend((node.left, node.right))
-        elif isinstance(node, cst.NamedExpr):
-            stack.append(node.value)
-        elif isinstance(node, cst.Call) and _is_class_name(_last_name(node.func)):
-            stack.extend(arg.value for arg in node.args)
-        elif (
-            isinstance(node, cst.Call)
-            and isinstance(node.func, cst.Attribute)
-            and node.func.attr.value in SELF_RETURNING_METHODS
-        ):
-            stack.append(node.func.value)
-    return leaves
-
-
-def escaping(expression: cst.BaseExpression) -> set[str]:
-    """Names whose values the expression's value holds on to."""
-    return {n.value for n in _escaping_leaves(expression) if isinstance(n, cst.Name)}
 
 
 def _closed_state_of(test: cst.BaseExpression) -> str | None:
@@ -449,6 +404,6 @@ def refinements(test: cst.BaseExpression) -> tuple[frozenset[str], frozenset[str
         if isinstance(test.operator, cst.And):
             return left_true | right_true, left_false & right_false
         return left_true & right_true, left_false | right_false
-    if isinstance(test, cst.Call) and _last_name(test.func) == "bool" and len(test.args) == 1:
+    if isinstance(test, cst.Call) and last_name(test.func) == "bool" and len(test.args) == 1:
         return refinements(test.args[0].value)
     return frozenset(), frozenset()

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from slotguard.analysis.infer import FunctionInfo, ModuleInfo, Produced
+from slotguard.analysis.releasers import releasing_parameters
 from slotguard.flow.cfg import EdgeKind, Graph, GraphTooLarge, Point, PointKind, build
 from slotguard.flow.effects import Binding, EffectReader, Effects, ReleaseCandidate
 from slotguard.model.catalog import (
@@ -32,7 +34,6 @@ from slotguard.model.catalog import (
     LOGGER_NAMES,
     LOGGING_METHODS,
 )
-from slotguard.model.infer import FunctionInfo, ModuleInfo, Produced
 from slotguard.model.vocabulary import ResourceType
 from slotguard.syntax import dotted_name, walk
 
@@ -235,40 +236,6 @@ def _may_acquire(function: FunctionInfo) -> bool:
             if produced is not None and produced.acquires and produced.type.kind.is_short_lived:
                 return True
     return False
-
-
-def releasing_parameters(module: ModuleInfo) -> dict[str, int]:
-    """Functions of the module that release one of their parameters:
-    ``def cleanup(conn): conn.close()`` → ``{"cleanup": 0}``."""
-    cached = module._memo.get("releasing-parameters")
-    if isinstance(cached, dict):
-        return cached
-    release_methods = {m for t in module.model.types() for m in t.release_methods}
-    returning_methods = {m for t in module.model.types() for m in t.returned_by}
-    found: dict[str, int] = {}
-    for name, definition in module.definitions.items():
-        if not isinstance(definition, FunctionInfo):
-            continue
-        params = [p.name.value for p in definition.node.params.params]
-        if not params:
-            continue
-        for node in definition.scope.of_type(cst.Call):
-            if not isinstance(node, cst.Call) or type(node.func) is not cst.Attribute:
-                continue
-            receiver = node.func.value
-            method = node.func.attr.value
-            if (
-                isinstance(receiver, cst.Name)
-                and receiver.value in params
-                and (method in release_methods)
-            ):
-                found[name] = params.index(receiver.value)
-            elif method in returning_methods and node.args:
-                first = node.args[0].value
-                if isinstance(first, cst.Name) and first.value in params:
-                    found[name] = params.index(first.value)
-    module._memo["releasing-parameters"] = found
-    return found
 
 
 class _Solver:

@@ -2,7 +2,7 @@
 
 ``Model`` answers questions about qualified names against the built-in catalog
 merged with the user's configuration. Questions about a particular piece of
-code (what does this name hold here?) are answered by ``slotguard.model.infer``.
+code (what does this name hold here?) are answered by ``slotguard.analysis.infer``.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slotguard.report.diagnostic import Diagnostic
+from slotguard.diagnostic import Diagnostic
 from slotguard.report.text import SourceLines
 
 BASELINE_VERSION = 1

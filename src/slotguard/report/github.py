@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from slotguard.report.diagnostic import Diagnostic
+from slotguard.diagnostic import Diagnostic
 from slotguard.report.sarif import root_relative
 from slotguard.report.text import SourceLines, fix_line
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from slotguard.report.diagnostic import Diagnostic
+from slotguard.diagnostic import Diagnostic
 from slotguard.report.text import SourceLines
 
 

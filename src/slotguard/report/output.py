@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from slotguard.report.diagnostic import Applicability, Diagnostic
+from slotguard.diagnostic import Applicability, Diagnostic
 
 
 class SourceReader:

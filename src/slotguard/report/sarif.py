@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from slotguard import __version__
+from slotguard.diagnostic import Diagnostic, Span
 from slotguard.report.baseline import fingerprint
-from slotguard.report.diagnostic import Diagnostic, Span
 from slotguard.report.text import SourceLines
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from slotguard.report.diagnostic import Diagnostic, Span
+from slotguard.diagnostic import Diagnostic, Span
 
 SourceLines = Callable[[str], Sequence[str] | None]
 

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, ClassVar
 
 import libcst as cst
 
+from slotguard.diagnostic import Diagnostic, Fix
 from slotguard.facts import Fact
-from slotguard.report.diagnostic import Diagnostic, Fix
 
 if TYPE_CHECKING:
+    from slotguard.analysis.infer import FunctionInfo, ModuleInfo
     from slotguard.fixes.base import Plan
     from slotguard.flow.held import FunctionFlow
     from slotguard.model import Model
-    from slotguard.model.infer import FunctionInfo, ModuleInfo
     from slotguard.settings import Settings
 
 
@@ -45,13 +45,6 @@ class Rule:
         """Findings about the whole run, from the facts the rule noted in each
         module (``Context.note``); most rules have none."""
         return []
-
-    @classmethod
-    def fix_note(cls) -> str:
-        """How ``slotguard fix`` treats the rule's findings, in one sentence."""
-        from slotguard.fixes import fix_summary
-
-        return fix_summary(cls.code)
 
     @classmethod
     def documentation(cls) -> str:

@@ -9,12 +9,12 @@ from collections.abc import Callable, Iterator
 
 import libcst as cst
 
+from slotguard.analysis.infer import FunctionInfo, ModuleInfo
+from slotguard.analysis.lifetimes import last_statement
 from slotguard.flow.cfg import Point, PointKind
 from slotguard.flow.held import FunctionFlow, Leak, Site
 from slotguard.model import Model
 from slotguard.model.catalog import BUILTIN, RECLAIMING_HARNESSES
-from slotguard.model.infer import FunctionInfo, ModuleInfo
-from slotguard.model.lifetimes import last_statement
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context
 

@@ -44,8 +44,8 @@ from __future__ import annotations
 
 import libcst as cst
 
+from slotguard.analysis.infer import Produced, Scope
 from slotguard.model.catalog import SELF_RETURNING_METHODS
-from slotguard.model.infer import Produced, Scope
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
 from slotguard.syntax import unwrap_await

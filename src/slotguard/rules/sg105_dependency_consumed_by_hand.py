@@ -47,8 +47,8 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from slotguard.model.infer import ModuleInfo, Scope
-from slotguard.model.summary import SymbolKind
+from slotguard.analysis.index import SymbolKind
+from slotguard.analysis.infer import ModuleInfo, Scope
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
 from slotguard.syntax import children, dotted_name, unwrap_await

@@ -45,8 +45,8 @@ from __future__ import annotations
 
 import libcst as cst
 
+from slotguard.analysis.infer import FunctionInfo
 from slotguard.flow.held import Leak, LeakKind
-from slotguard.model.infer import FunctionInfo
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import exit_description, point_node, report_leaks
 

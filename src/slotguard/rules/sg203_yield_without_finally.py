@@ -36,9 +36,9 @@ from __future__ import annotations
 
 import libcst as cst
 
+from slotguard.analysis.infer import FunctionInfo
 from slotguard.flow.cfg import EdgeKind
 from slotguard.flow.held import Leak
-from slotguard.model.infer import FunctionInfo
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import point_node, report_leaks
 

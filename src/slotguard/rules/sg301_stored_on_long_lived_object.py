@@ -67,9 +67,9 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from slotguard.model import lifetimes
-from slotguard.model.infer import ClassInfo, FunctionInfo, Origin
-from slotguard.model.lifetimes import (
+from slotguard.analysis import lifetimes
+from slotguard.analysis.infer import ClassInfo, FunctionInfo, Origin
+from slotguard.analysis.lifetimes import (
     Held,
     Resources,
     Stored,

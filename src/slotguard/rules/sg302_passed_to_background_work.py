@@ -74,14 +74,14 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from slotguard.model import lifetimes
-from slotguard.model.infer import FunctionInfo, ModuleInfo, Origin
-from slotguard.model.lifetimes import Held, Resources, Scheduler, is_local, module_resources
+from slotguard.analysis import lifetimes
+from slotguard.analysis.infer import FunctionInfo, ModuleInfo, Origin
+from slotguard.analysis.lifetimes import Held, Resources, Scheduler, is_local, module_resources
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
 from slotguard.rules.sg301_stored_on_long_lived_object import scope_end
-from slotguard.syntax import dotted_name, walk
+from slotguard.syntax import dotted_name, is_class_name, walk
 
 Passed = tuple[str, str | None, str | None]
 """A name the work receives: (name, the method of it the work calls, the
@@ -215,7 +215,7 @@ def _passed(
         func = expression.func
         last = func.attr.value if isinstance(func, cst.Attribute) else dotted_name(func) or ""
         builds_work = is_work or last == "partial"
-        if not builds_work and not _is_class_name(last.rsplit(".", 1)[-1]):
+        if not builds_work and not is_class_name(last.rsplit(".", 1)[-1]):
             return
         if is_work:
             yield from _passed(module, function, func, is_work=True)
@@ -256,10 +256,6 @@ def _used(body: cst.CSTNode) -> set[str]:
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
             ignored.discard(id(node.func.value))
     return {n.value for n in walk(body) if isinstance(n, cst.Name) and id(n) not in ignored}
-
-
-def _is_class_name(name: str) -> bool:
-    return bool(name) and name[0].isupper() and not name.isupper()
 
 
 # -- does the work outlive the scope? ------------------------------------------

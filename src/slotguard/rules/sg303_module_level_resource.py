@@ -56,9 +56,9 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from slotguard.model import lifetimes
-from slotguard.model.infer import Produced, Scope
-from slotguard.model.lifetimes import Resources, module_resources
+from slotguard.analysis import lifetimes
+from slotguard.analysis.infer import Produced, Scope
+from slotguard.analysis.lifetimes import Resources, module_resources
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
 from slotguard.syntax import assigned_names, dotted_name, is_nested_scope, string_value, walk

@@ -54,8 +54,8 @@ from __future__ import annotations
 
 import libcst as cst
 
+from slotguard.analysis.slow_work import RegionKind, SlowCall, SlowKind, SlowWork, slow_work
 from slotguard.model.external import slow_calls
-from slotguard.model.slow_work import RegionKind, SlowCall, SlowKind, SlowWork, slow_work
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
 

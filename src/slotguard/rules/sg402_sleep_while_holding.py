@@ -47,8 +47,8 @@ from __future__ import annotations
 
 import libcst as cst
 
-from slotguard.model.infer import FunctionInfo
-from slotguard.model.slow_work import (
+from slotguard.analysis.infer import FunctionInfo
+from slotguard.analysis.slow_work import (
     CONNECTION_KINDS,
     RegionKind,
     SlowCall,

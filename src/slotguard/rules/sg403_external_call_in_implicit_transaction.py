@@ -57,6 +57,8 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from slotguard.analysis.infer import FunctionInfo, ModuleInfo
+from slotguard.analysis.slow_work import RegionKind, SlowCall, SlowKind, SlowWork
 from slotguard.flow.cfg import Graph, GraphTooLarge, Point, PointKind, build
 from slotguard.model.external import (
     AUTOBEGIN_METHODS,
@@ -64,8 +66,6 @@ from slotguard.model.external import (
     Autobegin,
     autobegin_of,
 )
-from slotguard.model.infer import FunctionInfo, ModuleInfo
-from slotguard.model.slow_work import RegionKind, SlowCall, SlowKind, SlowWork
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.sg401_external_call_in_transaction import (
     callee,
@@ -73,7 +73,7 @@ from slotguard.rules.sg401_external_call_in_transaction import (
     slow_phrase,
     slow_work_for,
 )
-from slotguard.syntax import assigned_names, dotted_name, walk_scope
+from slotguard.syntax import assigned_names, dotted_name, last_name, walk_scope
 
 _MAX_ITERATIONS = 100_000
 
@@ -154,7 +154,7 @@ def _streaming_generators(
         assert isinstance(node, cst.Call)
         if not node.args:
             continue
-        if _last_name(node.func) not in STREAMING_RESPONSE_NAMES:
+        if last_name(node.func) not in STREAMING_RESPONSE_NAMES:
             continue
         called = work.classes.call_name(node.func, function)
         if called is None or not work.calls.is_streaming_response(called):
@@ -422,12 +422,6 @@ def _apply(state: _State, effects: list[_Effect], *, begins: bool) -> _State:
         else:
             facts = {fact for fact in facts if not _within(fact[0], key)}
     return frozenset(facts)
-
-
-def _last_name(func: cst.BaseExpression) -> str:
-    if isinstance(func, cst.Attribute):
-        return func.attr.value
-    return func.value if isinstance(func, cst.Name) else ""
 
 
 def _within(session: str, name: str) -> bool:

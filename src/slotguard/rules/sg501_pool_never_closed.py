@@ -72,13 +72,12 @@ the application shuts down.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from slotguard.facts import Fact
-from slotguard.model.infer import FunctionInfo, ModuleInfo
-from slotguard.model.lifecycle import PROCESS_HOOKS, Phase
-from slotguard.model.pools import (
+from slotguard.analysis.infer import FunctionInfo, ModuleInfo
+from slotguard.analysis.pools import (
     Lifecycle,
     PoolSite,
     StorageKind,
@@ -86,12 +85,16 @@ from slotguard.model.pools import (
     lifecycle,
     settled_keys,
 )
-from slotguard.report.diagnostic import Diagnostic
+from slotguard.diagnostic import Diagnostic
+from slotguard.facts import Fact
+from slotguard.model.lifecycle import PROCESS_HOOKS, Phase
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code, in_a_test, reclaimed_kinds
 from slotguard.rules.sg502_startup_without_shutdown import startup_hook
-from slotguard.settings import Settings
 from slotguard.syntax import dotted_name
+
+if TYPE_CHECKING:
+    from slotguard.settings import Settings
 
 _MODULE_POOL = "module-pool"
 _CLOSED = "closed"

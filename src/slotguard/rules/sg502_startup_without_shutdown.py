@@ -60,8 +60,8 @@ would change what a name means.
 
 from __future__ import annotations
 
+from slotguard.analysis.pools import Hook, PoolSite, closing_key, lifecycle, settled_keys
 from slotguard.model.lifecycle import Phase
-from slotguard.model.pools import Hook, PoolSite, closing_key, lifecycle, settled_keys
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
 

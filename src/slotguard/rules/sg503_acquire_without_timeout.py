@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from slotguard.model.infer import ModuleInfo, Scope
+from slotguard.analysis.infer import ModuleInfo, Scope
 from slotguard.model.lifecycle import (
     POOL_TIMEOUTS,
     TIME_LIMITS,
@@ -48,7 +48,7 @@ from slotguard.model.lifecycle import (
 )
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
-from slotguard.syntax import dotted_name, keyword_argument, walk
+from slotguard.syntax import dotted_name, keyword_argument, last_name, walk
 
 _ACQUIRE_METHODS = frozenset(entry.method for entry in UNBOUNDED_ACQUIRES)
 _CONSTRUCTOR_NAMES = frozenset(
@@ -70,7 +70,7 @@ class AcquireWithoutTimeout(Rule):
             for call in scope.of_type(cst.Call):
                 assert isinstance(call, cst.Call)
                 func = call.func
-                last = _last_name(func)
+                last = last_name(func)
                 if last in _ACQUIRE_METHODS and type(func) is cst.Attribute:
                     assert isinstance(func, cst.Attribute)
                     if bounded is None:
@@ -108,16 +108,6 @@ class AcquireWithoutTimeout(Rule):
         )
 
 
-def _last_name(func: cst.BaseExpression) -> str | None:
-    if type(func) is cst.Attribute:
-        assert isinstance(func, cst.Attribute)
-        return func.attr.value
-    if type(func) is cst.Name:
-        assert isinstance(func, cst.Name)
-        return func.value
-    return None
-
-
 def _sets_a_limit(call: cst.Call, keyword: str) -> bool:
     if any(arg.star == "**" for arg in call.args):
         return True
@@ -150,7 +140,7 @@ def _is_time_limit(module: ModuleInfo, expr: cst.BaseExpression) -> bool:
     if type(expr) is not cst.Call:
         return False
     assert isinstance(expr, cst.Call)
-    if _last_name(expr.func) not in _TIME_LIMIT_NAMES:
+    if last_name(expr.func) not in _TIME_LIMIT_NAMES:
         return False
     name = dotted_name(expr.func)
     return name is not None and module.qualify(name) in TIME_LIMITS

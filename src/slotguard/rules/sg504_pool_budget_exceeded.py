@@ -52,22 +52,25 @@ server's configuration, and only a person can choose which to change.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from slotguard.analysis.infer import FunctionInfo
+from slotguard.analysis.pools import size_of
+from slotguard.diagnostic import Diagnostic, Related
 from slotguard.facts import Fact
-from slotguard.model.infer import FunctionInfo
 from slotguard.model.lifecycle import POOL_SIZES
-from slotguard.model.pools import size_of
-from slotguard.report.diagnostic import Diagnostic, Related
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code, in_a_test
-from slotguard.settings import Settings
 from slotguard.syntax import dotted_name
 
 _CONSTRUCTOR_NAMES = frozenset(
     name.rsplit(".", 1)[-1] for entry in POOL_SIZES for name in entry.constructors
 )
+
+if TYPE_CHECKING:
+    from slotguard.settings import Settings
 _TOPIC = "pool"
 
 

@@ -16,7 +16,7 @@ counted. A call of an ``async def`` counts when it is awaited. A wait inside
 bounded and not counted.
 
 To name calls, the classes of values are inferred flow-insensitively, as the
-resource model infers types (``slotguard.model.infer``): from the call that
+resource model infers types (``slotguard.analysis.infer``): from the call that
 created them (``client = httpx.AsyncClient()``), ``with ... as`` bindings,
 annotations (``queue: asyncio.Queue[Job]``) and ``self`` attributes.
 """
@@ -29,6 +29,8 @@ from dataclasses import dataclass, replace
 
 import libcst as cst
 
+from slotguard.analysis.infer import FunctionInfo, ModuleInfo, assignment_names
+from slotguard.analysis.lifetimes import SCHEDULERS
 from slotguard.model.external import (
     AWAITED_WAITS,
     CONNECTING_CONSTRUCTORS,
@@ -39,14 +41,13 @@ from slotguard.model.external import (
     SlowCalls,
     WaitKind,
 )
-from slotguard.model.infer import FunctionInfo, ModuleInfo, assignment_names
-from slotguard.model.lifetimes import SCHEDULERS
 from slotguard.model.vocabulary import Kind
 from slotguard.syntax import (
     SCOPE_NODES,
     assigned_names,
     children,
     dotted_name,
+    last_name,
     string_value,
     walk_scope,
 )
@@ -288,7 +289,7 @@ class SlowWork:
         self, call: cst.Call, context: _Context, function: FunctionInfo | None
     ) -> list[tuple[cst.CSTNode, _Context]]:
         pending: list[tuple[cst.CSTNode, _Context]] = [(call.func, context)]
-        if _last_name(call.func) in _SCHEDULING:
+        if last_name(call.func) in _SCHEDULING:
             scheduled = replace(context, scheduled=True)
             pending += [(arg, scheduled) for arg in call.args]
             return pending
@@ -417,14 +418,6 @@ def _outermost(function: FunctionInfo) -> FunctionInfo:
     while function.parent is not None:
         function = function.parent
     return function
-
-
-def _last_name(func: cst.BaseExpression) -> str:
-    if isinstance(func, cst.Name):
-        return func.value
-    if isinstance(func, cst.Attribute):
-        return func.attr.value
-    return ""
 
 
 def _argument(call: cst.Call, where: tuple[int, str]) -> cst.BaseExpression | None:

@@ -31,14 +31,14 @@ from pathlib import Path
 
 import libcst as cst
 
+from slotguard.analysis.index import EMPTY_INDEX, ProjectIndex
+from slotguard.diagnostic import Applicability
 from slotguard.engine import run_rules
 from slotguard.fixes import no_fix_reason
 from slotguard.fixes.base import Plan
 from slotguard.fixes.imports import with_imports
 from slotguard.locate import Locator
-from slotguard.model.summary import EMPTY_INDEX, ProjectIndex
 from slotguard.parse import parse
-from slotguard.report.diagnostic import Applicability
 from slotguard.report.noqa import Suppressions
 from slotguard.rules.base import Context, RawFinding
 from slotguard.selection import selected_codes

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import click
 
+from slotguard.analysis.index import EMPTY_INDEX
+from slotguard.diagnostic import Applicability, Diagnostic
 from slotguard.engine import UNUSED_NOQA, RunResult
+from slotguard.fixer import UNSAFE, FileFix, fix_source
 from slotguard.fixes import no_fix_reason
-from slotguard.fixes.apply import UNSAFE, FileFix, fix_source
-from slotguard.model.summary import EMPTY_INDEX
-from slotguard.report.diagnostic import Applicability, Diagnostic
 from slotguard.settings import Settings
 from slotguard.writes import write_atomically
 

@@ -1,4 +1,4 @@
-"""What a module tells the rest of the project: its typed names and helpers.
+"""What a module tells the rest of the project, as plain data: its typed names and helpers.
 
 ``app/db.py`` defines ``SessionLocal = sessionmaker(...)`` and a ``get_db``
 dependency; ``app/routes.py`` imports both. The routes can only be checked
@@ -15,10 +15,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from slotguard.model.infer import ModuleInfo
 
 
 class SymbolKind(str, enum.Enum):
@@ -93,40 +89,3 @@ class ProjectIndex:
 
 
 EMPTY_INDEX = ProjectIndex()
-
-
-def summarise(module: ModuleInfo) -> ModuleSummary | None:
-    """The summary of an analysed module, or None if it exports nothing."""
-    from slotguard.flow.held import releasing_parameters
-    from slotguard.model.infer import FunctionInfo
-
-    if module.module_name is None:
-        return None
-    symbols: dict[str, Symbol] = {}
-    for name, resource in module.global_types.items():
-        symbols[name] = Symbol(SymbolKind.VALUE, resource.name)
-    releasers = releasing_parameters(module)
-    for name, definition in module.definitions.items():
-        if not isinstance(definition, FunctionInfo):
-            continue
-        yielded = definition.yielded_type()
-        if yielded is not None:
-            symbols[name] = Symbol(SymbolKind.PROVIDER, yielded.name, awaited=definition.is_async)
-            continue
-        returned = module.returned_acquisition(definition)
-        if returned is not None:
-            symbols[name] = Symbol(SymbolKind.ACQUIRER, returned.name, awaited=definition.is_async)
-        elif name in releasers:
-            symbols[name] = Symbol(SymbolKind.RELEASER, parameter=releasers[name])
-    for local, qualified in module.imports.items():
-        symbol = module.index.symbol(qualified)
-        if symbol is not None:
-            symbols.setdefault(local, symbol)
-    state = {name: resource.name for name, resource in module.own_state_types.items()}
-    if not symbols and not state:
-        return None
-    return ModuleSummary(
-        module=module.module_name,
-        symbols=tuple(sorted(symbols.items())),
-        state=tuple(sorted(state.items())),
-    )

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from slotguard.analysis.infer import ClassInfo, FunctionInfo, ModuleInfo, Origin, Produced
 from slotguard.model.catalog import DEPENDENCY_MARKERS
-from slotguard.model.infer import ClassInfo, FunctionInfo, ModuleInfo, Origin, Produced
 from slotguard.model.vocabulary import ResourceType
 from slotguard.syntax import dotted_name, walk, walk_scope
 

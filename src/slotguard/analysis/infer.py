@@ -19,10 +19,10 @@ from typing import TypeVar
 
 import libcst as cst
 
+from slotguard.analysis.index import EMPTY_INDEX, ProjectIndex, Symbol, SymbolKind
+from slotguard.analysis.names import ImportMap
 from slotguard.model import Model
 from slotguard.model.catalog import DEPENDENCY_MARKERS
-from slotguard.model.names import ImportMap
-from slotguard.model.summary import EMPTY_INDEX, ProjectIndex, Symbol, SymbolKind
 from slotguard.model.vocabulary import Kind, Method, ResourceType
 from slotguard.syntax import (
     assigned_names,

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from slotguard.flow.effects import escaping
-from slotguard.flow.held import releasing_parameters
-from slotguard.model.infer import FunctionInfo, ModuleInfo, Scope
+from slotguard.analysis.escapes import escaping
+from slotguard.analysis.index import SymbolKind
+from slotguard.analysis.infer import FunctionInfo, ModuleInfo, Scope
+from slotguard.analysis.releasers import releasing_parameters
 from slotguard.model.lifecycle import (
     APPLICATION_STATE,
     EVENTS,
@@ -43,7 +44,6 @@ from slotguard.model.lifecycle import (
     SizeTerm,
     sizing,
 )
-from slotguard.model.summary import SymbolKind
 from slotguard.model.vocabulary import Kind, ResourceType
 from slotguard.syntax import (
     assigned_names,

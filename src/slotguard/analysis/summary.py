@@ -1,0 +1,43 @@
+"""Summarising an analysed module into what it tells the project
+(``slotguard.analysis.index``)."""
+
+from __future__ import annotations
+
+from slotguard.analysis.index import ModuleSummary, Symbol, SymbolKind
+from slotguard.analysis.infer import FunctionInfo, ModuleInfo
+from slotguard.analysis.releasers import releasing_parameters
+
+
+def summarise(module: ModuleInfo) -> ModuleSummary | None:
+    """The summary of an analysed module, or None if it exports nothing."""
+
+    if module.module_name is None:
+        return None
+    symbols: dict[str, Symbol] = {}
+    for name, resource in module.global_types.items():
+        symbols[name] = Symbol(SymbolKind.VALUE, resource.name)
+    releasers = releasing_parameters(module)
+    for name, definition in module.definitions.items():
+        if not isinstance(definition, FunctionInfo):
+            continue
+        yielded = definition.yielded_type()
+        if yielded is not None:
+            symbols[name] = Symbol(SymbolKind.PROVIDER, yielded.name, awaited=definition.is_async)
+            continue
+        returned = module.returned_acquisition(definition)
+        if returned is not None:
+            symbols[name] = Symbol(SymbolKind.ACQUIRER, returned.name, awaited=definition.is_async)
+        elif name in releasers:
+            symbols[name] = Symbol(SymbolKind.RELEASER, parameter=releasers[name])
+    for local, qualified in module.imports.items():
+        symbol = module.index.symbol(qualified)
+        if symbol is not None:
+            symbols.setdefault(local, symbol)
+    state = {name: resource.name for name, resource in module.own_state_types.items()}
+    if not symbols and not state:
+        return None
+    return ModuleSummary(
+        module=module.module_name,
+        symbols=tuple(sorted(symbols.items())),
+        state=tuple(sorted(state.items())),
+    )
