@@ -40,7 +40,7 @@ def test_a_match_case_is_named_by_its_pattern() -> None:
         "    conn = await pool.acquire()\n"
         "    match command:\n"
         '        case "stop":\n'
-        "            return None\n"
+        "            command = None\n"
         "    try:\n"
         '        await conn.execute("select 1")\n'
         "    finally:\n"

@@ -52,6 +52,11 @@ MAX_ROUNDS = 100
 UNSAFE = "the fix is unsafe: run with --unsafe-fixes"
 
 
+STYLE_CODES = frozenset({"SG108"})
+"""Findings a leak's fix may leave behind: a release moved into a ``finally``
+is correct code written by hand, which the opt-in SG108 reports."""
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
     """A finding the run removed, and the rewrite that removed it."""
@@ -233,7 +238,13 @@ class _Fixer:
             return None
         after = self.check(reparsed)
         before_counts, after_counts = current.counts(), after.counts()
-        added = after_counts - before_counts
+        added = Counter(
+            {
+                key: count
+                for key, count in (after_counts - before_counts).items()
+                if key[0] not in STYLE_CODES
+            }
+        )
         if added:
             codes = ", ".join(sorted({key[0] for key in added}))
             self._note(plans, f"the rewrite would introduce {codes}")

@@ -50,10 +50,10 @@ import libcst as cst
 
 from slotguard.diagnostic import Applicability
 from slotguard.fixes.base import Plan, Unfixable
-from slotguard.flow.held import FunctionFlow, Site, SiteOutcome
+from slotguard.flow.held import FunctionFlow, Site, SiteOutcome, flows
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context, RawFinding
-from slotguard.rules.common import code, flows
+from slotguard.rules.common import code
 from slotguard.syntax import assigned_names, children, unwrap_await, walk
 
 
@@ -225,7 +225,7 @@ def _analysis(context: Context) -> _Analysis:
     analysis = _ANALYSES.get(context)
     if analysis is None:
         sites: dict[int, tuple[FunctionFlow, SiteOutcome]] = {}
-        for flow in flows(context):
+        for flow in flows(context.module):
             for outcome in flow.outcomes:
                 sites.setdefault(id(outcome.site.node), (flow, outcome))
                 sites.setdefault(id(outcome.site.produced.call), (flow, outcome))

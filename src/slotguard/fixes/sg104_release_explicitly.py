@@ -74,6 +74,11 @@ class WithDoesNotReleaseFix(Fixer):
         return _inline_resource(context, finding, statement, position, block, parents, scope)
 
 
+def is_with_item(context: Context, node: cst.CSTNode) -> bool:
+    """Whether ``node`` is what a ``with`` statement of a block enters."""
+    return _locate(context.tree, node) is not None
+
+
 def _locate(
     tree: cst.Module, node: cst.CSTNode
 ) -> tuple[cst.With, int, cst.IndentedBlock | cst.Module, dict[int, cst.CSTNode]] | None:

@@ -121,6 +121,8 @@ class FunctionFlow:
     states: list[State | None]
     """The facts that hold on entry to each point (by ``Point.index``);
     None for points the analysis never reached."""
+    effects: list[Effects]
+    """What each point does (by ``Point.index``)."""
 
     def outcome_for(self, node: cst.CSTNode) -> SiteOutcome | None:
         for outcome in self.outcomes:
@@ -143,11 +145,28 @@ class FunctionFlow:
 _MAX_ITERATIONS = 200_000
 
 
-def analyse(module: ModuleInfo, function: FunctionInfo | None) -> FunctionFlow | None:
-    """The analysis of one function, or None when it has nothing to track or
-    its graph is too large."""
+def flow_of(module: ModuleInfo, function: FunctionInfo | None) -> FunctionFlow | None:
+    """The analysis of one function, computed once per module and shared by
+    the rules; None for the module body, a function that acquires nothing, or
+    one whose graph is too large."""
     if function is None:
         return None
+    flows: dict[int, FunctionFlow | None] = module.cached("flows", dict)
+    key = id(function.node)
+    if key not in flows:
+        flows[key] = analyse(module, function)
+    return flows[key]
+
+
+def flows(module: ModuleInfo) -> list[FunctionFlow]:
+    """The analysis of every function of the module that acquires something."""
+    found = (flow_of(module, function) for function in module.functions)
+    return [flow for flow in found if flow is not None]
+
+
+def analyse(module: ModuleInfo, function: FunctionInfo) -> FunctionFlow | None:
+    """The analysis of one function, or None when it has nothing to track or
+    its graph is too large."""
     scope = function.scope
     if not _may_acquire(function):
         return None
@@ -238,6 +257,23 @@ def _may_acquire(function: FunctionInfo) -> bool:
     return False
 
 
+def releases(
+    candidate: ReleaseCandidate, names: frozenset[str] | set[str], resource: ResourceType
+) -> bool:
+    """Whether a release candidate releases a resource of type ``resource``
+    that ``names`` refer to."""
+    if candidate.name not in names:
+        return False
+    how = candidate.how
+    if how == "method":
+        return candidate.method in resource.release_methods
+    if how == "returned":
+        return candidate.method in resource.returned_by
+    if how == "entered":
+        return resource.with_releases
+    return True  # a releasing function, or ``with closing(name)``
+
+
 class _Solver:
     def __init__(
         self,
@@ -313,13 +349,13 @@ class _Solver:
         for outcome in self.outcomes:
             outcome.leaks.sort(key=_leak_order)
             outcome.release_written = self._release_written(outcome)
-        return FunctionFlow(self.function, self.graph, self.outcomes, states)
+        return FunctionFlow(self.function, self.graph, self.outcomes, states, self.effects)
 
     def _release_written(self, outcome: SiteOutcome) -> bool:
         names = frozenset(outcome.names)
         resource = outcome.site.type
         return any(
-            self._releases(candidate, names, resource)
+            releases(candidate, names, resource)
             for effects in self.effects
             for candidate in effects.releases
         )
@@ -354,7 +390,7 @@ class _Solver:
         for fact in state:
             site_index, names = fact[0], fact[1]
             outcome = self.outcomes[site_index]
-            if any(self._releases(c, names, outcome.site.type) for c in effects.releases):
+            if any(releases(c, names, outcome.site.type) for c in effects.releases):
                 outcome.released = True
                 continue
             if names & effects.handoffs:
@@ -362,21 +398,6 @@ class _Solver:
                 continue
             kept.append(fact)
         return frozenset(kept)
-
-    @staticmethod
-    def _releases(
-        candidate: ReleaseCandidate, names: frozenset[str], resource: ResourceType
-    ) -> bool:
-        if candidate.name not in names:
-            return False
-        how = candidate.how
-        if how == "method":
-            return candidate.method in resource.release_methods
-        if how == "returned":
-            return candidate.method in resource.returned_by
-        if how == "entered":
-            return resource.with_releases
-        return True  # a releasing function, or ``with closing(name)``
 
     def _bind(self, state: State, effects: Effects, point: Point) -> State:
         if not effects.bindings and not effects.discarded:

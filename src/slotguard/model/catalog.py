@@ -45,6 +45,7 @@ _ASYNCPG = (
         with_note="an asyncpg connection is not a context manager; close it in `finally`",
         transaction_methods=("transaction",),
         is_async=True,
+        reclaimed_when_unreferenced=True,
     ),
 )
 
@@ -57,6 +58,7 @@ _PSYCOPG = (
         release_methods=("close",),
         transaction_methods=("transaction",),
         context_manager_form="with psycopg.connect(...) as conn",
+        reclaimed_when_unreferenced=True,
     ),
     ResourceType(
         name="psycopg.AsyncConnection",
@@ -67,6 +69,7 @@ _PSYCOPG = (
         transaction_methods=("transaction",),
         context_manager_form="async with await psycopg.AsyncConnection.connect(...) as conn",
         is_async=True,
+        reclaimed_when_unreferenced=True,
     ),
     ResourceType(
         name="psycopg_pool.ConnectionPool",
@@ -139,6 +142,7 @@ _PSYCOPG2 = (
         release_methods=("close",),
         with_releases=False,
         with_note="psycopg2's connection context manager only commits or rolls back",
+        reclaimed_when_unreferenced=True,
     ),
     ResourceType(
         name="psycopg2.Pool",
@@ -320,8 +324,9 @@ _SQLALCHEMY = (
         kind=Kind.ENGINE_CONNECTION,
         library="sqlalchemy",
         release_methods=("close", "invalidate"),
-        # SQLAlchemy 2's pool proxy closes (checks in) the connection when its
-        # `with` block ends.
+        # The pool's proxy returns the connection to the pool when it is
+        # garbage-collected, and nothing but the caller refers to it.
+        reclaimed_when_unreferenced=True,
     ),
 )
 
