@@ -52,6 +52,7 @@ from typing import Any, Literal
 
 import checkout
 import corpora
+from triage import fingerprint
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -260,6 +261,8 @@ class AppResult:
     app: App
     findings: list[dict[str, Any]]
     seconds: float
+    fingerprints: list[str]
+    """One per finding, in order: what labels are keyed by (see ``fingerprints``)."""
 
     @property
     def counts(self) -> Counter[str]:
@@ -287,7 +290,32 @@ def check_app(name: str, cache_dir: Path | None, mirror_dir: Path | None) -> App
             f"{name}: slotguard exited {result.returncode}: {result.stderr.strip()[-2000:]}"
         )
     findings: list[dict[str, Any]] = json.loads(result.stdout or "[]")
-    return AppResult(app, findings, seconds)
+    return AppResult(app, findings, seconds, fingerprints(tree, findings))
+
+
+def fingerprints(tree: Path, findings: Sequence[dict[str, Any]]) -> list[str]:
+    """The reported source line of each finding, whitespace collapsed, ``#n`` for repeats.
+
+    The same identification as ``triage.py``: it survives line moves, so a
+    label given to a finding of one stage applies to the same finding in the
+    next. Kept in the result file so the summary renders without the trees.
+    """
+    lines: dict[str, list[str]] = {}
+    seen: Counter[tuple[str, str, str]] = Counter()
+    prints = []
+    for finding in findings:
+        path = finding["path"]
+        if path not in lines:
+            source = tree / path
+            text = source.read_text(encoding="utf-8", errors="replace") if source.is_file() else ""
+            lines[path] = text.splitlines()
+        number = finding["line"]
+        line = lines[path][number - 1] if 0 < number <= len(lines[path]) else ""
+        print_ = fingerprint(line)
+        key = (path, finding["code"], print_)
+        seen[key] += 1
+        prints.append(print_ if seen[key] == 1 else f"{print_} #{seen[key]}")
+    return prints
 
 
 def write_result(
@@ -308,6 +336,7 @@ def write_result(
         "counts": dict(sorted(result.counts.items())),
         "not_analysed": len(result.not_analysed),
         "findings": result.findings,
+        "fingerprints": result.fingerprints,
     }
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{app.name}.json"
