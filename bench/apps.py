@@ -107,41 +107,108 @@ APPS: dict[str, App] = {
     app.name: app
     for app in (
         # -- triage set: issue 14's list, with stand-ins of the same kind --------
-        App("getredash/redash", "ca79fe988d81cdac9675b412f3dfcab107bc1fbc",
-            "Flask + SQLAlchemy + RQ", "triage"),
-        App("mealie-recipes/mealie", "b5643a9399465d8b4ea339e7a6639df2d697741b",
-            "FastAPI + SQLAlchemy", "triage"),
-        App("freqtrade/freqtrade", "c9ae5e1e9ff25bb55dd61f5e5519f7c479291edb",
-            "SQLAlchemy scoped sessions, bot + API", "triage"),
-        App("pgadmin-org/pgadmin4", "bc58657d3d3ab4209cdadea6d191b632cf1572cc",
-            "Flask + psycopg", "triage"),
-        App("Rapptz/RoboDanny", "39af9d71ffd5f099094a05352c18b987a1dc5d04",
-            "discord bot on asyncpg", "triage"),
-        App("Chainlit/chainlit", "488b74579ace74ad917556a1560e9db68e011219",
-            "asyncpg / SQLAlchemy data layers", "triage"),
-        App("fief-dev/fief", "a77e7fb65fc54d7994740619684a87e85d1293ed",
-            "FastAPI + async SQLAlchemy", "triage"),
-        App("onyx-dot-app/onyx", "a7d66a8b778c3f9026c4f89dae47d14a3f84816f",
-            "LLM app platform: FastAPI + SQLAlchemy + Celery", "triage",
-            "langgenius/dify", _TOO_LARGE),
-        App("letta-ai/letta", "56ba9c25552605eec89de8ed3dc6394b625c1993",
-            "LLM agent server: FastAPI + SQLAlchemy", "triage",
+        App(
+            "getredash/redash",
+            "ca79fe988d81cdac9675b412f3dfcab107bc1fbc",
+            "Flask + SQLAlchemy + RQ",
+            "triage",
+        ),
+        App(
+            "mealie-recipes/mealie",
+            "b5643a9399465d8b4ea339e7a6639df2d697741b",
+            "FastAPI + SQLAlchemy",
+            "triage",
+        ),
+        App(
+            "freqtrade/freqtrade",
+            "c9ae5e1e9ff25bb55dd61f5e5519f7c479291edb",
+            "SQLAlchemy scoped sessions, bot + API",
+            "triage",
+        ),
+        App(
+            "pgadmin-org/pgadmin4",
+            "bc58657d3d3ab4209cdadea6d191b632cf1572cc",
+            "Flask + psycopg",
+            "triage",
+        ),
+        App(
+            "Rapptz/RoboDanny",
+            "39af9d71ffd5f099094a05352c18b987a1dc5d04",
+            "discord bot on asyncpg",
+            "triage",
+        ),
+        App(
+            "Chainlit/chainlit",
+            "488b74579ace74ad917556a1560e9db68e011219",
+            "asyncpg / SQLAlchemy data layers",
+            "triage",
+        ),
+        App(
+            "fief-dev/fief",
+            "a77e7fb65fc54d7994740619684a87e85d1293ed",
+            "FastAPI + async SQLAlchemy",
+            "triage",
+        ),
+        App(
+            "onyx-dot-app/onyx",
+            "a7d66a8b778c3f9026c4f89dae47d14a3f84816f",
+            "LLM app platform: FastAPI + SQLAlchemy + Celery",
+            "triage",
+            "langgenius/dify",
+            _TOO_LARGE,
+        ),
+        App(
+            "letta-ai/letta",
+            "56ba9c25552605eec89de8ed3dc6394b625c1993",
+            "LLM agent server: FastAPI + SQLAlchemy",
+            "triage",
             "langflow-ai/langflow",
             f"{_TOO_LARGE}; pinned to the parent of letta's HEAD, an archive commit "
-            "that removed the code"),
-        App("Netflix/dispatch", "dd2837e82a0bf5565b1b4b4b91ea30b7262d4061",
-            "FastAPI + SQLAlchemy", "triage", "argilla-io/argilla", _TOO_LARGE),
-        App("Netflix/lemur", "3a3c2c201d42db0eed06e79297eb8dc252c39288",
-            "Flask + SQLAlchemy + Celery", "triage", "apache/superset", _TOO_LARGE),
-        App("healthchecks/healthchecks", "29b5ec251059034b79e0120e2ff0c3e35d7bd9f8",
-            "Django", "triage", "zulip/zulip", _TOO_LARGE),
+            "that removed the code",
+        ),
+        App(
+            "Netflix/dispatch",
+            "dd2837e82a0bf5565b1b4b4b91ea30b7262d4061",
+            "FastAPI + SQLAlchemy",
+            "triage",
+            "argilla-io/argilla",
+            _TOO_LARGE,
+        ),
+        App(
+            "Netflix/lemur",
+            "3a3c2c201d42db0eed06e79297eb8dc252c39288",
+            "Flask + SQLAlchemy + Celery",
+            "triage",
+            "apache/superset",
+            _TOO_LARGE,
+        ),
+        App(
+            "healthchecks/healthchecks",
+            "29b5ec251059034b79e0120e2ff0c3e35d7bd9f8",
+            "Django",
+            "triage",
+            "zulip/zulip",
+            _TOO_LARGE,
+        ),
         # -- held-out set: run, not triaged while the rules are being fixed ------
-        App("aio-libs/aiohttp-demos", "5362c18e9612c22f7af29c3d1246e20e89d25145",
-            "aiohttp + aiopg/asyncpg demo apps", "held-out"),
-        App("litestar-org/litestar-fullstack", "8b637ce4232a407142ae94ec95d7eb268f8fd765",
-            "Litestar + advanced-alchemy", "held-out"),
-        App("fastapi/full-stack-fastapi-template", "68adb40d37425f6f8668ec7e5a054500d045e43e",
-            "FastAPI + SQLModel", "held-out"),
+        App(
+            "aio-libs/aiohttp-demos",
+            "5362c18e9612c22f7af29c3d1246e20e89d25145",
+            "aiohttp + aiopg/asyncpg demo apps",
+            "held-out",
+        ),
+        App(
+            "litestar-org/litestar-fullstack",
+            "8b637ce4232a407142ae94ec95d7eb268f8fd765",
+            "Litestar + advanced-alchemy",
+            "held-out",
+        ),
+        App(
+            "fastapi/full-stack-fastapi-template",
+            "68adb40d37425f6f8668ec7e5a054500d045e43e",
+            "FastAPI + SQLModel",
+            "held-out",
+        ),
     )
 }
 
@@ -187,7 +254,8 @@ def _listing(git_dir: Path, commit: str) -> list[tuple[str, str]]:
     """(blob id, path) of every regular file the tree keeps; symlinks and submodules skipped."""
     result = subprocess.run(
         ["git", "--git-dir", str(git_dir), "ls-tree", "-r", "-z", "--full-tree", commit],
-        capture_output=True, check=True,
+        capture_output=True,
+        check=True,
     )
     files = []
     for entry in result.stdout.decode("utf-8", "surrogateescape").split("\0"):
@@ -204,7 +272,8 @@ def _write_blobs(git_dir: Path, files: list[tuple[str, str]], destination: Path)
     """Write each blob with one ``git cat-file --batch`` process."""
     with subprocess.Popen(
         ["git", "--git-dir", str(git_dir), "cat-file", "--batch"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     ) as batch:
         assert batch.stdin is not None and batch.stdout is not None
         for blob, path in files:
@@ -374,20 +443,37 @@ def format_summary(results: Sequence[AppResult]) -> str:
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("action", choices=("materialise", "check", "list"))
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help="only these apps instead of a set")
+    parser.add_argument("names", nargs="*", metavar="NAME", help="only these apps instead of a set")
     parser.add_argument("--set", dest="set_name", choices=sorted(SETS), default="all")
-    parser.add_argument("--stage", default="before",
-                        help="check: the results directory under bench/results/apps/ "
-                        "(default: before)")
-    parser.add_argument("--commit", default=None, metavar="REV",
-                        help="check: run the slotguard of this commit instead of the working tree")
-    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS,
-                        help=f"check: where the stage directories go (default: {DEFAULT_RESULTS})")
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help=f"default: ${corpora.CACHE_ENV} or {corpora.DEFAULT_CACHE}")
-    parser.add_argument("--mirror-dir", type=Path, default=None,
-                        help=f"default: ${MIRRORS_ENV} or {DEFAULT_MIRRORS}")
+    parser.add_argument(
+        "--stage",
+        default="before",
+        help="check: the results directory under bench/results/apps/ (default: before)",
+    )
+    parser.add_argument(
+        "--commit",
+        default=None,
+        metavar="REV",
+        help="check: run the slotguard of this commit instead of the working tree",
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=DEFAULT_RESULTS,
+        help=f"check: where the stage directories go (default: {DEFAULT_RESULTS})",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help=f"default: ${corpora.CACHE_ENV} or {corpora.DEFAULT_CACHE}",
+    )
+    parser.add_argument(
+        "--mirror-dir",
+        type=Path,
+        default=None,
+        help=f"default: ${MIRRORS_ENV} or {DEFAULT_MIRRORS}",
+    )
     args = parser.parse_args(argv)
     for name in args.names:
         if name not in APPS:

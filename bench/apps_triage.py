@@ -107,10 +107,18 @@ def load_stages(results: Path = RESULTS) -> list[Stage]:
             if len(prints) != len(document["findings"]):
                 raise ValueError(f"{path}: one fingerprint per finding expected")
             for finding, print_ in zip(document["findings"], prints, strict=True):
-                findings.append(Finding(
-                    directory.name, document["name"], document["set"], finding["path"],
-                    finding["line"], finding["code"], print_, finding["message"],
-                ))
+                findings.append(
+                    Finding(
+                        directory.name,
+                        document["name"],
+                        document["set"],
+                        finding["path"],
+                        finding["line"],
+                        finding["code"],
+                        print_,
+                        finding["message"],
+                    )
+                )
         stages.append(Stage(directory.name, documents, findings))
     return stages
 
@@ -120,9 +128,7 @@ def load_labels(path: Path = LABELS) -> dict[str, Any]:
 
 
 def label_index(data: dict[str, Any]) -> dict[Key, dict[str, Any]]:
-    return {
-        (r["project"], r["path"], r["code"], r["fingerprint"]): r for r in data["labels"]
-    }
+    return {(r["project"], r["path"], r["code"], r["fingerprint"]): r for r in data["labels"]}
 
 
 def problems(stages: Sequence[Stage], data: dict[str, Any]) -> list[str]:
@@ -148,14 +154,17 @@ def problems(stages: Sequence[Stage], data: dict[str, Any]) -> list[str]:
             found.append(f"{where}: the held-out set is not labelled")
         used.add(record["class"])
     found += [f"label {':'.join(k)}: given {n} times" for k, n in keys.items() if n > 1]
-    found += [f"class {name!r} is described but labels no finding"
-              for name in sorted(set(classes) - used)]
+    found += [
+        f"class {name!r} is described but labels no finding" for name in sorted(set(classes) - used)
+    ]
     index = label_index(data)
     for stage in stages:
         for finding in stage.findings:
             if finding.set == TRIAGE and finding.key not in index:
-                found.append(f"unlabelled: {stage.name}: {finding.location} {finding.code} "
-                             f"{finding.message[:120]}")
+                found.append(
+                    f"unlabelled: {stage.name}: {finding.location} {finding.code} "
+                    f"{finding.message[:120]}"
+                )
     return found
 
 
@@ -177,8 +186,10 @@ def _counts(findings: Iterable[Finding], index: dict[Key, dict[str, Any]]) -> Co
 def _row(name: str, counts: Counter[str], total: int) -> str:
     true, false, debatable = counts["true"], counts["false"], counts["debatable"]
     unlabelled = f" ({counts['unlabelled']} unlabelled)" if counts["unlabelled"] else ""
-    return (f"| {name} | {total}{unlabelled} | {true} | {false} | {debatable} "
-            f"| {percent(true, true + false)} | {percent(true, true + false + debatable)} |")
+    return (
+        f"| {name} | {total}{unlabelled} | {true} | {false} | {debatable} "
+        f"| {percent(true, true + false)} | {percent(true, true + false + debatable)} |"
+    )
 
 
 def _table(title: str, rows: Iterable[str]) -> list[str]:
@@ -223,8 +234,10 @@ def render(stages: Sequence[Stage], data: dict[str, Any]) -> str:
         by_code: dict[str, list[Finding]] = {}
         for finding in triaged:
             by_code.setdefault(finding.code, []).append(finding)
-        rows = [_row(code, _counts(by_code[code], index), len(by_code[code]))
-                for code in sorted(by_code)]
+        rows = [
+            _row(code, _counts(by_code[code], index), len(by_code[code]))
+            for code in sorted(by_code)
+        ]
         rows.append(_row("all", _counts(triaged, index), len(triaged)))
         lines += _table("rule", rows)
         lines += ["", "### Per project", ""]
@@ -242,8 +255,11 @@ def render(stages: Sequence[Stage], data: dict[str, Any]) -> str:
                 f"| {document['name']} | {document['kind']} | {len(mine)} | {counts['true']} "
                 f"| {counts['false']} | {counts['debatable']} | {codes or '-'} |"
             )
-        for label, title in (("false", "False-alarm classes"), ("debatable", "Debatable classes"),
-                             ("true", "True-leak classes")):
+        for label, title in (
+            ("false", "False-alarm classes"),
+            ("debatable", "Debatable classes"),
+            ("true", "True-leak classes"),
+        ):
             lines += ["", f"### {title}", ""]
             lines += _classes(triaged, index, classes, label)
         unlabelled = [f for f in triaged if f.key not in index]
@@ -258,7 +274,9 @@ def render(stages: Sequence[Stage], data: dict[str, Any]) -> str:
 
 
 def _classes(
-    findings: Sequence[Finding], index: dict[Key, dict[str, Any]], classes: dict[str, str],
+    findings: Sequence[Finding],
+    index: dict[Key, dict[str, Any]],
+    classes: dict[str, str],
     label: str,
 ) -> list[str]:
     grouped: dict[str, list[Finding]] = {}
@@ -278,8 +296,9 @@ def _classes(
                 examples.append(finding)
         examples += [f for f in members if f not in examples]
         shown = "<br>".join(f"`{f.location}`" for f in examples[:3])
-        rows.append(f"| {name} | {len(members)} | {codes} | {_escape(classes.get(name, '?'))} "
-                    f"| {shown} |")
+        rows.append(
+            f"| {name} | {len(members)} | {codes} | {_escape(classes.get(name, '?'))} | {shown} |"
+        )
     return rows
 
 
@@ -287,13 +306,17 @@ def _held_out(stage: Stage) -> list[str]:
     documents = [d for d in stage.documents if d["set"] == HELD_OUT]
     if not documents:
         return ["(not run in this stage)"]
-    rows = ["| project | kind | findings | by rule | files not analysed (SG000) |",
-            "|---|---|---|---|---|"]
+    rows = [
+        "| project | kind | findings | by rule | files not analysed (SG000) |",
+        "|---|---|---|---|---|",
+    ]
     for document in documents:
         counts = document["counts"]
         codes = ", ".join(f"{c} {n}" for c, n in sorted(counts.items()))
-        rows.append(f"| {document['name']} | {document['kind']} | {len(document['findings'])} "
-                    f"| {codes or '-'} | {document['not_analysed']} |")
+        rows.append(
+            f"| {document['name']} | {document['kind']} | {len(document['findings'])} "
+            f"| {codes or '-'} | {document['not_analysed']} |"
+        )
     return rows
 
 
@@ -333,8 +356,13 @@ def todo(stages: Sequence[Stage], data: dict[str, Any]) -> list[dict[str, Any]]:
         for f in stage.findings:
             if f.set == TRIAGE and f.key not in index and f.key not in records:
                 records[f.key] = {
-                    "project": f.project, "path": f.path, "code": f.code,
-                    "fingerprint": f.fingerprint, "label": "", "class": "", "reason": "",
+                    "project": f.project,
+                    "path": f.path,
+                    "code": f.code,
+                    "fingerprint": f.fingerprint,
+                    "label": "",
+                    "class": "",
+                    "reason": "",
                     "_seen": f"{f.stage}: line {f.line}: {f.message}",
                 }
     return list(records.values())
@@ -343,10 +371,16 @@ def todo(stages: Sequence[Stage], data: dict[str, Any]) -> list[dict[str, Any]]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--check", action="store_true",
-                      help="fail if a finding of the triage set is unlabelled or a label is bad")
-    mode.add_argument("--todo", action="store_true",
-                      help="print the unlabelled findings as label records to fill in")
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="fail if a finding of the triage set is unlabelled or a label is bad",
+    )
+    mode.add_argument(
+        "--todo",
+        action="store_true",
+        help="print the unlabelled findings as label records to fill in",
+    )
     args = parser.parse_args(argv)
     stages = load_stages()
     data = load_labels()

@@ -32,8 +32,14 @@ def test_sets_partition_the_list() -> None:
 
 
 def test_kept_files() -> None:
-    for path in ("a/b.py", "pyproject.toml", "x/setup.cfg", ".gitignore",
-                 "requirements.txt", "deps/requirements-dev.txt"):
+    for path in (
+        "a/b.py",
+        "pyproject.toml",
+        "x/setup.cfg",
+        ".gitignore",
+        "requirements.txt",
+        "deps/requirements-dev.txt",
+    ):
         assert apps.kept(path), path
     for path in ("README.md", "a/b.pyc", "setup.py.in", "constraints.txt", "x/requirements.in"):
         assert not apps.kept(path), path

@@ -33,8 +33,12 @@ def test_the_before_stage_is_there() -> None:
 def _result(directory: Path, name: str, set_: str, findings: list[tuple[str, str]]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     document = {
-        "name": name, "set": set_, "kind": "k", "slotguard_commit": "0" * 40,
-        "counts": {}, "not_analysed": 0,
+        "name": name,
+        "set": set_,
+        "kind": "k",
+        "slotguard_commit": "0" * 40,
+        "counts": {},
+        "not_analysed": 0,
         "findings": [{"path": p, "line": 1, "code": c, "message": "m"} for p, c in findings],
         "fingerprints": ["x = connect()" for _ in findings],
     }
@@ -42,8 +46,15 @@ def _result(directory: Path, name: str, set_: str, findings: list[tuple[str, str
 
 
 def _label(project: str, path: str, code: str, **changes: str) -> dict[str, Any]:
-    record = {"project": project, "path": path, "code": code, "fingerprint": "x = connect()",
-              "label": "false", "class": "some-class", "reason": "why"}
+    record = {
+        "project": project,
+        "path": path,
+        "code": code,
+        "fingerprint": "x = connect()",
+        "label": "false",
+        "class": "some-class",
+        "reason": "why",
+    }
     record.update(changes)
     return record
 
@@ -54,8 +65,11 @@ def test_labels_carry_over_to_a_later_stage_and_gaps_are_reported(tmp_path: Path
     _result(tmp_path / "after", "held", "held-out", [("c.py", "SG501")])
     stages = apps_triage.load_stages(tmp_path)
     assert [s.name for s in stages] == ["before", "after"]
-    data = {"about": "test", "classes": {"some-class": "d"},
-            "labels": [_label("app", "a.py", "SG102")]}
+    data = {
+        "about": "test",
+        "classes": {"some-class": "d"},
+        "labels": [_label("app", "a.py", "SG102")],
+    }
     found = apps_triage.problems(stages, data)
     assert len(found) == 1 and found[0].startswith("unlabelled: after: app:b.py:1 SG201")
     rendered = apps_triage.render(stages, data)
@@ -67,13 +81,22 @@ def test_bad_labels_are_reported(tmp_path: Path) -> None:
     _result(tmp_path / "before", "app", "triage", [("a.py", "SG102")])
     _result(tmp_path / "before", "held", "held-out", [("c.py", "SG501")])
     stages = apps_triage.load_stages(tmp_path)
-    data = {"about": "test", "classes": {"some-class": "d", "unused-class": "d"}, "labels": [
-        _label("app", "a.py", "SG102", label="maybe", **{"class": "Not_Kebab"}),
-        _label("held", "c.py", "SG501"),
-        _label("held", "c.py", "SG501"),
-    ]}
+    data = {
+        "about": "test",
+        "classes": {"some-class": "d", "unused-class": "d"},
+        "labels": [
+            _label("app", "a.py", "SG102", label="maybe", **{"class": "Not_Kebab"}),
+            _label("held", "c.py", "SG501"),
+            _label("held", "c.py", "SG501"),
+        ],
+    }
     found = "\n".join(apps_triage.problems(stages, data))
-    for expected in ("is not one of", "is not kebab-case", "not described",
-                     "the held-out set is not labelled", "given 2 times",
-                     "'unused-class' is described but labels no finding"):
+    for expected in (
+        "is not one of",
+        "is not kebab-case",
+        "not described",
+        "the held-out set is not labelled",
+        "given 2 times",
+        "'unused-class' is described but labels no finding",
+    ):
         assert expected in found, expected

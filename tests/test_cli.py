@@ -63,7 +63,8 @@ def test_findings_exit_1_with_code_frame(project: Path) -> None:
     assert code == 1
     assert "app/leaky.py:15:12: SG101 `conn` from `await pool.acquire()` is never released" in out
     assert "app/leaky.py:5:12: SG201 `conn` acquired at line 5 is not released when " in out
-    assert "^^^^^^^^^^^^^^^^^^^^ SG201: acquired here; use `async with pool.acquire() as conn`" in out
+    frame = "^^^^^^^^^^^^^^^^^^^^ SG201: acquired here; use `async with pool.acquire() as conn`"
+    assert frame in out
     assert "leaves without releasing it" in out
     assert "= fix (safe): rewrite as `async with pool.acquire() as conn:`" in out
     assert "1 fixable with `slotguard fix`." in out

@@ -129,7 +129,7 @@ def spliced(dsn):
 def spliced(queue):
     while True:
         conn = legacy_pool.getconn()
-        job = queue.get()
+        conn.cursor().execute(queue.get())
         pass  # here
         legacy_pool.putconn(conn)
 """,

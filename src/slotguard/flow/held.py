@@ -25,14 +25,12 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from slotguard.analysis.infer import FunctionInfo, ModuleInfo, Produced
+from slotguard.analysis.raising import raising
 from slotguard.analysis.releasers import releasing_parameters
 from slotguard.flow.cfg import EdgeKind, Graph, GraphTooLarge, Point, PointKind, build
 from slotguard.flow.effects import Binding, EffectReader, Effects, ReleaseCandidate
 from slotguard.model.catalog import (
-    CLOSED_STATE,
     EXPECTS_A_RAISE,
-    LOGGER_NAMES,
-    LOGGING_METHODS,
 )
 from slotguard.model.vocabulary import ResourceType
 from slotguard.syntax import dotted_name, walk
@@ -171,7 +169,7 @@ def analyse(module: ModuleInfo, function: FunctionInfo) -> FunctionFlow | None:
     if not _may_acquire(function):
         return None
     try:
-        graph = build(function.node, may_raise=call_may_raise)
+        graph = build(function.node, raises=raising(module).policy(function))
     except GraphTooLarge:
         too_large(module).append(function)
         return None
@@ -195,24 +193,6 @@ def too_large(module: ModuleInfo) -> list[FunctionInfo]:
     """The functions of the module whose graph was too large to analyse: the
     engine reports each (SG000), so that a leak in one is not silently missed."""
     return module.cached("functions-too-large", list)
-
-
-def call_may_raise(call: cst.Call) -> bool:
-    """Whether a call can raise into its caller: not a logging call, nor a
-    question about a connection's closed state (``conn.is_closed()``)."""
-    func = call.func
-    if type(func) is not cst.Attribute:
-        return True
-    if func.attr.value in CLOSED_STATE and not call.args:
-        return False
-    if func.attr.value not in LOGGING_METHODS:
-        return True
-    receiver = func.value
-    if type(receiver) is cst.Attribute:
-        return receiver.attr.value not in LOGGER_NAMES
-    if type(receiver) is cst.Name:
-        return receiver.value not in LOGGER_NAMES
-    return True
 
 
 def _expected_to_raise(function: FunctionInfo) -> set[int]:

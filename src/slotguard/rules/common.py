@@ -188,16 +188,6 @@ def describe_leak(
         return f"if the consumer stops at the `yield` on line {line}", node, "suspends here"
     if isinstance(node, cst.Raise):
         return f"when raising at line {line}", node, "raises here"
-    if isinstance(node, cst.MatchCase):
-        # Matching a pattern runs code (``__eq__``, ``__match_args__``, guards);
-        # the case's body is not what raises.
-        pattern = node.pattern
-        line = context.line(pattern)
-        return (
-            f"if matching `case {code(pattern, 24)}` at line {line} raises",
-            pattern,
-            "may raise here",
-        )
     if leak.via_kind is EdgeKind.CANCEL:
         return f"if the `await` at line {line} is cancelled", node, "cancellation leaves here"
     return f"if `{code(node, 30)}` at line {line} raises", node, "may raise here"
