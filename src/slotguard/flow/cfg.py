@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 import libcst as cst
 
-from slotguard.syntax import dotted_name, walk_scope
+from slotguard.syntax import always_true, dotted_name, walk_scope
 
 
 class GraphTooLarge(Exception):
@@ -536,7 +536,7 @@ class _Builder:
             self.contexts.pop()
         self._link(end, test)
         after = list(loop.breaks)
-        if not _always_true(statement.test):
+        if not always_true(statement.test):
             exhausted: Pending = [(test, EdgeKind.FALSE)]
             if statement.orelse is not None:
                 exhausted = self._suite(statement.orelse.body, exhausted)
@@ -688,14 +688,6 @@ _STATEMENT_BUILDERS: dict[type[cst.CSTNode], Callable[[_Builder, Any, Pending], 
     cst.FunctionDef: _Builder._definition,
     cst.ClassDef: _Builder._definition,
 }
-
-
-def _always_true(test: cst.BaseExpression) -> bool:
-    if isinstance(test, cst.Name):
-        return test.value == "True"
-    if isinstance(test, cst.Integer):
-        return test.value not in ("0", "0x0", "0o0", "0b0")
-    return False
 
 
 def _irrefutable(pattern: cst.MatchPattern) -> bool:

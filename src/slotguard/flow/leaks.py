@@ -34,7 +34,12 @@ from dataclasses import dataclass
 import libcst as cst
 
 from slotguard.analysis.infer import FunctionInfo, ModuleInfo
-from slotguard.analysis.ownership import builds_a_context_manager, in_a_test, reclaimed_kinds
+from slotguard.analysis.ownership import (
+    builds_a_context_manager,
+    in_a_test,
+    reclaimed_kinds,
+    runs_once_per_process,
+)
 from slotguard.flow.cfg import EdgeKind
 from slotguard.flow.held import FunctionFlow, Leak, LeakKind, SiteOutcome, flows, releases
 from slotguard.model.vocabulary import Kind, ResourceType
@@ -177,6 +182,9 @@ def _counts(
     leak: Leak, function: FunctionInfo, outcome: SiteOutcome, finally_releases: _FinallyReleases
 ) -> bool:
     """Whether a leaking path is one a maintainer would fix."""
+    if runs_once_per_process(function):
+        # The process ends when the function returns or raises.
+        return leak.kind is LeakKind.LOST and leak.via is None
     if not leak.skipped_by_exception:
         return True
     if in_a_test(function):

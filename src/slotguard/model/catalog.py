@@ -445,6 +445,19 @@ DEPENDENCY_MARKERS = ("Depends", "Security", "Provide")
 provider yields, so a parameter default or ``Annotated`` metadata calling one
 of these names a dependency provider."""
 
+BORROWED_BINDS = frozenset({"alembic.op.get_bind", "alembic.context.get_bind"})
+"""Calls that return a connection someone else holds: Alembic's migration
+connection. A session bound to one borrows it and checks nothing out."""
+
+CONNECTION_METHODS = frozenset({"connection", "get_connection"})
+"""Methods that return the connection an object already holds
+(``session.connection()``): a session bound to it borrows it."""
+
+CONNECTION_BIND_NAMES = ("conn", "bind")
+"""Parts of a name the code gives a connection (``conn``, ``connection``,
+``db_conn``, ``bind``), when nothing else tells what a session is bound to.
+A name with ``engine`` in it is an engine's."""
+
 CLOSED_STATE = ("closed", "is_closed")
 """Attributes and methods that tell whether a connection is already closed
 (``conn.is_closed()``, ``conn.closed``): where they are true, it holds no
