@@ -27,7 +27,8 @@ class SymbolKind(str, enum.Enum):
     RELEASER = "releaser"
     """A function that releases the resource passed as one of its arguments."""
     FUNCTION = "function"
-    """Another function or class, kept when calling it can raise (``raises``)."""
+    """Any other function, class (``Name``) or method (``Class.name``): what
+    matters of it is whether calling it can raise (``raises``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -820,6 +820,23 @@ class Scope:
                 return Produced(returned, expr, call, complete, callee)
         return None
 
+    def local_binding(self, name: str) -> Binding | None:
+        """The binding of a name in this function or a function enclosing it
+        (not the module's: a module's ``SessionLocal = sessionmaker()`` is
+        usually given its bind later, by ``configure(bind=...)``)."""
+        function = self.function
+        scope: Scope = self
+        while function is not None:
+            binding = scope.bindings.get(name)
+            if binding is not None:
+                return binding
+            if name in scope.local_names:
+                return None
+            function = function.parent
+            if function is not None:
+                scope = function.scope
+        return None
+
     def _bound_to_a_pool(self, call: cst.Call, bound_by: tuple[str, ...]) -> bool:
         """Whether the value gets connections of its own: it is given a
         database (see ``_bound``), and that database is not a connection
@@ -852,7 +869,7 @@ class Scope:
             # Only a factory of this function: a module's ``SessionLocal =
             # sessionmaker()`` is usually given its bind later, by
             # ``SessionLocal.configure(bind=engine)`` at startup.
-            binding = self.bindings.get(expr.value) if self.function is not None else None
+            binding = self.local_binding(expr.value)
             if binding is None or not isinstance(binding.node, cst.Call):
                 return False
             expr = binding.node
@@ -907,7 +924,7 @@ class Scope:
         """A session factory of this function bound to a connection someone
         else holds: ``Maker = sessionmaker(bind=conn)``; its sessions borrow."""
         if isinstance(expr, cst.Name):
-            binding = self.bindings.get(expr.value) if self.function is not None else None
+            binding = self.local_binding(expr.value)
             if binding is None or not isinstance(binding.node, cst.Call):
                 return False
             expr = binding.node

@@ -22,6 +22,7 @@ from slotguard.model.catalog import CLOSED_STATE, LOGGER_NAMES, LOGGING_METHODS
 from slotguard.model.external import slow_calls
 from slotguard.model.raising import (
     LOCAL_METHODS,
+    NON_RAISING_BUILTINS,
     NON_RAISING_FUNCTIONS,
     NON_RAISING_METHODS_ON_ANY,
     RAISING_FUNCTIONS,
@@ -102,7 +103,9 @@ class Raising:
         func = call.func
         name = dotted_name(func)
         qualified = module.qualify(name) if name is not None else None
-        if qualified in NON_RAISING_FUNCTIONS:
+        if qualified in NON_RAISING_FUNCTIONS or (
+            qualified is None and name in NON_RAISING_BUILTINS
+        ):
             return False
         last = last_name(func)
         scope = self._scope(function)
@@ -150,7 +153,7 @@ class Raising:
             nested = _nested_function(function, name)
             if nested is not None:
                 return self.function_raises(nested)
-        method = _self_method(function, name)
+        method = _self_method(function, name) or _class_method(module, name)
         if method is not None:
             return self.function_raises(method)
         symbol = module.imported_symbol(name)
@@ -279,6 +282,15 @@ def _nested_function(function: FunctionInfo | None, name: str) -> FunctionInfo |
                 return inner
         function = function.parent
     return None
+
+
+def _class_method(module: ModuleInfo, name: str) -> FunctionInfo | None:
+    """``Tracker.track`` for a class of the module that defines ``track``."""
+    head, _, rest = name.partition(".")
+    definition = module.definitions.get(head)
+    if not isinstance(definition, ClassInfo) or not rest or "." in rest:
+        return None
+    return definition.methods.get(rest)
 
 
 def _self_method(function: FunctionInfo | None, name: str) -> FunctionInfo | None:

@@ -21,8 +21,11 @@ def summarise(module: ModuleInfo) -> ModuleSummary | None:
     raises = raising(module)
     for name, definition in module.definitions.items():
         if isinstance(definition, ClassInfo):
-            if raises.class_raises(definition):
-                symbols[name] = Symbol(SymbolKind.FUNCTION, raises=True)
+            symbols[name] = Symbol(SymbolKind.FUNCTION, raises=raises.class_raises(definition))
+            for method_name, method in definition.methods.items():
+                symbols[f"{name}.{method_name}"] = Symbol(
+                    SymbolKind.FUNCTION, raises=raises.function_raises(method)
+                )
             continue
         yielded = definition.yielded_type()
         if yielded is not None:
@@ -38,8 +41,8 @@ def summarise(module: ModuleInfo) -> ModuleSummary | None:
             symbols[name] = Symbol(
                 SymbolKind.RELEASER, parameter=releasers[name], raises=raising_call
             )
-        elif raising_call:
-            symbols[name] = Symbol(SymbolKind.FUNCTION, raises=True)
+        else:
+            symbols[name] = Symbol(SymbolKind.FUNCTION, raises=raising_call)
     for local, qualified in module.imports.items():
         symbol = module.index.symbol(qualified)
         if symbol is not None:

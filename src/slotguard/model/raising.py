@@ -40,6 +40,38 @@ NON_RAISING_FUNCTIONS = frozenset(
 Alembic's ``context.configure(connection=conn)`` stores it for the migration
 run that follows."""
 
+NON_RAISING_BUILTINS = frozenset(
+    {
+        "id",
+        "str",
+        "repr",
+        "hash",
+        "type",
+        "isinstance",
+        "issubclass",
+        "callable",
+        "len",
+        "bool",
+        "getattr",
+        "hasattr",
+        "setattr",
+        "print",
+        "dict",
+        "list",
+        "tuple",
+        "set",
+        "frozenset",
+        "sorted",
+        "reversed",
+        "enumerate",
+        "zip",
+        "iter",
+        "vars",
+        "super",
+    }
+)
+"""Builtins that do no I/O, whatever they are given (``id(session)``)."""
+
 LOCAL_METHODS = frozenset(
     {
         # SQLAlchemy sessions: bookkeeping in memory, no statement until a flush.
