@@ -37,6 +37,8 @@ class Related:
 
     span: Span
     message: str
+    path: str | None = None
+    """The file the place is in, when it is not the finding's own."""
 
 
 @dataclass(frozen=True, slots=True)

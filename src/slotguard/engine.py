@@ -26,6 +26,7 @@ from slotguard import prefilter
 from slotguard.analysis.index import EMPTY_INDEX, ModuleSummary, ProjectIndex, Symbol
 from slotguard.diagnostic import Diagnostic, Related, Span
 from slotguard.project import ProjectFile, build
+from slotguard.results import FileResult
 from slotguard.settings import Settings
 from slotguard.source import SourceError, decode
 
@@ -45,24 +46,6 @@ PARALLEL_THRESHOLD = 24
 """Below this many files to parse, worker processes cost more than they save."""
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True, slots=True)
-class FileResult:
-    path: str
-    diagnostics: tuple[Diagnostic, ...]
-    analysed: bool = False
-    """Whether the file passed the prefilter and its tree was analysed."""
-    summary: ModuleSummary | None = None
-    context_only: bool = False
-    """Read for what it tells other files; its findings are not reported."""
-    pending: tuple[tuple[str, Diagnostic], ...] = ()
-    """Findings that stand only if no file of the run settles their key."""
-    settled: tuple[str, ...] = ()
-    facts: tuple[Fact, ...] = ()
-    """What rules noted for their whole-run checks."""
-    suppressed: tuple[Diagnostic, ...] = ()
-    """Findings a noqa comment suppressed."""
 
 
 @dataclass(slots=True)
@@ -461,12 +444,12 @@ class _Run:
             repr(sorted(result.path for result in results if result.context_only)),
         )
         if self.cache is not None:
-            cached = self.cache.get(run_key)
-            if isinstance(cached, list):
+            cached = self.cache.get(results_cache.RUN_FINDINGS, run_key)
+            if cached is not None:
                 return cached
         found = self._run_checks(results, by_code)
         if self.cache is not None:
-            self.cache.put(run_key, found)
+            self.cache.put(results_cache.RUN_FINDINGS, run_key, found)
         return found
 
     def _run_checks(
@@ -585,12 +568,11 @@ class _Run:
     def _cached(self, job: _Job) -> FileResult | None:
         if self.cache is None:
             return None
-        found = self.cache.get(self._key(job))
-        return found if isinstance(found, FileResult) else None
+        return self.cache.get(results_cache.FILE_RESULT, self._key(job))
 
     def _store(self, job: _Job, result: FileResult) -> None:
         if self.cache is not None:
-            self.cache.put(self._key(job), result)
+            self.cache.put(results_cache.FILE_RESULT, self._key(job), result)
 
     def _key(self, job: _Job) -> str:
         return results_cache.key(
