@@ -49,7 +49,7 @@ def _guarded(command: _F) -> _F:
             _fail(str(error))
         except KeyboardInterrupt:
             click.echo("slotguard: interrupted", err=True)
-            sys.exit(130)
+            _exit_interrupted()
         except BrokenPipeError:
             # The reader went away (``slotguard explain SG101 | head``): not
             # an error of ours. Point stdout at nothing so the interpreter's
@@ -68,6 +68,19 @@ def _guarded(command: _F) -> _F:
             )
 
     return wrapper  # type: ignore[return-value]
+
+
+def _exit_interrupted() -> NoReturn:
+    """Exit 130 after Ctrl-C. Once worker processes were started (the engine
+    has killed them by now), the interpreter's own exit would wait for the
+    thread that managed them, which the interrupt may have left waiting on a
+    lock forever: leave at once instead, output flushed."""
+    if "concurrent.futures.process" not in sys.modules:
+        sys.exit(130)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(130)
 
 
 def _lint_options(command: _F) -> _F:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -368,6 +369,14 @@ _worker_settings: Settings | None = None
 def _start_worker(settings: Settings) -> None:
     global _worker_settings
     _worker_settings = settings
+    # Ctrl-C reaches the whole process group, but it is the parent's to
+    # handle: it stops the workers itself. A worker that took the interrupt
+    # could die holding the lock of the queue the others answer on, and
+    # leave everyone waiting. (The parent forked it with SIGINT held back,
+    # so none arrived before this.)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _run_job(job: _Job) -> FileResult:
@@ -412,9 +421,11 @@ class _Run:
             # see more now: analyse them again with everything known.
             late = [item for item in order if self._job(item, final=True) != self.seen[item.path]]
             self._pass(late, final=True)
-        finally:
             if self.pool is not None:
                 self.pool.shutdown()
+        except BaseException:
+            self._stop_workers()
+            raise
         ordered = [self.results[path] for path in files if path in self.results]
         run_diagnostics = self._check_run(ordered)
         if self.cache is not None:
@@ -563,7 +574,33 @@ class _Run:
 
     def _submit(self, job: _Job) -> Future[FileResult]:
         assert self.pool is not None
-        return self.pool.submit(_run_job, job)
+        if not hasattr(signal, "pthread_sigmask"):
+            return self.pool.submit(_run_job, job)
+        # The first submission forks the workers: a Ctrl-C waits until it is
+        # done (the workers then ignore it, and this process takes it).
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return self.pool.submit(_run_job, job)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+    def _stop_workers(self) -> None:
+        """After an interrupt or an error: kill the workers rather than wait
+        for them (one may be stuck writing to a pipe nobody reads now).
+
+        An interrupt can also leave a lock of the pool's bookkeeping taken
+        for good, so that the interpreter's exit would wait forever for the
+        pool's manager thread: the command line leaves without that wait
+        (``slotguard.cli``)."""
+        pool, self.pool = self.pool, None
+        if pool is None:
+            return
+        workers = list((pool._processes or {}).values())
+        for process in workers:
+            process.kill()
+        for process in workers:
+            process.join(timeout=5)  # reaped here, not left to init
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def _cached(self, job: _Job) -> FileResult | None:
         if self.cache is None:
