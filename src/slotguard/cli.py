@@ -230,7 +230,7 @@ def fix(**options: Any) -> None:
 
 def _lint(options: _Options) -> None:
     from slotguard.engine import RunResult, check_bytes, check_paths
-    from slotguard.report.output import SourceReader
+    from slotguard.report.output import SourceReader, source_text
 
     fixing = options.fix or options.diff
     if (options.add_noqa or fixing) and options.stdin_filename is not None:
@@ -255,7 +255,7 @@ def _lint(options: _Options) -> None:
         data = sys.stdin.buffer.read()
         name = Path(options.stdin_filename)
         result = RunResult([check_bytes(data, name, settings, options.stdin_filename)])
-        texts[options.stdin_filename] = data.decode("utf-8", errors="replace")
+        texts[options.stdin_filename] = source_text(data)
     else:
         files, display, unlisted = _discover(options.paths, settings)
         named = [path for path in options.paths if path.is_file()]

@@ -10,9 +10,10 @@ from slotguard.diagnostic import Applicability, Diagnostic
 
 
 class SourceReader:
-    """Source lines of reported files, read once each. Lines are split on
-    ``\\n`` only, as the engine counts them (``str.splitlines`` would also
-    split on form feeds and other separators)."""
+    """Source lines of reported files, read once each, decoded as the engine
+    decodes them (a declared encoding, a BOM). Lines are split on ``\\n``
+    only, as the engine counts them (``str.splitlines`` would also split on
+    form feeds and other separators)."""
 
     def __init__(self, texts: dict[str, str] | None = None) -> None:
         self._texts = dict(texts or {})
@@ -23,13 +24,25 @@ class SourceReader:
             text = self._texts.get(path)
             if text is None:
                 try:
-                    text = Path(path).read_bytes().decode("utf-8", errors="replace")
+                    text = source_text(Path(path).read_bytes())
                 except OSError:
                     text = None
             self._lines[path] = (
                 None if text is None else [line.removesuffix("\r") for line in text.split("\n")]
             )
         return self._lines[path]
+
+
+def source_text(data: bytes) -> str:
+    """A file's text for showing it: decoded as Python decodes it, or, for
+    a file that does not decode (reported as SG000), as UTF-8 with
+    replacement characters."""
+    from slotguard.source import SourceError, decode
+
+    try:
+        return decode(data).text
+    except SourceError:
+        return data.decode("utf-8", errors="replace")
 
 
 def render(diagnostics: Sequence[Diagnostic], fmt: str, sources: SourceReader) -> str:
