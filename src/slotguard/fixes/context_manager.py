@@ -50,6 +50,7 @@ import libcst as cst
 
 from slotguard.diagnostic import Applicability
 from slotguard.fixes.base import Plan, Unfixable
+from slotguard.fixes.imports import usable_spelling
 from slotguard.flow.held import FunctionFlow, Site, SiteOutcome
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context, RawFinding
@@ -66,6 +67,7 @@ class _Manager:
     applicability: Applicability
     caveat: str = ""
     """Why the fix is unsafe, for its description."""
+    imports: Sequence[cst.SimpleStatementLine] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +147,7 @@ def _with_plan(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> Pl
     if isinstance(place, Unfixable):
         return place
     site, statement, block, index = place.site, place.statement, place.block, place.index
-    manager = _context_manager(site, flow)
+    manager = _context_manager(context, site, flow)
     if isinstance(manager, Unfixable):
         return manager
     others = [other.site for other in flow.outcomes if other.site is not site]
@@ -203,6 +205,7 @@ def _with_plan(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> Pl
         start=index,
         end=region.end,
         build=build,
+        imports=manager.imports,
     )
 
 
@@ -245,7 +248,7 @@ def _function_parents(context: Context, function: cst.FunctionDef) -> dict[int, 
     return parents
 
 
-def _context_manager(site: Site, flow: FunctionFlow) -> _Manager | Unfixable:
+def _context_manager(context: Context, site: Site, flow: FunctionFlow) -> _Manager | Unfixable:
     """The expression to enter, whether with ``async with``, and how safe."""
     resource = site.type
     if not resource.with_releases:
@@ -263,6 +266,12 @@ def _context_manager(site: Site, flow: FunctionFlow) -> _Manager | Unfixable:
         call = call.with_changes(func=call.func.with_changes(attr=cst.Name(method.context_manager)))
         caveat = f" (unsafe: `{method.context_manager}()` also commits or rolls back)"
         return _Manager(call, resource.is_async, Applicability.UNSAFE, caveat)
+    if resource.closing_form:
+        # Its own ``with`` releases only in recent versions of its library;
+        # ``closing`` calls the release the code already called, in all.
+        spelled, imports = usable_spelling(context.tree, "contextlib.closing")
+        wrapped = cst.Call(cst.parse_expression(spelled), [cst.Arg(call)])
+        return _Manager(wrapped, resource.is_async, Applicability.SAFE, imports=imports)
     if resource.kind is Kind.CONNECTION:
         # A direct connection's own context manager may end its transaction
         # too (psycopg commits), where ``close()`` discarded it.

@@ -320,8 +320,11 @@ _SQLALCHEMY = (
         kind=Kind.ENGINE_CONNECTION,
         library="sqlalchemy",
         release_methods=("close", "invalidate"),
-        # SQLAlchemy 2's pool proxy closes (checks in) the connection when its
-        # `with` block ends.
+        # The pool's proxy became a context manager that closes (checks in)
+        # the connection only in SQLAlchemy 2.0.47 and 2.1.0b2; before, its
+        # `with` raises TypeError. So `with` is not reported (it releases,
+        # or fails at once), but the form written is `contextlib.closing`.
+        closing_form=True,
     ),
 )
 
