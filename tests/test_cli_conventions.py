@@ -53,3 +53,16 @@ def test_code_frames_show_a_declared_encoding_decoded(project: Path) -> None:
     code, out, _ = invoke("check", "--stdin-filename", "app/buffer.py", stdin=LATIN_1)
     assert code == 1
     assert "conn = await pool.acquire()  # café" in out and "\ufffd" not in out
+
+
+def test_a_symbolic_link_loop_on_the_command_line_is_named_as_one(project: Path) -> None:
+    (project / "loop_a").symlink_to("loop_b")
+    (project / "loop_b").symlink_to("loop_a")
+    (project / "dangling.py").symlink_to("gone.py")
+    code, _, err = invoke("check", "loop_a")
+    assert code == 2
+    assert "loop_a: a symbolic link loop" in err and "no such file" not in err
+    code, _, err = invoke("check", "dangling.py")
+    assert code == 2 and "dangling.py: a symbolic link to gone.py, which does not exist" in err
+    code, _, err = invoke("check", "missing.py")
+    assert code == 2 and "missing.py: no such file or directory" in err
