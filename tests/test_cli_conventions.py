@@ -66,3 +66,138 @@ def test_a_symbolic_link_loop_on_the_command_line_is_named_as_one(project: Path)
     assert code == 2 and "dangling.py: a symbolic link to gone.py, which does not exist" in err
     code, _, err = invoke("check", "missing.py")
     assert code == 2 and "missing.py: no such file or directory" in err
+
+
+FIXED = LEAKY.replace(
+    """    conn = await pool.acquire()
+    if key is None:
+        return None
+    try:
+        return await conn.fetchrow("select $1", key)
+    finally:
+        await pool.release(conn)
+""",
+    """    async with pool.acquire() as conn:
+        if key is None:
+            return None
+        return await conn.fetchrow("select $1", key)
+""",
+)
+
+
+def test_dash_reads_standard_input(project: Path) -> None:
+    code, out, _ = invoke("check", "--output-format", "concise", "-", stdin=LEAKY)
+    assert code == 1 and out.startswith("-:5:12: SG101")
+    code, out, _ = invoke(
+        "check", "--output-format", "concise", "--stdin-filename", "app/x.py", "-", stdin=LEAKY
+    )
+    assert code == 1 and out.startswith("app/x.py:5:12: SG101")
+    code, _, err = invoke("check", "-", "app", stdin=LEAKY)
+    assert code == 2 and "`-`" in err
+
+
+def test_fix_from_standard_input_prints_the_fixed_source(project: Path) -> None:
+    result = CliRunner().invoke(cli, ["fix", "--stdin-filename", "app/x.py"], input=LEAKY)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == FIXED
+    assert "fixed 2 findings" in result.stderr
+    result = CliRunner().invoke(cli, ["fix", "-q", "-"], input=FIXED)
+    assert (result.exit_code, result.stdout, result.stderr) == (0, FIXED, "")
+    # As `check --fix`, and keeping the encoding it declares.
+    source = LATIN_1.decode("latin-1")
+    result = CliRunner().invoke(cli, ["check", "--fix", "-"], input=LATIN_1)
+    assert result.stdout_bytes.decode("latin-1").startswith("# -*- coding: latin-1 -*-\n")
+    assert "async with pool.acquire() as conn:  # café" in result.stdout_bytes.decode("latin-1")
+    assert source != result.stdout_bytes.decode("latin-1")
+    assert not (project / "-").exists() and (project / "app" / "leaky.py").read_text() == LEAKY
+
+
+def test_fix_diff_from_standard_input_prints_the_diff(project: Path) -> None:
+    result = CliRunner().invoke(cli, ["fix", "--diff", "--stdin-filename", "app/x.py"], input=LEAKY)
+    assert result.exit_code == 1
+    assert result.stdout.startswith("--- a/app/x.py\n+++ b/app/x.py\n")
+    assert "+    async with pool.acquire() as conn:\n" in result.stdout
+    result = CliRunner().invoke(cli, ["fix", "--diff", "-"], input=FIXED)
+    assert (result.exit_code, result.stdout) == (0, "")
+
+
+def test_findings_left_after_fixing_standard_input_go_to_stderr(project: Path) -> None:
+    left = "import asyncpg\n\n\nasync def load(dsn):\n    conn = await asyncpg.connect(dsn)\n"
+    result = CliRunner().invoke(cli, ["fix", "--output-format", "concise", "-"], input=left)
+    assert result.exit_code == 1
+    assert result.stdout == left
+    assert "-:5:12: SG103" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        (["check", "--add-noqa", "--fix", "app"], ["--add-noqa", "--fix"]),
+        (["check", "--add-noqa", "--diff", "app"], ["--add-noqa", "--diff"]),
+        (["fix", "--add-noqa", "app"], ["--add-noqa", "`slotguard fix`"]),
+        (["check", "--fix", "--write-baseline", "b.json", "app"], ["--fix", "--write-baseline"]),
+        (["fix", "--write-baseline", "b.json", "app"], ["--write-baseline", "`slotguard fix`"]),
+        (["fix", "--diff", "--output-format", "json", "app"], ["--diff", "--output-format"]),
+        (["check", "--diff", "--output-format", "full", "app"], ["--diff", "--output-format"]),
+        (["check", "--isolated", "--config", "slotguard.toml"], ["--isolated", "--config"]),
+        (["check", "--add-noqa", "--stdin-filename", "x.py"], ["--add-noqa", "--stdin-filename"]),
+        (["check", "--add-noqa", "-"], ["--add-noqa", "`-`"]),
+    ],
+)
+def test_contradictory_options_are_usage_errors(
+    project: Path, arguments: list[str], named: list[str]
+) -> None:
+    code, out, err = invoke(*arguments, stdin=LEAKY)
+    assert code == 2, err
+    assert all(name in err for name in named), err
+    assert out == "" and (project / "app" / "leaky.py").read_text() == LEAKY
+    assert not (project / "b.json").exists()
+
+
+def test_quiet_fix_prints_no_summary(project: Path) -> None:
+    code, out, err = invoke("fix", "-q", "--no-cache", "app")
+    assert code == 0 and err == "" and out == ""
+    assert "async with" in (project / "app" / "leaky.py").read_text()
+
+
+def test_show_settings_names_the_configuration_file_and_what_runs(project: Path) -> None:
+    (project / "slotguard.toml").write_text('select = ["SG1"]\n')
+    nested = project / "app" / "nested"
+    nested.mkdir()
+    code, out, _ = invoke("check", "--show-settings", "app/nested")
+    assert code == 0
+    assert f"# configuration file: {(project / 'slotguard.toml').resolve()}" in out
+    assert 'select = ["SG1"]' in out
+    assert "SG101" in out.split("rules = ", 1)[1].splitlines()[0]
+    assert "SG201" not in out.split("rules = ", 1)[1].splitlines()[0]
+    code, out, _ = invoke("check", "--show-settings", "--isolated", "app/nested")
+    assert code == 0 and "# configuration file: none (--isolated)" in out
+    assert "SG201" in out.split("rules = ", 1)[1].splitlines()[0]
+
+
+def test_isolated_ignores_every_configuration_file(project: Path) -> None:
+    (project / "slotguard.toml").write_text('select = ["SG1"]\n')
+    code, out, _ = invoke("check", "--no-cache", "--output-format", "concise", "app")
+    assert code == 1 and "SG201" not in out
+    code, out, _ = invoke("check", "--no-cache", "--isolated", "--output-format", "concise", "app")
+    assert code == 1 and "SG201" in out
+
+
+def test_show_files_lists_what_a_run_would_check(project: Path) -> None:
+    (project / "app" / "build").mkdir()
+    (project / "app" / "build" / "generated.py").write_text(LEAKY)
+    (project / "app" / "clean.py").write_text("x = 1\n")
+    code, out, err = invoke("check", "--show-files", "app")
+    assert (code, out, err) == (0, "app/clean.py\napp/leaky.py\n", "")
+
+
+@pytest.mark.parametrize("fmt", ["full", "concise", "json"])
+def test_a_run_without_python_files_says_so(project: Path, fmt: str) -> None:
+    (project / "docs").mkdir()
+    (project / "docs" / "index.md").write_text("# docs\n")
+    code, out, err = invoke("check", "--output-format", fmt, "docs")
+    assert code == 0
+    assert "no Python files found" in err and "All checks passed" not in out + err
+    assert out == ("[]\n" if fmt == "json" else "")
+    code, out, err = invoke("fix", "docs")
+    assert code == 0 and "no Python files found" in err

@@ -19,7 +19,9 @@ from slotguard.settings import Settings
 from slotguard.writes import write_atomically
 
 
-def run_fixes(result: RunResult, settings: Settings, *, unsafe: bool, diff: bool) -> bool:
+def run_fixes(
+    result: RunResult, settings: Settings, *, unsafe: bool, diff: bool, quiet: bool = False
+) -> bool:
     """Fix the files of ``result``; returns whether any file changed (or,
     with ``diff``, would change)."""
     allowed = {Applicability.SAFE, Applicability.UNSAFE} if unsafe else {Applicability.SAFE}
@@ -45,8 +47,32 @@ def run_fixes(result: RunResult, settings: Settings, *, unsafe: bool, diff: bool
                 changed_files += 1
                 fixed.update(applied.code for applied in outcome.applied)
         declined.update(_declined(diagnostics, outcome, allowed, run_level))
-    _summarise(fixed, changed_files, declined, diff)
+    if not quiet:
+        _summarise(fixed, changed_files, declined, diff)
     return changed_files > 0
+
+
+def fix_source_text(
+    data: bytes, shown: str, settings: Settings, *, unsafe: bool, diff: bool, quiet: bool
+) -> tuple[bytes, bool]:
+    """Fix source that is not a file (standard input): the fixed bytes, in
+    the source's own encoding (the bytes given, when nothing changed), and
+    whether anything changed. With ``diff``, the diff is written to
+    standard output."""
+    outcome = fix_source(data, Path(shown), settings, shown, unsafe=unsafe)
+    if outcome.error is not None:
+        click.echo(f"slotguard: {shown}: {outcome.error}", err=True)
+        return data, False
+    fixed: Counter[str] = Counter(applied.code for applied in outcome.applied)
+    fixed_data = data
+    if outcome.changed:
+        assert outcome.source is not None and outcome.text is not None
+        if diff:
+            _deliver(Path(shown), shown, outcome, diff=True)
+        fixed_data = outcome.source.encode(outcome.text)
+    if not quiet:
+        _summarise(fixed, 1 if outcome.changed else 0, outcome.declined, diff)
+    return fixed_data, outcome.changed
 
 
 def _fix_file(
