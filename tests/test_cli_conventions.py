@@ -201,3 +201,36 @@ def test_a_run_without_python_files_says_so(project: Path, fmt: str) -> None:
     assert out == ("[]\n" if fmt == "json" else "")
     code, out, err = invoke("fix", "docs")
     assert code == 0 and "no Python files found" in err
+
+
+def test_explain_takes_a_rule_name(project: Path) -> None:
+    by_code = invoke("explain", "SG201")
+    assert by_code[0] == 0
+    assert invoke("explain", "release-skipped-on-exit") == by_code
+    assert invoke("explain", "sg201") == by_code
+    code, _, err = invoke("explain", "release-skiped-on-exit")
+    assert code == 2 and "did you mean release-skipped-on-exit (SG201)?" in err
+
+
+def test_explain_a_family_lists_its_rules(project: Path) -> None:
+    code, out, err = invoke("explain", "SG2")
+    assert code == 0, err
+    assert "SG502" not in out + err
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("SG")]
+    assert listed == ["SG201", "SG202", "SG203"]
+    assert "release-skipped-on-exit" in out and "slotguard explain SG201" in out
+
+
+@pytest.mark.parametrize("selector", ["E501", "F401", "B"])
+def test_a_code_of_another_linter_is_named_as_such(project: Path, selector: str) -> None:
+    code, _, err = invoke("check", "--select", selector, "app")
+    assert code == 2
+    assert f"`{selector}` is not a slotguard rule code" in err and "did you mean" not in err
+    (project / "slotguard.toml").write_text(f'ignore = ["{selector}"]\n')
+    code, _, err = invoke("check", "app")
+    assert code == 2 and f"`{selector}` is not a slotguard rule code" in err
+
+
+def test_a_rule_name_as_selector_suggests_its_code(project: Path) -> None:
+    code, _, err = invoke("check", "--select", "release-skipped-on-exit", "app")
+    assert code == 2 and "did you mean SG201?" in err

@@ -693,23 +693,53 @@ def rules(output_format: str) -> None:
 
 
 @cli.command()
-@click.argument("code")
+@click.argument("rule")
 @_guarded
-def explain(code: str) -> None:
-    """Show a rule's documentation: what, why, example, fix."""
-    from slotguard.rules import rule_by_code
-    from slotguard.selection import all_codes
+def explain(rule: str) -> None:
+    """Show a rule's documentation (RULE is a code such as SG201, or a name
+    such as release-skipped-on-exit); for a prefix such as SG2, list its rules."""
+    from slotguard.rules import rule_by_code, rule_index
+    from slotguard.selection import find_rule
 
-    rule = rule_by_code(code)
-    if rule is None:
+    found = find_rule(rule)
+    if found is None:
+        family = [
+            info for info in rule_index() if rule.strip() and info.code.startswith(rule.upper())
+        ]
+        if family:
+            _list_family(rule.upper(), family)
+            return
         import difflib
 
-        close = difflib.get_close_matches(code.upper(), all_codes(), n=1)
-        hint = f"; did you mean {close[0]}?" if close else "; `slotguard rules` lists the codes"
-        raise UsageProblem(f"unknown rule `{code}`{hint}")
-    when = "runs by default" if rule.default else "opt-in: runs when selected"
-    click.echo(f"# {rule.code} {rule.name} ({when})\n")
-    click.echo(rule.documentation())
+        names = {info.name: info.code for info in rule_index()}
+        close = difflib.get_close_matches(rule.upper(), [info.code for info in rule_index()], n=1)
+        close_names = difflib.get_close_matches(rule.lower(), list(names), n=1)
+        if close_names and not close:
+            hint = f"; did you mean {close_names[0]} ({names[close_names[0]]})?"
+        elif close:
+            hint = f"; did you mean {close[0]}?"
+        else:
+            hint = "; `slotguard rules` lists the codes and names"
+        raise UsageProblem(f"unknown rule `{rule}`{hint}")
+    documented = rule_by_code(found.code)
+    assert documented is not None
+    when = "runs by default" if documented.default else "opt-in: runs when selected"
+    click.echo(f"# {documented.code} {documented.name} ({when})\n")
+    click.echo(documented.documentation())
+
+
+def _list_family(prefix: str, family: Sequence[Any]) -> None:
+    from slotguard.rules import rule_by_code
+
+    noun = "rule" if len(family) == 1 else "rules"
+    click.echo(f"# {prefix}: {len(family)} {noun}\n")
+    width = max(len(info.name) for info in family)
+    for info in family:
+        rule = rule_by_code(info.code)
+        summary = rule.summary if rule is not None else ""
+        when = "default" if info.default else "opt-in "
+        click.echo(f"{info.code}  {info.name:<{width}}  {when}  {summary}")
+    click.echo(f"\n`slotguard explain {family[0].code}` prints one rule's documentation.")
 
 
 def main() -> None:
