@@ -154,12 +154,25 @@ def test_exit_zero_quiet_statistics_and_output_file(project: Path) -> None:
     assert out.splitlines() == [
         "    1  SG101  [*] acquire-without-context-manager",
         "    1  SG201  [*] release-skipped-on-exit",
+        "    2  total",
     ]
     code, out, _ = invoke("check", "app", "--statistics", "--output-format", "json")
     assert code == 1
     assert json.loads(out) == [
-        {"code": "SG101", "name": "acquire-without-context-manager", "count": 1, "fixable": 1},
-        {"code": "SG201", "name": "release-skipped-on-exit", "count": 1, "fixable": 1},
+        {
+            "code": "SG101",
+            "name": "acquire-without-context-manager",
+            "count": 1,
+            "fixable": 1,
+            "unsafe_fixable": 0,
+        },
+        {
+            "code": "SG201",
+            "name": "release-skipped-on-exit",
+            "count": 1,
+            "fixable": 1,
+            "unsafe_fixable": 0,
+        },
     ]
     code, out, _ = invoke("check", "app", "--output-file", "report.json", "--output-format", "json")
     assert code == 1 and out == ""

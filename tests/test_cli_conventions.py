@@ -4,6 +4,7 @@ itself (SPEC sections 3 and 5)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -234,3 +235,94 @@ def test_a_code_of_another_linter_is_named_as_such(project: Path, selector: str)
 def test_a_rule_name_as_selector_suggests_its_code(project: Path) -> None:
     code, _, err = invoke("check", "--select", "release-skipped-on-exit", "app")
     assert code == 2 and "did you mean SG201?" in err
+
+
+STARTUP = """\
+import asyncpg
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.on_event("startup")
+async def startup():
+    app.state.pool = await asyncpg.create_pool("postgresql://localhost/app")
+"""
+
+
+def test_statistics_mark_only_safe_fixes_and_give_a_total(project: Path) -> None:
+    (project / "app" / "main.py").write_text(STARTUP)
+    code, out, _ = invoke("check", "--statistics", "--no-cache", "app")
+    assert code == 1
+    rows = out.splitlines()
+    assert "    1  SG101  [*] acquire-without-context-manager" in rows
+    assert "    1  SG502      startup-without-shutdown" in rows
+    assert rows[-1] == "    3  total"
+
+
+MULTI_LINE = """\
+import asyncpg
+
+
+async def load(pool: asyncpg.Pool, key):
+    conn = await pool.acquire(  # one of ten
+        timeout=5,
+    )
+    if key is None:
+        return None
+    await pool.release(conn)
+"""
+
+
+def test_a_multi_line_finding_underlines_code_not_the_comment(project: Path) -> None:
+    (project / "app" / "multi.py").write_text(MULTI_LINE)
+    code, out, _ = invoke("check", "--no-cache", "app/multi.py")
+    assert code == 1
+    frame = out.splitlines()
+    source = "5 |     conn = await pool.acquire(  # one of ten"
+    markers = [frame[number + 1] for number, row in enumerate(frame) if row.endswith(source)]
+    assert markers
+    for marker in markers:
+        # `await pool.acquire(`, the code of the first line, and no further.
+        assert re.fullmatch(r" +\| {12}\^{19} SG.*", marker), marker
+
+
+def test_sarif_rules_point_at_their_section_of_the_readme(project: Path) -> None:
+    import json
+
+    _, out, _ = invoke("check", "--no-cache", "--output-format", "sarif", "app")
+    rules = json.loads(out)["runs"][0]["tool"]["driver"]["rules"]
+    by_id = {rule["id"]: rule for rule in rules}
+    assert by_id["SG201"]["helpUri"] == (
+        "https://github.com/slotguard/slotguard/blob/main/README.md#sg201-release-skipped-on-exit"
+    )
+    assert all(rule["helpUri"].endswith(f"#{rule['id'].lower()}-{rule['name']}") for rule in rules)
+
+
+def test_json_fixes_carry_their_edits(project: Path) -> None:
+    import json
+
+    code, out, _ = invoke("check", "--no-cache", "--output-format", "json", "app")
+    assert code == 1
+    findings = json.loads(out)
+    assert {f["code"] for f in findings} == {"SG101", "SG201"}
+    for finding in findings:
+        edits = finding["fix"]["edits"]
+        lines = LEAKY.splitlines(keepends=True)
+        for edit in sorted(edits, key=lambda e: (e["line"], e["column"]), reverse=True):
+            start = sum(len(text) for text in lines[: edit["line"] - 1]) + edit["column"] - 1
+            end = sum(len(text) for text in lines[: edit["end_line"] - 1]) + edit["end_column"] - 1
+            text = "".join(lines)
+            lines = (text[:start] + edit["content"] + text[end:]).splitlines(keepends=True)
+        assert "".join(lines) == FIXED
+    code, out, _ = invoke("check", "--output-format", "json", "-", stdin=LEAKY)
+    assert all(finding["fix"]["edits"] for finding in json.loads(out))
+
+
+def test_json_related_places_name_their_file(project: Path) -> None:
+    import json
+
+    _, out, _ = invoke("check", "--no-cache", "--output-format", "json", "app")
+    for finding in json.loads(out):
+        assert finding["related"]
+        assert all(related["path"] == "app/leaky.py" for related in finding["related"])

@@ -108,22 +108,41 @@ def baseline_note(baselined: int, stale: int) -> str:
 
 
 def statistics(diagnostics: Sequence[Diagnostic], fmt: str = "full") -> str:
-    """Findings counted by rule: a table, or with ``fmt`` json a list of
-    ``{code, name, count, fixable}`` objects."""
+    """Findings counted by rule: a table ending with the total, where
+    ``[*]`` marks the rules whose findings ``slotguard fix`` fixes (safe
+    fixes), or, with ``fmt`` json, a list of ``{code, name, count, fixable,
+    unsafe_fixable}`` objects."""
     counts = Counter((d.code, d.name) for d in diagnostics)
-    fixable = Counter(d.code for d in diagnostics if d.fix is not None)
+    safe = Counter(
+        d.code
+        for d in diagnostics
+        if d.fix is not None and d.fix.applicability is Applicability.SAFE
+    )
+    unsafe = Counter(
+        d.code
+        for d in diagnostics
+        if d.fix is not None and d.fix.applicability is Applicability.UNSAFE
+    )
     if fmt == "json":
         import json
 
         rows_json = [
-            {"code": code, "name": name, "count": count, "fixable": fixable[code]}
+            {
+                "code": code,
+                "name": name,
+                "count": count,
+                "fixable": safe[code],
+                "unsafe_fixable": unsafe[code],
+            }
             for (code, name), count in sorted(counts.items())
         ]
         return json.dumps(rows_json, indent=2) + "\n"
     rows = []
     for (code, name), count in sorted(counts.items()):
-        marker = "[*]" if fixable[code] else "   "
+        marker = "[*]" if safe[code] else "   "
         rows.append(f"{count:>5}  {code}  {marker} {name}")
+    if rows:
+        rows.append(f"{len(diagnostics):>5}  total")
     return "".join(row + "\n" for row in rows)
 
 
