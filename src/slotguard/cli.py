@@ -308,6 +308,7 @@ def _lint(options: _Options) -> None:
     texts: dict[str, str] = {}
     unlisted: list[Diagnostic] = []
     nothing_to_check = False
+    data = b""
     if stdin_name is not None:
         if options.show_files:
             click.echo(stdin_name)
@@ -369,10 +370,17 @@ def _lint(options: _Options) -> None:
     if options.add_noqa:
         _add_noqa(diagnostics)
         sys.exit(EXIT_CLEAN)
+    from slotguard.report.output import SHOWS_EDITS
+
+    edits = None
+    if fmt in SHOWS_EDITS and not options.statistics:
+        stdin = (stdin_name, data) if stdin_name is not None else None
+        edits = _fix_edits(diagnostics, result, settings, stdin)
     _emit(
         diagnostics,
         fmt,
         sources,
+        edits=edits,
         output_file=options.output_file,
         quiet=options.quiet or nothing_to_check,
         statistics=options.statistics,
@@ -380,6 +388,38 @@ def _lint(options: _Options) -> None:
         stale=stale,
     )
     sys.exit(EXIT_FINDINGS if diagnostics and not options.exit_zero else EXIT_CLEAN)
+
+
+def _fix_edits(
+    diagnostics: Sequence[Diagnostic],
+    result: Any,
+    settings: Any,
+    stdin: tuple[str, bytes] | None,
+) -> dict[tuple[str, str, Span], tuple[Any, ...]]:
+    """The edits of every fixable finding, worked out again from the source
+    of its file (a finding remembers only that it has a fix)."""
+    fixable = sorted({d.path for d in diagnostics if d.fix is not None})
+    if not fixable:
+        return {}
+    from slotguard.analysis.index import EMPTY_INDEX
+    from slotguard.fixer import planned_edits
+
+    found: dict[tuple[str, str, Span], tuple[Any, ...]] = {}
+    for shown in fixable:
+        if stdin is not None and shown == stdin[0]:
+            path, data = Path(shown), stdin[1]
+        else:
+            path = result.paths.get(shown)
+            if path is None:
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+        index = result.indexes.get(path, EMPTY_INDEX)
+        for (code, span), edits in planned_edits(data, path, settings, shown, index).items():
+            found[(shown, code, span)] = edits
+    return found
 
 
 def _fix_stdin(data: bytes, name: str, settings: Any, options: _Options, fmt: str) -> NoReturn:
@@ -474,6 +514,7 @@ def _emit(
     fmt: str,
     sources: Any,
     *,
+    edits: Any = None,
     output_file: Path | None,
     quiet: bool,
     statistics: bool,
@@ -488,7 +529,7 @@ def _emit(
     if statistics:
         text = output.statistics(diagnostics, fmt)
     else:
-        text = output.render(diagnostics, fmt, sources)
+        text = output.render(diagnostics, fmt, sources, edits)
     if output_file is not None:
         try:
             output_file.write_text(text, encoding="utf-8")

@@ -32,6 +32,14 @@ class Span:
 
 
 @dataclass(frozen=True, slots=True)
+class Edit:
+    """Replace the text of ``span`` by ``content`` (one piece of a fix)."""
+
+    content: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Related:
     """Another place a finding points at, such as where the resource was acquired."""
 

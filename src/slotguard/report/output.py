@@ -5,8 +5,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from slotguard.diagnostic import Applicability, Diagnostic
+
+if TYPE_CHECKING:
+    from slotguard.report.json_format import Edits
+
+SHOWS_EDITS = frozenset({"json"})
+"""The formats that show the edits of each fix."""
 
 
 class SourceReader:
@@ -45,7 +52,14 @@ def source_text(data: bytes) -> str:
         return data.decode("utf-8", errors="replace")
 
 
-def render(diagnostics: Sequence[Diagnostic], fmt: str, sources: SourceReader) -> str:
+def render(
+    diagnostics: Sequence[Diagnostic],
+    fmt: str,
+    sources: SourceReader,
+    edits: Edits | None = None,
+) -> str:
+    """The findings in a format; ``edits``, the edits of their fixes, for
+    the formats that show them (json)."""
     from slotguard.report.text import format_concise, format_full
 
     if fmt == "full":
@@ -55,7 +69,7 @@ def render(diagnostics: Sequence[Diagnostic], fmt: str, sources: SourceReader) -
     if fmt == "json":
         from slotguard.report.json_format import format_json
 
-        return format_json(diagnostics, sources)
+        return format_json(diagnostics, sources, edits)
     from slotguard.report.sarif import format_sarif, repository_root
 
     # The repository the findings are in, even when slotguard runs from

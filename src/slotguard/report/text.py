@@ -50,6 +50,8 @@ def _frame(diagnostic: Diagnostic, lines: Sequence[str]) -> list[str]:
     marks: dict[int, list[tuple[Span, str]]] = {}
     primary_label = diagnostic.code
     for related in diagnostic.related:
+        if related.path not in (None, diagnostic.path):
+            continue  # another file's lines are not in this frame
         if related.span == diagnostic.span:
             primary_label = f"{diagnostic.code}: {related.message}"
         else:
