@@ -632,8 +632,40 @@ def _with_trailing_release(
             body = region or [cst.SimpleStatementLine([cst.Pass()])]
             return _Region(end + 1, body, frozenset(id(part) for part in body))
         if _rebinds_or_releases(statement, site):
-            return None
+            later = any(_is_release(after, site) for after in block.body[end + 1 :])
+            return _obstacle(site, statement, released_later=later)
     return None
+
+
+def _first_line(statement: cst.BaseStatement, limit: int = 60) -> str:
+    """The first line of a statement (a compound statement's header)."""
+    if isinstance(statement, cst.SimpleStatementLine | cst.BaseCompoundStatement):
+        statement = statement.with_changes(leading_lines=())
+    line = cst.Module(body=[]).code_for_node(statement).strip().split("\n")[0].rstrip()
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _obstacle(site: Site, statement: cst.BaseStatement, *, released_later: bool) -> Unfixable:
+    """Why a statement after the acquisition stops the rewrite: it releases
+    the resource (on some path, or besides a later release), or binds the
+    name to something else."""
+    released = any(
+        isinstance(sub, cst.SimpleStatementLine) and _is_release(sub, site)
+        for sub in walk(statement)
+    )
+    head = _first_line(statement)
+    if released and released_later:
+        where = "inside" if isinstance(statement, cst.BaseCompoundStatement) else "by"
+        return Unfixable(
+            f"`{site.name}` is also released {where} `{head}`, "
+            "and a `with` would release it once, at its end"
+        )
+    if released:
+        return Unfixable(
+            f"`{site.name}` is released only inside `{head}`, on some of its paths, "
+            "which a `with` cannot express"
+        )
+    return Unfixable(f"`{site.name}` is bound to something else by `{head}` before its release")
 
 
 def _release_in_finally(
