@@ -325,3 +325,47 @@ def test_json_related_places_name_their_file(project: Path) -> None:
     _, out, _ = invoke("check", "--no-cache", "--output-format", "json", "app")
     related = [place for finding in json.loads(out) for place in finding["related"]]
     assert related and all(place["path"] == "app/leaky.py" for place in related)
+
+
+TWO_REASONS = """\
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+engine = create_engine("postgresql://")
+
+
+def work(flag):
+    db = Session(engine)
+    db.execute("select 1")
+    if flag:
+        db.close()
+        return
+    db.execute("select 2")
+    db.close()
+
+
+def other():
+    db = Session(engine)
+    db.execute("select 1")
+    # closed by hand
+    db.close()
+"""
+
+
+def test_the_fix_summary_gives_each_finding_left_its_own_reason(project: Path) -> None:
+    (project / "app" / "leaky.py").unlink()
+    (project / "app" / "two.py").write_text(TWO_REASONS)
+    code, _, err = invoke("fix", "--no-cache", "app")
+    assert code == 1
+    lines = err.splitlines()
+    # `other` gets its release in a `finally` (SG202); the `with` SG102
+    # asks for is kept from it by the comment, and `work` by its second release.
+    assert "slotguard: fixed 1 finding in 1 file (SG202 (1))" in lines
+    start = lines.index("slotguard: 3 findings not fixed:")
+    assert lines[start + 1 : start + 4] == [
+        "  app/two.py:8:10: SG102 `db` is also released inside `if flag:`, "
+        "and a `with` would release it once, at its end",
+        "  app/two.py:8:10: SG202 `db` is also released inside `if flag:`, "
+        "and a `with` would release it once, at its end",
+        "  app/two.py:18:10: SG102 a comment on or above the release has nowhere to go",
+    ]

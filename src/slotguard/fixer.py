@@ -61,14 +61,25 @@ class Applied:
     description: str
 
 
+@dataclass(frozen=True, slots=True)
+class Unfixed:
+    """A finding left after fixing, where it is in the fixed text, and why
+    it was not fixed."""
+
+    code: str
+    line: int
+    column: int
+    reason: str
+
+
 @dataclass(slots=True)
 class FileFix:
     source: SourceText | None
     text: str | None = None
     """The fixed text; None when nothing changed."""
     applied: list[Applied] = field(default_factory=list)
-    declined: Counter[tuple[str, str]] = field(default_factory=Counter)
-    """(code, reason) → how many findings were left unfixed for that reason."""
+    declined: list[Unfixed] = field(default_factory=list)
+    """Each finding left unfixed, with its own reason."""
     pending: frozenset[str] = frozenset()
     """Codes of findings left that wait on the rest of the run (not counted
     in ``declined``: only the run knows whether they stand)."""
@@ -249,10 +260,11 @@ class _Fixer:
         if len(plans) == 1:
             self.reasons[plans[0][0]] = reason
 
-    def declined(self, current: _Round) -> Counter[tuple[str, str]]:
+    def declined(self, current: _Round) -> list[Unfixed]:
         """Why each finding left (of the selected rules) was not fixed."""
-        reasons: Counter[tuple[str, str]] = Counter()
+        left: list[Unfixed] = []
         identities = {id(found.finding): identity for found, identity in self._identified(current)}
+        locator: Locator | None = None
         for found in current.found:
             finding = found.finding
             code = finding.rule.code
@@ -267,8 +279,11 @@ class _Fixer:
                     reason = self.reasons.get(identity, "the rewrite would not remove the finding")
             else:
                 reason = current.context.unfixable.get(id(finding)) or no_fix_reason(code)
-            reasons[(code, reason)] += 1
-        return reasons
+            if locator is None:
+                locator = Locator(current.tree, [f.finding.node for f in current.found])
+            span = locator.span(finding.node)
+            left.append(Unfixed(code, span.line, span.column, reason))
+        return left
 
     def pending(self, current: _Round) -> frozenset[str]:
         return frozenset(
