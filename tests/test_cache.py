@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from slotguard import cache
 from slotguard.analysis.index import ModuleSummary, Symbol, SymbolKind
 from slotguard.cli import cli
-from slotguard.diagnostic import Applicability, Diagnostic, Fix, Related, Span
+from slotguard.diagnostic import Applicability, Diagnostic, Edit, Fix, Related, Span
 from slotguard.facts import Fact
 from slotguard.results import FileResult
 
@@ -164,3 +164,6 @@ def test_every_field_survives_the_round_trip() -> None:
     assert cache.FILE_RESULT.decode(stored) == result
     stored = json.loads(json.dumps(cache.RUN_FINDINGS.encode([diagnostic])))
     assert cache.RUN_FINDINGS.decode(stored) == [diagnostic]
+    edits = {("SG101", span): (Edit("    async with x:\n", Span(5, 1, 7, 1)), Edit("", span))}
+    stored = json.loads(json.dumps(cache.FIX_EDITS.encode(edits)))
+    assert cache.FIX_EDITS.decode(stored) == edits

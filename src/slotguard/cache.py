@@ -28,14 +28,14 @@ import functools
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from slotguard import __version__
 from slotguard.analysis.index import ModuleSummary, Symbol, SymbolKind
-from slotguard.diagnostic import Applicability, Diagnostic, Fix, Related, Span
+from slotguard.diagnostic import Applicability, Diagnostic, Edit, Fix, Related, Span
 from slotguard.facts import Fact
 from slotguard.results import FileResult
 
@@ -315,6 +315,28 @@ def decode_file_result(data: Json) -> FileResult:
     )
 
 
+def encode_edits(edits: Mapping[tuple[str, Span], Sequence[Edit]]) -> Json:
+    return [
+        [code, encode_span(span), [[edit.content, encode_span(edit.span)] for edit in found]]
+        for (code, span), found in edits.items()
+    ]
+
+
+def decode_edits(data: Json) -> dict[tuple[str, Span], tuple[Edit, ...]]:
+    edits: dict[tuple[str, Span], tuple[Edit, ...]] = {}
+    for item in _list(data):
+        values = _list(item)
+        if len(values) != 3:
+            raise BadEntry("a fix's edits have a code, a span and the edits")
+        code, span, found = values
+        decoded = []
+        for edit in _list(found):
+            content, edit_span = _pair(edit)
+            decoded.append(Edit(_string(content), decode_span(edit_span)))
+        edits[(_string(code), decode_span(span))] = tuple(decoded)
+    return edits
+
+
 @dataclass(frozen=True, slots=True)
 class EntryKind(Generic[_T]):
     """One kind of cached value, and how it is written as JSON and read back."""
@@ -328,6 +350,11 @@ FILE_RESULT: EntryKind[FileResult] = EntryKind("file", encode_file_result, decod
 """A file's findings, summary and facts."""
 RUN_FINDINGS: EntryKind[list[Diagnostic]] = EntryKind("run", encode_diagnostics, decode_diagnostics)
 """The findings of the whole-run checks, keyed by the facts they read."""
+FIX_EDITS: EntryKind[dict[tuple[str, Span], tuple[Edit, ...]]] = EntryKind(
+    "edits", encode_edits, decode_edits
+)
+"""The edits of each fixable finding of a file, by code and span (what the
+json format shows), keyed by the file's own key."""
 
 
 # -- the file -----------------------------------------------------------------------
@@ -401,6 +428,7 @@ class Cache:
                 with os.fdopen(handle, "w", encoding="utf-8") as stream:
                     json.dump({**_header(), "entries": entries}, stream, separators=(",", ":"))
                 os.replace(temporary, self.directory / FILE_NAME)
+                self._changed = False
             except BaseException:
                 os.unlink(temporary)
                 raise

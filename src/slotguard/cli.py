@@ -401,24 +401,39 @@ def _fix_edits(
     fixable = sorted({d.path for d in diagnostics if d.fix is not None})
     if not fixable:
         return {}
+    from slotguard import cache as results_cache
     from slotguard.analysis.index import EMPTY_INDEX
-    from slotguard.fixer import planned_edits
 
+    cache = result.cache
     found: dict[tuple[str, str, Span], tuple[Any, ...]] = {}
     for shown in fixable:
-        if stdin is not None and shown == stdin[0]:
-            path, data = Path(shown), stdin[1]
-        else:
-            path = result.paths.get(shown)
-            if path is None:
-                continue
-            try:
-                data = path.read_bytes()
-            except OSError:
-                continue
-        index = result.indexes.get(path, EMPTY_INDEX)
-        for (code, span), edits in planned_edits(data, path, settings, shown, index).items():
-            found[(shown, code, span)] = edits
+        file_key = result.cache_keys.get(shown)
+        key = results_cache.key(file_key, "edits") if file_key is not None else None
+        edits = None
+        if cache is not None and key is not None:
+            # Cached like the findings, so that a warm run stays without libcst.
+            edits = cache.get(results_cache.FIX_EDITS, key)
+        if edits is None:
+            if stdin is not None and shown == stdin[0]:
+                path, data = Path(shown), stdin[1]
+            else:
+                path = result.paths.get(shown)
+                if path is None:
+                    continue
+                try:
+                    data = path.read_bytes()
+                except OSError:
+                    continue
+            from slotguard.fixer import planned_edits
+
+            index = result.indexes.get(path, EMPTY_INDEX)
+            edits = planned_edits(data, path, settings, shown, index)
+            if cache is not None and key is not None:
+                cache.put(results_cache.FIX_EDITS, key, edits)
+        for (code, span), file_edits in edits.items():
+            found[(shown, code, span)] = file_edits
+    if cache is not None:
+        cache.save()
     return found
 
 

@@ -59,6 +59,11 @@ class RunResult:
     """What each file saw of the project: ``slotguard fix`` re-checks with it."""
     paths: dict[str, Path] = field(default_factory=dict)
     """The file behind each reported path."""
+    cache: results_cache.Cache | None = None
+    """The run's cache, for what is worked out after the run (the edits of
+    each fix, in json output); save it again after adding to it."""
+    cache_keys: dict[str, str] = field(default_factory=dict)
+    """The cache key of each reported path's results."""
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
@@ -405,6 +410,8 @@ class _Run:
         self.seen: dict[Path, _Job] = {}
         """The job each file was analysed with: what it could see."""
         self.cache = results_cache.Cache(settings.cache_directory) if settings.use_cache else None
+        self.keys: dict[Path, str] = {}
+        """The cache key of each file's latest job."""
         self.pool: ProcessPoolExecutor | None = None
 
     def run(self, files: Sequence[Path]) -> RunResult:
@@ -436,6 +443,8 @@ class _Run:
             run_diagnostics,
             {path: job.index() for path, job in self.seen.items()},
             {self._shown(path): path for path in files},
+            self.cache,
+            {self._shown(path): key for path, key in self.keys.items()},
         )
 
     def _check_run(self, results: Sequence[FileResult]) -> list[Diagnostic]:
@@ -612,9 +621,11 @@ class _Run:
             self.cache.put(results_cache.FILE_RESULT, self._key(job), result)
 
     def _key(self, job: _Job) -> str:
-        return results_cache.key(
+        found = results_cache.key(
             self.settings.fingerprint, job.shown, job.data, repr(job.symbols), repr(job.state)
         )
+        self.keys[job.path] = found
+        return found
 
     def _finish(self, item: ProjectFile, job: _Job, result: FileResult, final: bool) -> None:
         if item.path in self.context_files:
