@@ -59,7 +59,7 @@ def invoke(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
 
 
 def test_findings_exit_1_with_code_frame(project: Path) -> None:
-    code, out, _ = invoke("check", "app")
+    code, out, err = invoke("check", "app")
     assert code == 1
     assert "app/leaky.py:15:12: SG101 `conn` from `await pool.acquire()` is never released" in out
     assert "app/leaky.py:5:12: SG201 `conn` acquired at line 5 is not released when " in out
@@ -67,8 +67,9 @@ def test_findings_exit_1_with_code_frame(project: Path) -> None:
     assert frame in out
     assert "leaves without releasing it" in out
     assert "= fix (safe): rewrite as `async with pool.acquire() as conn:`" in out
-    assert "1 fixable with `slotguard fix`." in out
-    assert "Found 2 findings in 1 file." in out
+    # The summary goes to standard error, with every other message.
+    assert "1 fixable with `slotguard fix`." in err and "fixable" not in out
+    assert "Found 2 findings in 1 file." in err
 
 
 def test_unsafe_fixes_are_counted_apart(project: Path) -> None:
@@ -80,17 +81,17 @@ def test_unsafe_fixes_are_counted_apart(project: Path) -> None:
         "async def startup():\n"
         '    app.state.pool = await asyncpg.create_pool("postgresql://localhost/app")\n'
     )
-    code, out, _ = invoke("check", "app/main.py")
+    code, out, err = invoke("check", "app/main.py")
     assert code == 1
     assert "= fix (unsafe): move the `on_event` handlers of `app` into a lifespan" in out
-    assert "1 fixable with `slotguard fix --unsafe-fixes`." in out
-    assert "fixable with `slotguard fix`." not in out
+    assert "1 fixable with `slotguard fix --unsafe-fixes`." in err
+    assert "fixable with `slotguard fix`." not in err
 
 
 def test_clean_code_exits_0(project: Path) -> None:
-    code, out, _ = invoke("check", "app/clean.py")
+    code, out, err = invoke("check", "app/clean.py")
     assert code == 0
-    assert "All checks passed." in out
+    assert out == "" and "All checks passed." in err
 
 
 def test_default_path_is_the_current_directory(project: Path) -> None:
@@ -159,12 +160,25 @@ def test_exit_zero_quiet_statistics_and_output_file(project: Path) -> None:
     assert out.splitlines() == [
         "    1  SG101      acquire-without-context-manager",
         "    1  SG201  [*] release-skipped-on-exit",
+        "    2  total",
     ]
     code, out, _ = invoke("check", "app", "--statistics", "--output-format", "json")
     assert code == 1
     assert json.loads(out) == [
-        {"code": "SG101", "name": "acquire-without-context-manager", "count": 1, "fixable": 0},
-        {"code": "SG201", "name": "release-skipped-on-exit", "count": 1, "fixable": 1},
+        {
+            "code": "SG101",
+            "name": "acquire-without-context-manager",
+            "count": 1,
+            "fixable": 0,
+            "unsafe_fixable": 0,
+        },
+        {
+            "code": "SG201",
+            "name": "release-skipped-on-exit",
+            "count": 1,
+            "fixable": 1,
+            "unsafe_fixable": 0,
+        },
     ]
     code, out, _ = invoke("check", "app", "--output-file", "report.json", "--output-format", "json")
     assert code == 1 and out == ""
@@ -306,8 +320,8 @@ def test_sarif_and_github_formats(project: Path) -> None:
 def test_baseline_adopts_legacy_findings_and_reports_new_ones(project: Path) -> None:
     code, out, err = invoke("check", "app", "--write-baseline", "baseline.json")
     assert code == 0 and "wrote 2 findings to baseline.json" in err
-    code, out, _ = invoke("check", "app", "--baseline", "baseline.json")
-    assert code == 0 and "2 findings in the baseline not reported." in out
+    code, out, err = invoke("check", "app", "--baseline", "baseline.json")
+    assert code == 0 and "2 findings in the baseline not reported." in err
     leaky = project / "app" / "leaky.py"
     leaky.write_text("# a new comment above\n\n" + LEAKY + LEAKY.replace("def load", "def again"))
     code, out, err = invoke(

@@ -327,6 +327,11 @@ _SQLALCHEMY = (
         # The pool's proxy returns the connection to the pool when it is
         # garbage-collected, and nothing but the caller refers to it.
         reclaimed_when_unreferenced=True,
+        # The proxy became a context manager that closes (checks in) the
+        # connection only in SQLAlchemy 2.0.47 and 2.1.0b2; before, its `with`
+        # raises TypeError. So `with` is not reported (it releases, or fails at
+        # once), but the form written is `contextlib.closing`.
+        closing_form=True,
     ),
 )
 

@@ -77,6 +77,9 @@ class ResourceType:
     """Whether ``with <acquisition> as x`` releases it when the block ends."""
     with_note: str = "its context manager does not release it"
     """Why ``with`` does not release it, when it does not."""
+    closing_form: bool = False
+    """The context-manager form to write is ``contextlib.closing(...)``:
+    its own ``with`` releases only in some versions of its library."""
     methods: tuple[Method, ...] = ()
     calling_produces: str | None = None
     """For factories: the type a call of the value produces (``SessionLocal()``)."""

@@ -80,7 +80,10 @@ def context_manager_form(site: Site) -> str | None:
     expression: cst.BaseExpression = cst.Await(call) if keep_await else call
     prefix = "async with" if resource.is_async else "with"
     target = f" as {site.name}" if site.name else ""
-    return f"{prefix} {code(expression)}{target}"
+    entered = code(expression)
+    if resource.closing_form:
+        entered = f"contextlib.closing({entered})"
+    return f"{prefix} {entered}{target}"
 
 
 def exit_description(
