@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from slotguard.analysis.escapes import escaping, escaping_leaves
+from slotguard.analysis.escapes import escaping, escaping_leaves, handed_over
 from slotguard.analysis.index import SymbolKind
 from slotguard.analysis.infer import Produced, Scope
 from slotguard.flow.cfg import Point, PointKind
@@ -195,7 +195,7 @@ class EffectReader:
         elif isinstance(node, cst.Return):
             if node.value is not None:
                 self._expression(node.value, effects, kept=True)
-                effects.handoffs |= escaping(node.value)
+                effects.handoffs |= handed_over(node.value)
         elif isinstance(node, cst.Expr):
             self._expression(node.value, effects)
         elif isinstance(node, cst.Del):
@@ -282,7 +282,7 @@ class EffectReader:
                     self._maybe_discarded(node, effects, discardable)
             elif isinstance(node, cst.Yield):
                 if self.yield_hands_off and isinstance(node.value, cst.BaseExpression):
-                    effects.handoffs |= escaping(node.value) - self.lent
+                    effects.handoffs |= handed_over(node.value) - self.lent
                     kept_nodes.update(id(n) for n in escaping_leaves(node.value))
             elif isinstance(node, cst.NamedExpr):
                 kept_nodes.update(id(n) for n in escaping_leaves(node.value))

@@ -497,6 +497,11 @@ after each test, and disposes the engines its ``testing_engine()`` made. A
 module that imports one runs under it, so a session, connection or engine it
 leaves open lives until the test ends, not longer."""
 
+HOLDING_METHODS = frozenset({"cursor"})
+"""Methods whose result keeps the object it was called on: a cursor refers to
+its connection (``cursor.connection``), so ``return conn.cursor()`` hands
+the connection to the caller, who closes it through the cursor."""
+
 SELF_RETURNING_METHODS = frozenset({"execution_options"})
 """Methods that return the object they are called on: SQLAlchemy's
 ``conn.execution_options(...)`` sets options on the connection and returns it,
