@@ -219,10 +219,13 @@ class ModuleInfo:
         *,
         is_package: bool = False,
         index: ProjectIndex = EMPTY_INDEX,
+        is_test: bool = False,
     ) -> None:
         self.tree = tree
         self.model = model
         self.module_name = module_name
+        self.is_test = is_test
+        """Test code by its path (``tests/``, ``test_*.py``, ``conftest.py``)."""
         self.index = index
         self.imports = ImportMap(module_name, is_package=is_package)
         self.functions: list[FunctionInfo] = []
