@@ -26,6 +26,11 @@ class SymbolKind(str, enum.Enum):
     """A generator that yields a resource (a dependency such as ``get_db``)."""
     RELEASER = "releaser"
     """A function that releases the resource passed as one of its arguments."""
+    CLASS = "class"
+    """A class of the project (its methods are ``Class.name`` symbols)."""
+    INSTANCE = "instance"
+    """A module-level name holding an instance of a project class, whose
+    qualified name is ``type_name``."""
     FUNCTION = "function"
     """Any other function, class (``Name``) or method (``Class.name``): what
     matters of it is whether calling it can raise (``raises``)."""

@@ -83,6 +83,9 @@ class Produced:
     element: int | None = None
     """A project function that returns the resource in a tuple: its
     position there (``conn, cur = open_db()``); None when it is the value."""
+    via_project: bool = False
+    """Produced by a project function or method that wraps the library's
+    call: its context-manager form, if any, is the project's, unknown here."""
 
     @property
     def acquires(self) -> bool:
@@ -547,6 +550,70 @@ class ModuleInfo:
                     found.setdefault(name, assigned.type)
         return found
 
+    # -- project classes --------------------------------------------------
+
+    def project_class(self, dotted: str) -> str | None:
+        """The qualified name of the project class ``dotted`` names: one of
+        this module, or one another module of the project defines."""
+        definition = self.definitions.get(dotted)
+        if isinstance(definition, ClassInfo):
+            return f"{self.module_name}.{dotted}" if self.module_name else dotted
+        symbol = self.imported_symbol(dotted)
+        if symbol is not None and symbol.kind is SymbolKind.CLASS:
+            return self.imports.resolve(dotted)
+        return None
+
+    def own_class(self, qualified: str) -> ClassInfo | None:
+        """The class of this module a qualified class name denotes."""
+        prefix = f"{self.module_name}." if self.module_name else ""
+        if not qualified.startswith(prefix):
+            return None
+        definition = self.definitions.get(qualified[len(prefix) :])
+        return definition if isinstance(definition, ClassInfo) else None
+
+    def method(self, qualified_class: str, name: str) -> FunctionInfo | Symbol | None:
+        """A method of a project class: its definition when the class is this
+        module's, else what the class's module tells of it."""
+        cls = self.own_class(qualified_class)
+        if cls is not None:
+            return cls.methods.get(name)
+        return self.index.symbol(f"{qualified_class}.{name}")
+
+    def class_attribute_instances(self, cls: ClassInfo) -> dict[str, str]:
+        """``self.<attribute>`` → project class, from class annotations and
+        assignments in any method of the class."""
+        return self._guarded(f"class-instances:{id(cls)}", lambda: self._class_instances(cls), {})
+
+    def _class_instances(self, cls: ClassInfo) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for name, annotation in cls.annotations.items():
+            named = self.annotated_class(annotation)
+            if named is not None:
+                found[name] = named
+        for method in cls.methods.values():
+            self_name = method.self_name
+            if self_name is None:
+                continue
+            scope = method.scope
+            for target, value in scope.attribute_assignments():
+                head, _, attribute = target.partition(".")
+                if head == self_name and attribute and "." not in attribute:
+                    instance = scope.instance_of(value)
+                    if instance is not None:
+                        found.setdefault(attribute, instance)
+        return found
+
+    def annotated_class(self, annotation: cst.BaseExpression) -> str | None:
+        """The project class an annotation names (through Optional, unions,
+        strings and aliases)."""
+        for candidate in self._annotation_candidates(annotation, depth=0):
+            name = dotted_name(candidate)
+            if name is not None:
+                found = self.project_class(name)
+                if found is not None:
+                    return found
+        return None
+
     def class_attribute_types(self, cls: ClassInfo) -> dict[str, ResourceType]:
         """``self.<attribute>`` → type, from class annotations and assignments in
         any method of the class."""
@@ -596,6 +663,8 @@ class Scope:
         self._declared_global: set[str] = set()
         self._attribute_assignments: list[tuple[str, cst.BaseExpression]] = []
         self._produced: dict[int, Produced | None] = {}
+        self.instances: dict[str, str] = {}
+        """Names bound to an instance of a project class → its qualified name."""
         self.nodes: list[cst.CSTNode] = list(walk_scope(self.body))
         """Every node of the scope, parents first (nested scopes not entered)."""
         self._by_type: dict[tuple[type, ...], list[cst.CSTNode]] = {}
@@ -618,6 +687,10 @@ class Scope:
             self.local_names.add(name)
             annotation = param.annotation.annotation if param.annotation else None
             typed = module.annotation_type(annotation) if annotation is not None else None
+            if typed is None and annotation is not None:
+                instance = module.annotated_class(annotation)
+                if instance is not None:
+                    self.instances[name] = instance
             provider = None
             if annotation is not None:
                 provider = module.annotation_provider(annotation)
@@ -695,6 +768,9 @@ class Scope:
             self.local_names.add(name)
         if name in self.bindings:
             return
+        instance = self.instance_of(value)
+        if instance is not None:
+            self.instances.setdefault(name, instance)
         produced = self.produced(value)
         if produced is not None and produced.element is not None:
             return  # the name holds a tuple
@@ -776,6 +852,74 @@ class Scope:
             return self.module.imported_type(dotted)
         return None
 
+    def instance_of(self, expr: cst.BaseExpression) -> str | None:
+        """The project class whose instance an expression evaluates to, if the
+        code tells: ``Database(dsn)``, a name bound to one here, in an
+        enclosing function or at module level (also in another module), a
+        parameter annotated with the class, ``self.db``."""
+        if isinstance(expr, cst.Call):
+            callee = dotted_name(expr.func)
+            return self.module.project_class(callee) if callee is not None else None
+        if isinstance(expr, cst.Name):
+            name = expr.value
+            scope: Scope | None = self
+            function = self.function
+            while scope is not None:
+                found = scope.instances.get(name)
+                if found is not None:
+                    return found
+                if name in scope.local_names or name in scope.bindings:
+                    return None
+                if function is None:
+                    break
+                function = function.parent
+                scope = function.scope if function is not None else self.module.module_scope
+            symbol = self.module.imported_symbol(name)
+            if symbol is not None and symbol.kind is SymbolKind.INSTANCE:
+                return symbol.type_name
+            return None
+        if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name):
+            outer = self.function
+            while outer is not None and outer.parent is not None:
+                outer = outer.parent
+            if outer is not None and outer.cls is not None and expr.value.value == outer.self_name:
+                return self.module.class_attribute_instances(outer.cls).get(expr.attr.value)
+        return None
+
+    def method_called(self, func: cst.BaseExpression) -> FunctionInfo | Symbol | None:
+        """The project method a callee names (``db.acquire`` on an instance of
+        a project class), as its definition or its summary."""
+        if not isinstance(func, cst.Attribute):
+            return None
+        cls = self.instance_of(func.value)
+        return self.module.method(cls, func.attr.value) if cls is not None else None
+
+    def _produced_by_a_method(
+        self, func: cst.Attribute, call: cst.Call, expr: cst.BaseExpression, awaited: bool
+    ) -> Produced | None:
+        """``await db.acquire()`` where ``Database.acquire`` returns what it
+        acquires: the project's method is an acquisition."""
+        method = self.method_called(func)
+        spelled = dotted_name(func) or func.attr.value
+        if isinstance(method, FunctionInfo):
+            returned = self.module.returned_acquisition(method)
+            if returned is None:
+                return None
+            complete = awaited or not method.is_async
+            element = method.returned_element()
+            return Produced(
+                returned, expr, call, complete, spelled, element=element, via_project=True
+            )
+        if isinstance(method, Symbol) and method.kind is SymbolKind.ACQUIRER and method.type_name:
+            acquired = self.module._type_named(method.type_name)
+            if acquired is None:
+                return None
+            complete = awaited or not method.awaited
+            return Produced(
+                acquired, expr, call, complete, spelled, element=method.element, via_project=True
+            )
+        return None
+
     def type_of(self, expr: cst.BaseExpression, *, with_state: bool = True) -> ResourceType | None:
         """The type of the value an expression evaluates to, if the model knows it."""
         if isinstance(expr, (cst.Name, cst.Attribute)):
@@ -825,6 +969,8 @@ class Scope:
                 return Produced(made, expr, inner, complete, spelled)
         if isinstance(func, cst.Attribute):
             receiver = self.type_of(func.value)
+            if receiver is None:
+                return self._produced_by_a_method(func, inner, expr, awaited)
             if receiver is not None:
                 method = receiver.method(func.attr.value)
                 if method is not None:
@@ -888,7 +1034,9 @@ class Scope:
             acquired = module._type_named(symbol.type_name)
             if acquired is not None:
                 complete = awaited or not symbol.awaited
-                return Produced(acquired, expr, call, complete, callee, element=symbol.element)
+                return Produced(
+                    acquired, expr, call, complete, callee, element=symbol.element, via_project=True
+                )
         # A function of this module that returns what it acquires.
         function = module.function_named(callee)
         if function is not None:
@@ -896,7 +1044,9 @@ class Scope:
             if returned is not None:
                 complete = awaited or not function.is_async
                 element = function.returned_element()
-                return Produced(returned, expr, call, complete, callee, element=element)
+                return Produced(
+                    returned, expr, call, complete, callee, element=element, via_project=True
+                )
         return None
 
     def local_binding(self, name: str) -> Binding | None:
@@ -1066,6 +1216,7 @@ class _EmptyScope(Scope):
         self._declared_global = set()
         self._attribute_assignments = []
         self._produced = {}
+        self.instances = {}
 
 
 def _statements(body: object) -> Iterator[cst.CSTNode]:

@@ -159,6 +159,11 @@ class Raising:
         method = _self_method(function, name) or _class_method(module, name)
         if method is not None:
             return self.function_raises(method)
+        called = self._scope(function).method_called(func)
+        if isinstance(called, FunctionInfo):
+            return self.function_raises(called)
+        if called is not None:
+            return called.raises
         symbol = module.imported_symbol(name)
         if symbol is not None:
             return symbol.raises

@@ -17,7 +17,8 @@ import libcst as cst
 
 from slotguard.analysis.escapes import escaping, escaping_leaves, handed_over
 from slotguard.analysis.index import SymbolKind
-from slotguard.analysis.infer import Produced, Scope
+from slotguard.analysis.infer import FunctionInfo, Produced, Scope
+from slotguard.analysis.releasers import released_parameter
 from slotguard.flow.cfg import Point, PointKind
 from slotguard.model.catalog import CLOSED_STATE
 from slotguard.syntax import (
@@ -340,7 +341,7 @@ class EffectReader:
         if method and call.args and isinstance(call.args[0].value, cst.Name):
             effects.releases.append(ReleaseCandidate(call.args[0].value.value, "returned", method))
         name = dotted_name(func)
-        index = self._releasing_index(name)
+        index = self._releasing_index(func, name)
         if index is not None and len(call.args) > index:
             value = call.args[index].value
             if isinstance(value, cst.Name):
@@ -355,7 +356,7 @@ class EffectReader:
                 effects.handoffs |= escaping(arg.value)
                 kept_nodes.update(id(n) for n in escaping_leaves(arg.value))
 
-    def _releasing_index(self, name: str | None) -> int | None:
+    def _releasing_index(self, func: cst.BaseExpression, name: str | None) -> int | None:
         if name is None:
             return None
         module = self.scope.module
@@ -365,7 +366,19 @@ class EffectReader:
         symbol = module.imported_symbol(name)
         if symbol is not None and symbol.kind is SymbolKind.RELEASER:
             return symbol.parameter
-        return self.releasing_functions.get(name)
+        found = self.releasing_functions.get(name)
+        if found is not None:
+            return found
+        return self._releasing_method(func)
+
+    def _releasing_method(self, func: cst.BaseExpression) -> int | None:
+        """``db.release(conn)`` where ``Database.release`` releases its argument."""
+        method = self.scope.method_called(func)
+        if isinstance(method, FunctionInfo):
+            return released_parameter(method)
+        if method is not None and method.kind is SymbolKind.RELEASER:
+            return method.parameter
+        return None
 
     def _owns(self, name: str | None, last: str) -> bool:
         """A constructor (``Repository(session)``) or a configured owner class.
