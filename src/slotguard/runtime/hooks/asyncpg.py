@@ -1,0 +1,98 @@
+"""asyncpg: pool checkouts, and direct connections.
+
+A pool slot is keyed by the pool's connection holder. ``Pool._acquire`` is
+what both ``await pool.acquire()`` and ``async with pool.acquire()`` await, so
+the stack captured there, in the caller's task, reaches the caller.
+``PoolConnectionHolder._release`` is the one place a holder goes back to the
+pool: through ``Pool.release``, the context manager's exit, the connection's
+``close()``/``terminate()``, ``Pool.close()`` and ``Pool.terminate()``.
+
+``asyncpg.connect`` (the package attribute that applications call) opens a
+direct connection; pools call ``asyncpg.connection.connect``, which is left
+alone. The replacement captures the stack when it is called, not when its
+coroutine runs: SQLAlchemy calls it from inside its pool, in a greenlet, and
+awaits the coroutine elsewhere.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from slotguard.runtime.hooks.patch import Patch, apply_all, load, mark_coroutine_function
+from slotguard.runtime.stack import Stack, note_pool_code
+
+if TYPE_CHECKING:
+    from slotguard.runtime.tracker import _Hub
+
+LIBRARY = "asyncpg"
+Undo = Callable[[], None]
+
+
+def install_checkouts(hub: _Hub) -> list[Undo]:
+    asyncpg = load("asyncpg")
+    if asyncpg is None:
+        return []
+    pool_module = load("asyncpg.pool")
+    if pool_module is None:
+        return []
+    note_pool_code([pool_module.__file__])
+
+    def acquire(original: Any) -> Any:
+        @functools.wraps(original)
+        async def _acquire(self: Any, timeout: Any) -> Any:
+            proxy = await original(self, timeout)
+            hub.taken(id(proxy._holder), LIBRARY, "asyncpg pool connection")
+            return proxy
+
+        return _acquire
+
+    def release(original: Any) -> Any:
+        @functools.wraps(original)
+        def _release(self: Any) -> None:
+            original(self)
+            hub.returned(id(self))
+
+        return _release
+
+    def connect(original: Any) -> Any:
+        @functools.wraps(original)
+        def connect(*args: Any, **kwargs: Any) -> Any:
+            stack = hub.direct_stack()
+            coroutine = original(*args, **kwargs)
+            return coroutine if stack is None else _opened(hub, coroutine, stack)
+
+        return mark_coroutine_function(connect)
+
+    return apply_all(
+        LIBRARY,
+        lambda: [
+            Patch(pool_module.Pool, "_acquire", acquire),
+            Patch(pool_module.PoolConnectionHolder, "_release", release),
+            Patch(asyncpg, "connect", connect),
+        ],
+    )
+
+
+def install_statements(hub: _Hub) -> list[Undo]:
+    """asyncpg's transactions are not watched for idling (SQLAlchemy's and psycopg's are)."""
+    return []
+
+
+async def _opened(hub: _Hub, coroutine: Coroutine[Any, Any, Any], stack: Stack) -> Any:
+    connection = await coroutine
+    hub.taken(
+        id(connection),
+        LIBRARY,
+        "asyncpg connection",
+        pooled=False,
+        connection=connection,
+        is_closed=_is_closed,
+        stack=stack,
+    )
+    return connection
+
+
+def _is_closed(connection: Any) -> bool:
+    return bool(connection.is_closed())

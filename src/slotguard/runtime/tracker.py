@@ -1,0 +1,587 @@
+"""Who holds which connection, since when, taken where; and which transaction idles.
+
+The library hooks (``slotguard.runtime.hooks``) report events to the hub:
+a connection taken or returned, a statement done inside a transaction, a
+transaction active again or over. The hub captures the taking stack once and
+hands the event to every started :class:`Tracker`; with none started, the hooks
+return at once.
+
+A tracker keeps what is out now and answers from it: :meth:`Tracker.checked_out`
+(oldest first), :meth:`Tracker.longest`, :meth:`Tracker.idle_transactions` and a
+JSON-ready :meth:`Tracker.summary` for a health endpoint. The answers are
+snapshots (frozen values); the bookkeeping behind them is private and cheap.
+
+Keys: a pool's slot is keyed by what the pool keeps for it while it is out
+(SQLAlchemy's connection record, asyncpg's holder, the psycopg connection
+itself); a transaction by the driver's connection, so that SQLAlchemy over
+psycopg reports one idle transaction, not two.
+
+A direct connection (``asyncpg.connect``, ``psycopg.connect``,
+``psycopg2.connect``) ends when it is closed or when it is garbage-collected
+(its driver closes it then). A pooled connection whose object is collected
+without being returned stays out: the pool (psycopg_pool) counts it as out for
+good, and the tracker says so (``lost``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from slotguard.runtime import DEFAULT_DEPTH
+from slotguard.runtime.hooks.patch import internal_error
+from slotguard.runtime.stack import Frame, Stack, capture, capture_outside_pools
+
+IsClosed = Callable[[Any], bool]
+"""Whether a direct connection is closed (asked lazily, when the tracker is read)."""
+InTransaction = Callable[[], bool]
+"""Whether a connection still has a transaction open (asked by the production timer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkout:
+    """A connection out of its pool, or a direct connection open, at one moment."""
+
+    library: str
+    """The library it came from: sqlalchemy, asyncpg, psycopg_pool, psycopg2, psycopg."""
+    what: str
+    """What it is, for messages: "asyncpg pool connection", "psycopg connection", ..."""
+    held_for: float
+    """Seconds since it was taken, when this snapshot was made."""
+    stack: Stack
+    """The project frames that took it, innermost first."""
+    thread: str
+    owner: str | None
+    """Who took it, when someone says (the pytest plugin names the test or fixture)."""
+    pooled: bool
+    lost: bool = False
+    """Garbage-collected without being returned: its pool counts it as out for good."""
+
+    @property
+    def taken_at(self) -> Frame | None:
+        return self.stack.taken_at
+
+
+@dataclass(frozen=True, slots=True)
+class IdleTransaction:
+    """A transaction that waited between two statements (or before its end) past the threshold."""
+
+    library: str
+    idle_for: float
+    """Seconds it has idled (so far, when ``ongoing``)."""
+    ongoing: bool
+    """Still idle when this snapshot was made; otherwise the wait has ended."""
+    stack: Stack
+    """Where the wait began: the frames that ran the transaction's last statement."""
+    thread: str
+    owner: str | None
+
+    @property
+    def began_at(self) -> Frame | None:
+        return self.stack.taken_at
+
+
+class _Held:
+    """The bookkeeping of one checkout (mutable, private; :class:`Checkout` is its snapshot)."""
+
+    __slots__ = (
+        "library",
+        "lost",
+        "owner",
+        "pool",
+        "pooled",
+        "probe",
+        "ref",
+        "since",
+        "stack",
+        "thread",
+        "warned",
+        "what",
+    )
+
+    def __init__(
+        self,
+        library: str,
+        what: str,
+        since: float,
+        stack: Stack,
+        thread: str,
+        owner: str | None,
+        pooled: bool,
+        pool: int | None,
+        ref: weakref.ref[Any] | None,
+        probe: IsClosed | None,
+    ) -> None:
+        self.library = library
+        self.what = what
+        self.since = since
+        self.stack = stack
+        self.thread = thread
+        self.owner = owner
+        self.pooled = pooled
+        self.pool = pool
+        self.ref = ref
+        self.probe = probe
+        self.warned = False
+        self.lost = False
+
+    def closed(self) -> bool:
+        """A direct connection closed since it was taken (asked lazily)."""
+        if self.pooled or self.probe is None or self.ref is None:
+            return False
+        connection = self.ref()
+        if connection is None:
+            return True
+        try:
+            return self.probe(connection)
+        except Exception:
+            return False
+
+    def snapshot(self, now: float) -> Checkout:
+        return Checkout(
+            library=self.library,
+            what=self.what,
+            held_for=now - self.since,
+            stack=self.stack,
+            thread=self.thread,
+            owner=self.owner,
+            pooled=self.pooled,
+            lost=self.lost,
+        )
+
+
+class _Idle:
+    """An open wait between statements of a transaction (private)."""
+
+    __slots__ = ("library", "owner", "probe", "since", "stack", "thread", "warned")
+
+    def __init__(
+        self,
+        library: str,
+        since: float,
+        stack: Stack,
+        thread: str,
+        owner: str | None,
+        probe: InTransaction | None,
+    ) -> None:
+        self.library = library
+        self.since = since
+        self.stack = stack
+        self.thread = thread
+        self.owner = owner
+        self.probe = probe
+        self.warned = False
+
+    def snapshot(self, now: float, ongoing: bool) -> IdleTransaction:
+        return IdleTransaction(
+            library=self.library,
+            idle_for=now - self.since,
+            ongoing=ongoing,
+            stack=self.stack,
+            thread=self.thread,
+            owner=self.owner,
+        )
+
+
+_lost_keys = itertools.count()
+
+
+class Tracker:
+    """Connections checked out and transactions idling, as the library hooks report them.
+
+    Start it with :meth:`start` (or ``with tracker:``; ``slotguard.runtime.track``
+    and ``install`` do it for you) and stop it with :meth:`stop`, which takes the
+    hooks out again once no tracker is left.
+
+    ``idle_threshold`` (seconds) turns on the detection of transactions idle
+    between statements; None leaves the per-statement hooks out.
+    """
+
+    def __init__(
+        self,
+        *,
+        depth: int = DEFAULT_DEPTH,
+        idle_threshold: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, not {depth}")
+        if idle_threshold is not None and idle_threshold <= 0:
+            raise ValueError(f"idle_threshold must be positive, not {idle_threshold}")
+        self.depth = depth
+        self.idle_threshold = idle_threshold
+        self.clock = clock
+        self.owner: str | None = None
+        """Who is running now; each checkout records it (the pytest plugin sets the test)."""
+        self._lock = threading.Lock()
+        self._held: dict[Hashable, _Held] = {}
+        self._idle: dict[int, _Idle] = {}
+        self._idled: deque[tuple[IdleTransaction, bool]] = deque(maxlen=1000)
+        """Finished waits past the threshold, oldest first (bounded), and whether
+        the timer already logged them while they were going on."""
+        self._unleaked: deque[Checkout] = deque(maxlen=1000)
+        """Connections logged as held too long that came back since (for the timer)."""
+        self._dead: deque[tuple[Hashable, weakref.ref[Any]]] = deque()
+        """Connections collected while out, to settle at the next read or write: a
+        weakref callback may run inside any allocation, even under our own lock."""
+
+    # -- starting and stopping ----------------------------------------------------
+
+    def start(self) -> Tracker:
+        HUB.add(self)
+        return self
+
+    def stop(self) -> None:
+        HUB.remove(self)
+
+    @property
+    def started(self) -> bool:
+        return self in HUB.trackers
+
+    def __enter__(self) -> Tracker:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- reading ------------------------------------------------------------------
+
+    def checked_out(self, owner: str | None = None) -> list[Checkout]:
+        """What is out now, held longest first; only ``owner``'s when given."""
+        now = self.clock()
+        with self._lock:
+            self._settle()
+            closed = [key for key, held in self._held.items() if held.closed()]
+            for key in closed:
+                del self._held[key]
+            held = [entry for entry in self._held.values() if owner is None or entry.owner == owner]
+        return sorted((entry.snapshot(now) for entry in held), key=lambda c: -c.held_for)
+
+    def longest(self, count: int = 5) -> list[Checkout]:
+        """The ``count`` connections held longest (for a health endpoint)."""
+        return self.checked_out()[:count]
+
+    def idle_transactions(self, owner: str | None = None) -> list[IdleTransaction]:
+        """Transactions idle past the threshold: those still waiting, then those
+        whose wait ended, oldest first; only ``owner``'s when given."""
+        threshold = self.idle_threshold
+        if threshold is None:
+            return []
+        now = self.clock()
+        with self._lock:
+            ongoing = [
+                idle.snapshot(now, True)
+                for idle in self._idle.values()
+                if now - idle.since >= threshold and (owner is None or idle.owner == owner)
+            ]
+            ended = [idle for idle, _ in self._idled if owner is None or idle.owner == owner]
+        return sorted(ongoing, key=lambda i: -i.idle_for) + ended
+
+    def summary(self, count: int = 5) -> dict[str, Any]:
+        """A JSON-ready view: how many connections are out, per library, and the
+        ``count`` held longest with where they were taken."""
+        held = self.checked_out()
+        by_library: dict[str, int] = {}
+        for checkout in held:
+            by_library[checkout.library] = by_library.get(checkout.library, 0) + 1
+        return {
+            "checked_out": len(held),
+            "by_library": by_library,
+            "longest": [_describe(checkout) for checkout in held[:count]],
+            "idle_in_transaction": sum(1 for idle in self.idle_transactions() if idle.ongoing),
+        }
+
+    def forget(self, owner: str) -> None:
+        """Disown what ``owner`` took and drop its finished waits, once they have
+        been reported (the pytest plugin, after each test): a later test of the
+        same name (a rerun) starts clean."""
+        with self._lock:
+            for held in self._held.values():
+                if held.owner == owner:
+                    held.owner = None
+            for idle in self._idle.values():
+                if idle.owner == owner:
+                    idle.owner = None
+            kept = [(idle, logged) for idle, logged in self._idled if idle.owner != owner]
+            self._idled.clear()
+            self._idled.extend(kept)
+
+    # -- events from the hub --------------------------------------------------------
+
+    def _taken(self, key: Hashable, held: _Held) -> None:
+        with self._lock:
+            if self._dead:
+                self._settle()
+            self._held[key] = held
+
+    def _returned(self, key: Hashable) -> None:
+        with self._lock:
+            held = self._held.pop(key, None)
+            if held is not None and held.warned:
+                self._unleaked.append(held.snapshot(self.clock()))
+
+    def _pool_closed(self, pool: int) -> None:
+        """A pool that closes every connection it handed out (psycopg2's ``closeall``)."""
+        with self._lock:
+            for key in [key for key, held in self._held.items() if held.pool == pool]:
+                del self._held[key]
+
+    def _collected(self, key: Hashable, ref: weakref.ref[Any]) -> None:
+        self._dead.append((key, ref))
+
+    def _settle(self) -> None:
+        """Apply the collections noted by weakref callbacks (caller holds the lock)."""
+        while self._dead:
+            key, ref = self._dead.popleft()
+            held = self._held.get(key)
+            if held is None or held.ref is not ref:
+                continue
+            del self._held[key]
+            if held.pooled:
+                held.lost = True
+                held.ref = None
+                self._held[("lost", next(_lost_keys))] = held
+
+    def _statement_done(self, key: int, idle: _Idle) -> None:
+        with self._lock:
+            self._idle[key] = idle
+
+    def _transaction_active(self, key: int, now: float) -> None:
+        """A statement starts, or the transaction ends: the wait, if any, is over."""
+        with self._lock:
+            idle = self._idle.pop(key, None)
+            threshold = self.idle_threshold
+            if idle is not None and threshold is not None and now - idle.since >= threshold:
+                self._idled.append((idle.snapshot(now, False), idle.warned))
+
+    # -- for the production timer ----------------------------------------------------
+
+    def _overdue(self, threshold: float) -> tuple[list[Checkout], list[IdleTransaction]]:
+        """Pooled connections held past ``threshold`` and transactions idle past the
+        idle threshold, each returned once (marked as warned)."""
+        now = self.clock()
+        holders: list[Checkout] = []
+        idles: list[tuple[_Idle, IdleTransaction]] = []
+        with self._lock:
+            self._settle()
+            for held in self._held.values():
+                if held.pooled and not held.warned and now - held.since >= threshold:
+                    held.warned = True
+                    holders.append(held.snapshot(now))
+            idle_threshold = self.idle_threshold
+            if idle_threshold is not None:
+                for idle in self._idle.values():
+                    if not idle.warned and now - idle.since >= idle_threshold:
+                        idle.warned = True
+                        idles.append((idle, idle.snapshot(now, True)))
+        still = [snapshot for idle, snapshot in idles if _still_in_transaction(idle)]
+        return holders, still
+
+    def _ended_waits(self) -> tuple[list[IdleTransaction], list[Checkout]]:
+        """Finished waits past the threshold that were not logged while they went
+        on, and connections logged as held too long that came back; each once."""
+        with self._lock:
+            ended = [idle for idle, logged in self._idled if not logged]
+            self._idled.clear()
+            unleaked = list(self._unleaked)
+            self._unleaked.clear()
+        return ended, unleaked
+
+
+def _still_in_transaction(idle: _Idle) -> bool:
+    if idle.probe is None:
+        return True
+    try:
+        return idle.probe()
+    except Exception:
+        return True
+
+
+def _describe(checkout: Checkout) -> dict[str, Any]:
+    frame = checkout.taken_at
+    return {
+        "library": checkout.library,
+        "what": checkout.what,
+        "held_seconds": round(checkout.held_for, 3),
+        "taken_at": frame.location() if frame is not None else None,
+        "thread": checkout.thread,
+        "lost": checkout.lost,
+        "stack": [
+            {"file": f.filename, "line": f.line, "function": f.function}
+            for f in checkout.stack.frames()
+        ],
+    }
+
+
+class _Hub:
+    """The one place the hooks report to; it fans events out to the started trackers.
+
+    The hooks are installed when the first tracker starts and taken out when
+    the last one stops; the per-statement hooks only while some tracker
+    watches for idle transactions.
+    """
+
+    def __init__(self) -> None:
+        self.trackers: tuple[Tracker, ...] = ()
+        self.depth = DEFAULT_DEPTH
+        self.watching_idle = False
+        self._lock = threading.RLock()
+        self._installed: dict[str, list[Callable[[], None]]] = {"checkouts": [], "statements": []}
+
+    def add(self, tracker: Tracker) -> None:
+        with self._lock:
+            if tracker in self.trackers:
+                return
+            self._sync((*self.trackers, tracker))
+
+    def remove(self, tracker: Tracker) -> None:
+        with self._lock:
+            if tracker not in self.trackers:
+                return
+            self._sync(tuple(t for t in self.trackers if t is not tracker))
+
+    def _sync(self, trackers: tuple[Tracker, ...]) -> None:
+        from slotguard.runtime import hooks
+
+        want_checkouts = bool(trackers)
+        want_statements = any(t.idle_threshold is not None for t in trackers)
+        self.depth = max((t.depth for t in trackers), default=DEFAULT_DEPTH)
+        if want_checkouts and not self._installed["checkouts"]:
+            self._installed["checkouts"] = hooks.install_checkouts(self)
+        if want_statements and not self._installed["statements"]:
+            self._installed["statements"] = hooks.install_statements(self)
+        self.trackers = trackers
+        self.watching_idle = want_statements
+        if not want_statements:
+            _undo(self._installed["statements"])
+        if not want_checkouts:
+            _undo(self._installed["checkouts"])
+
+    # -- events -----------------------------------------------------------------
+
+    def taken(
+        self,
+        key: Hashable,
+        library: str,
+        what: str,
+        *,
+        pooled: bool = True,
+        pool: object = None,
+        connection: object = None,
+        is_closed: IsClosed | None = None,
+        stack: Stack | None = None,
+    ) -> None:
+        """A connection was taken. ``connection`` is watched by weak reference: a
+        direct one ends when it is collected, a pooled one is then lost."""
+        trackers = self.trackers
+        if not trackers:
+            return
+        try:
+            if stack is None:
+                stack = capture(self.depth, start=2)
+            now = time.monotonic()
+            thread = threading.current_thread().name
+            ref = _weak(connection, key, trackers) if connection is not None else None
+            pool_id = id(pool) if pool is not None else None
+            for tracker in trackers:
+                held = _Held(
+                    library,
+                    what,
+                    now,
+                    stack,
+                    thread,
+                    tracker.owner,
+                    pooled,
+                    pool_id,
+                    ref,
+                    is_closed,
+                )
+                tracker._taken(key, held)
+        except Exception as error:
+            internal_error("a checkout", error)
+
+    def direct_stack(self) -> Stack | None:
+        """The taking stack of a direct connection, or None when a pool opens it."""
+        if not self.trackers:
+            return None
+        try:
+            return capture_outside_pools(self.depth, start=2)
+        except Exception as error:
+            internal_error("a connect", error)
+            return None
+
+    def returned(self, key: Hashable) -> None:
+        try:
+            for tracker in self.trackers:
+                tracker._returned(key)
+        except Exception as error:
+            internal_error("a return", error)
+
+    def pool_closed(self, pool: object) -> None:
+        try:
+            for tracker in self.trackers:
+                tracker._pool_closed(id(pool))
+        except Exception as error:
+            internal_error("a pool's close", error)
+
+    def statement_done(self, key: int, library: str, probe: InTransaction | None = None) -> None:
+        """A statement ended inside a transaction: a wait may begin here."""
+        trackers = self.trackers
+        if not trackers or not self.watching_idle:
+            return
+        try:
+            stack = capture(self.depth, start=2)
+            now = time.monotonic()
+            thread = threading.current_thread().name
+            for tracker in trackers:
+                if tracker.idle_threshold is not None:
+                    idle = _Idle(library, now, stack, thread, tracker.owner, probe)
+                    tracker._statement_done(key, idle)
+        except Exception as error:
+            internal_error("a statement's end", error)
+
+    def transaction_active(self, key: int) -> None:
+        """A statement starts or the transaction ends: any wait on ``key`` is over."""
+        trackers = self.trackers
+        if not trackers:
+            return
+        try:
+            now = time.monotonic()
+            for tracker in trackers:
+                if tracker.idle_threshold is not None:
+                    tracker._transaction_active(key, now)
+        except Exception as error:
+            internal_error("a statement's start", error)
+
+
+def _weak(
+    connection: object, key: Hashable, trackers: tuple[Tracker, ...]
+) -> weakref.ref[Any] | None:
+    def collected(ref: weakref.ref[Any]) -> None:
+        for tracker in trackers:
+            tracker._collected(key, ref)
+
+    try:
+        return weakref.ref(connection, collected)
+    except TypeError:
+        return None
+
+
+def _undo(undos: list[Callable[[], None]]) -> None:
+    while undos:
+        undos.pop()()
+
+
+HUB = _Hub()
