@@ -183,7 +183,7 @@ class LeakCheck:
 
     def _judge(self, item: pytest.Item, report: pytest.TestReport) -> None:
         owner = item.nodeid
-        leaks = self.tracker.checked_out(owner=owner)
+        leaks = self.tracker.checked_out(owner=owner) + self.tracker.abandoned(owner=owner)
         idles = self.tracker.idle_transactions(owner=owner)
         self.tracker.forget(owner)
         mode = _mode(item, self.mode)
@@ -219,12 +219,14 @@ class LeakCheck:
     def _leak(self, number: int, leak: Checkout) -> str:
         frame = leak.taken_at
         where = frame.location(self.root) if frame is not None else "an unknown place"
-        state = (
-            ", garbage-collected without being returned: its pool counts it as out for good"
-            if leak.lost
-            else ""
-        )
-        head = f"{number}. {leak.what} taken at {where} (held {leak.held_for:.2f} s{state})"
+        state = f"held {leak.held_for:.2f} s"
+        if leak.lost:
+            state += (
+                ", garbage-collected without being returned: its pool counts it as out for good"
+            )
+        elif leak.abandoned:
+            state += ", never given back: closed only when its pool was terminated"
+        head = f"{number}. {leak.what} taken at {where} ({state})"
         return "\n".join(
             [
                 head,

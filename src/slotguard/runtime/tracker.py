@@ -63,6 +63,9 @@ class Checkout:
     pooled: bool
     lost: bool = False
     """Garbage-collected without being returned: its pool counts it as out for good."""
+    abandoned: bool = False
+    """Never returned; its pool's own end (asyncpg's ``terminate``, psycopg2's
+    ``closeall``) closed it. ``held_for`` is then how long it was out."""
 
     @property
     def taken_at(self) -> Frame | None:
@@ -144,7 +147,7 @@ class _Held:
         except Exception:
             return False
 
-    def snapshot(self, now: float) -> Checkout:
+    def snapshot(self, now: float, abandoned: bool = False) -> Checkout:
         return Checkout(
             library=self.library,
             what=self.what,
@@ -154,6 +157,7 @@ class _Held:
             owner=self.owner,
             pooled=self.pooled,
             lost=self.lost,
+            abandoned=abandoned,
         )
 
 
@@ -226,6 +230,8 @@ class Tracker:
         self._idled: deque[tuple[IdleTransaction, bool]] = deque(maxlen=1000)
         """Finished waits past the threshold, oldest first (bounded), and whether
         the timer already logged them while they were going on."""
+        self._abandoned: deque[Checkout] = deque(maxlen=1000)
+        """Connections never returned whose pool closed them (bounded)."""
         self._unleaked: deque[Checkout] = deque(maxlen=1000)
         """Connections logged as held too long that came back since (for the timer)."""
         self._dead: deque[tuple[Hashable, weakref.ref[Any]]] = deque()
@@ -269,6 +275,12 @@ class Tracker:
             held = [entry for entry in self._held.values() if owner is None or entry.owner == owner]
         return sorted((entry.snapshot(now) for entry in held), key=lambda c: -c.held_for)
 
+    def abandoned(self, owner: str | None = None) -> list[Checkout]:
+        """Connections never returned that their pool closed when it ended, oldest
+        first; only ``owner``'s when given."""
+        with self._lock:
+            return [c for c in self._abandoned if owner is None or c.owner == owner]
+
     def longest(self, count: int = 5) -> list[Checkout]:
         """The ``count`` connections held longest (for a health endpoint)."""
         return self.checked_out()[:count]
@@ -301,6 +313,7 @@ class Tracker:
             "by_library": by_library,
             "longest": [_describe(checkout) for checkout in held[:count]],
             "idle_in_transaction": sum(1 for idle in self.idle_transactions() if idle.ongoing),
+            "abandoned": len(self.abandoned()),
         }
 
     def forget(self, owner: str) -> None:
@@ -317,6 +330,9 @@ class Tracker:
             kept = [(idle, logged) for idle, logged in self._idled if idle.owner != owner]
             self._idled.clear()
             self._idled.extend(kept)
+            still = [checkout for checkout in self._abandoned if checkout.owner != owner]
+            self._abandoned.clear()
+            self._abandoned.extend(still)
 
     # -- events from the hub --------------------------------------------------------
 
@@ -332,11 +348,19 @@ class Tracker:
             if held is not None and held.warned:
                 self._unleaked.append(held.snapshot(self.clock()))
 
-    def _pool_closed(self, pool: int) -> None:
-        """A pool that closes every connection it handed out (psycopg2's ``closeall``)."""
+    def _abandon(self, key: Hashable) -> None:
+        """The pool closed a connection that was never returned."""
         with self._lock:
+            held = self._held.pop(key, None)
+            if held is not None:
+                self._abandoned.append(held.snapshot(self.clock(), abandoned=True))
+
+    def _pool_closed(self, pool: int) -> None:
+        """A pool closed every connection it handed out (psycopg2's ``closeall``)."""
+        with self._lock:
+            now = self.clock()
             for key in [key for key, held in self._held.items() if held.pool == pool]:
-                del self._held[key]
+                self._abandoned.append(self._held.pop(key).snapshot(now, abandoned=True))
 
     def _collected(self, key: Hashable, ref: weakref.ref[Any]) -> None:
         self._dead.append((key, ref))
@@ -528,6 +552,14 @@ class _Hub:
                 tracker._returned(key)
         except Exception as error:
             internal_error("a return", error)
+
+    def abandoned(self, key: Hashable) -> None:
+        """A pool's end closed the connection of ``key``, which was never returned."""
+        try:
+            for tracker in self.trackers:
+                tracker._abandon(key)
+        except Exception as error:
+            internal_error("a pool's end", error)
 
     def pool_closed(self, pool: object) -> None:
         try:

@@ -99,7 +99,7 @@ class Watchdog:
         where = frame.location(self.root) if frame is not None else "an unknown place"
         state = "idle in transaction for" if idle.ongoing else "was idle in transaction for"
         return (
-            f"slotguard: a {idle.library} transaction {state} {idle.idle_for:.1f} s "
+            f"slotguard: a {idle.library} connection {state} {idle.idle_for:.1f} s "
             f"(threshold {self.tracker.idle_threshold:g} s), waiting since the statement "
             f"at {where} in thread {idle.thread}\n"
             f"Stack where the wait began (most recent call last):\n"

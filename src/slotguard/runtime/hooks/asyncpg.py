@@ -2,10 +2,14 @@
 
 A pool slot is keyed by the pool's connection holder. ``Pool._acquire`` is
 what both ``await pool.acquire()`` and ``async with pool.acquire()`` await, so
-the stack captured there, in the caller's task, reaches the caller.
-``PoolConnectionHolder._release`` is the one place a holder goes back to the
-pool: through ``Pool.release``, the context manager's exit, the connection's
-``close()``/``terminate()``, ``Pool.close()`` and ``Pool.terminate()``.
+the stack captured there, in the caller's task, reaches the caller. A holder
+comes back through ``PoolConnectionHolder.release`` (``Pool.release``, the
+context manager's exit) or, when its connection closes while out,
+``_release_on_close``: the code closed it (``conn.close()``, a lost
+connection), which returns the slot, or the pool's own end did
+(``Pool.terminate()``, a failed ``Pool.close()``), which the tracker reports
+as abandoned: a test whose pool fixture terminates the pool at teardown still
+sees the connection it never released.
 
 ``asyncpg.connect`` (the package attribute that applications call) opens a
 direct connection; pools call ``asyncpg.connection.connect``, which is left
@@ -50,11 +54,22 @@ def install_checkouts(hub: _Hub) -> list[Undo]:
 
     def release(original: Any) -> Any:
         @functools.wraps(original)
-        def _release(self: Any) -> None:
-            original(self)
+        async def release(self: Any, timeout: Any) -> None:
             hub.returned(id(self))
+            await original(self, timeout)
 
-        return _release
+        return release
+
+    def release_on_close(original: Any) -> Any:
+        @functools.wraps(original)
+        def _release_on_close(self: Any) -> None:
+            was_out = self._in_use is not None
+            pool_ends = bool(self._pool._closed or self._pool._closing)
+            original(self)
+            if was_out:
+                (hub.abandoned if pool_ends else hub.returned)(id(self))
+
+        return _release_on_close
 
     def connect(original: Any) -> Any:
         @functools.wraps(original)
@@ -69,7 +84,8 @@ def install_checkouts(hub: _Hub) -> list[Undo]:
         LIBRARY,
         lambda: [
             Patch(pool_module.Pool, "_acquire", acquire),
-            Patch(pool_module.PoolConnectionHolder, "_release", release),
+            Patch(pool_module.PoolConnectionHolder, "release", release),
+            Patch(pool_module.PoolConnectionHolder, "_release_on_close", release_on_close),
             Patch(asyncpg, "connect", connect),
         ],
     )

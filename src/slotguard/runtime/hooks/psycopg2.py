@@ -4,7 +4,7 @@
 functions ``AbstractConnectionPool`` defines as ``_getconn``/``_putconn``/
 ``_closeall``, and ``ThreadedConnectionPool`` calls those under its lock, so
 both names are replaced and each call is seen once. ``closeall`` closes the
-connections still out too, which ends them.
+connections still out too: the tracker reports those as abandoned.
 
 ``psycopg2.connect`` opens a direct connection (the pools call it too, which
 the stack tells apart). psycopg2's connection is a C type whose ``close`` cannot
