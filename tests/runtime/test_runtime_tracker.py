@@ -96,7 +96,7 @@ def test_files_are_classified_project_library_or_hidden() -> None:
 
 
 def open_session(engine: Engine) -> Session:
-    session = Session(engine)
+    session = Session(engine)  # session created
     session.execute(text("select 1"))  # session takes
     return session
 
@@ -111,8 +111,15 @@ def test_a_session_holds_its_connection_from_its_first_statement_until_closed(
         assert checkout.taken_at is not None
         assert checkout.taken_at.line == line_of("session takes")
         assert checkout.pooled and not checkout.lost and checkout.held_for >= 0
+        assert checkout.created is not None and checkout.created.taken_at is not None
+        assert checkout.created.taken_at.line == line_of("session created")
         session.close()
         assert tracker.checked_out() == []
+
+
+def test_a_connection_without_a_session_has_no_creation_stack(engine: Engine) -> None:
+    with track() as tracker, engine.connect():
+        assert [c.created for c in tracker.checked_out()] == [None]
 
 
 def test_a_detached_connection_leaves_the_pool_and_is_tracked_until_closed() -> None:

@@ -35,6 +35,7 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Generator
 
+    from slotguard.runtime.stack import Stack
     from slotguard.runtime.static import StaticCheck
     from slotguard.runtime.tracker import Checkout, IdleTransaction, Tracker
 
@@ -219,6 +220,9 @@ class LeakCheck:
     def _leak(self, number: int, leak: Checkout) -> str:
         frame = leak.taken_at
         where = frame.location(self.root) if frame is not None else "an unknown place"
+        created = leak.created.taken_at if leak.created is not None else None
+        if created is not None:
+            where += f" by a session created at {created.location(self.root)}"
         state = f"held {leak.held_for:.2f} s"
         if leak.lost:
             state += (
@@ -226,15 +230,16 @@ class LeakCheck:
             )
         elif leak.abandoned:
             state += ", never given back: closed only when its pool was terminated"
-        head = f"{number}. {leak.what} taken at {where} ({state})"
-        return "\n".join(
-            [
-                head,
-                *self._static_lines(leak),
-                "   Stack of the code that took it (most recent call last):",
-                leak.stack.format(self.root, indent="     "),
-            ]
-        )
+        lines = [
+            f"{number}. {leak.what} taken at {where} ({state})",
+            *self._static_lines(leak.stack, leak.created),
+            "   Stack of the code that took it (most recent call last):",
+            leak.stack.format(self.root, indent="     "),
+        ]
+        if leak.created is not None:
+            lines.append("   Stack that created the session (most recent call last):")
+            lines.append(leak.created.format(self.root, indent="     "))
+        return "\n".join(lines)
 
     def _idle(self, number: int, idle: IdleTransaction) -> str:
         frame = idle.began_at
@@ -247,19 +252,22 @@ class LeakCheck:
         return "\n".join(
             [
                 head,
-                *self._static_lines(idle),
+                *self._static_lines(idle.stack),
                 "   Stack where the wait began (most recent call last):",
                 idle.stack.format(self.root, indent="     "),
             ]
         )
 
-    def _static_lines(self, held: Checkout | IdleTransaction) -> list[str]:
+    def _static_lines(self, stack: Stack, created: Stack | None = None) -> list[str]:
+        """What ``slotguard check`` reports on the stacks (the session's creation after
+        the statement that took the connection)."""
         if self._static is None:
             from slotguard.runtime.static import StaticCheck
 
             self._static = StaticCheck()
+        frames = stack.frames() + (created.frames() if created is not None else ())
         lines = []
-        for finding in self._static.findings(held.stack):
+        for finding in self._static.findings(frames):
             path = Path(finding.filename)
             where = f"{_relative(path, self.root)}:{finding.line}"
             lines.append(

@@ -20,12 +20,12 @@ A file that cannot be checked adds nothing: the leak report stands without it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slotguard.runtime.stack import Frame, Stack
+from slotguard.runtime.stack import Frame
 
 MAX_FINDINGS = 3
 
@@ -48,9 +48,9 @@ class StaticCheck:
     def __init__(self) -> None:
         self._findings: dict[str, list[Any]] = {}
 
-    def findings(self, stack: Stack) -> list[StaticFinding]:
-        """The findings that concern ``stack``, closest first, at most MAX_FINDINGS."""
-        frames = stack.frames()
+    def findings(self, frames: Sequence[Frame]) -> list[StaticFinding]:
+        """The findings that concern a taking stack (innermost frame first), closest
+        first, at most MAX_FINDINGS."""
         found: dict[tuple[str, int, str], StaticFinding] = {}
         for relation, matches in (
             ("on this line", _on_line),

@@ -63,6 +63,8 @@ class Checkout:
     pooled: bool
     lost: bool = False
     """Garbage-collected without being returned: its pool counts it as out for good."""
+    created: Stack | None = None
+    """For a connection an ORM session took: the stack that created the session."""
     abandoned: bool = False
     """Never returned; its pool's own end (asyncpg's ``terminate``, psycopg2's
     ``closeall``) closed it. ``held_for`` is then how long it was out."""
@@ -95,6 +97,7 @@ class _Held:
     """The bookkeeping of one checkout (mutable, private; :class:`Checkout` is its snapshot)."""
 
     __slots__ = (
+        "created",
         "library",
         "lost",
         "owner",
@@ -121,7 +124,9 @@ class _Held:
         pool: int | None,
         ref: weakref.ref[Any] | None,
         probe: IsClosed | None,
+        created: Stack | None = None,
     ) -> None:
+        self.created = created
         self.library = library
         self.what = what
         self.since = since
@@ -157,6 +162,7 @@ class _Held:
             owner=self.owner,
             pooled=self.pooled,
             lost=self.lost,
+            created=self.created,
             abandoned=abandoned,
         )
 
@@ -506,6 +512,7 @@ class _Hub:
         connection: object = None,
         is_closed: IsClosed | None = None,
         stack: Stack | None = None,
+        created: Stack | None = None,
     ) -> None:
         """A connection was taken. ``connection`` is watched by weak reference: a
         direct one ends when it is collected, a pooled one is then lost."""
@@ -531,6 +538,7 @@ class _Hub:
                     pool_id,
                     ref,
                     is_closed,
+                    created,
                 )
                 tracker._taken(key, held)
         except Exception as error:

@@ -13,18 +13,25 @@ pool keeps while the connection is out:
   slot itself comes back with the ``checkin`` that follows).
 
 A session takes its connection at its first statement, so its checkout's stack
-is that statement's.
+is that statement's; the stack that created the session is kept beside it
+(``Session.__init__`` records it), since that is the line a leak is about: the
+session created in a dependency's generator, at import, or in the request that
+handed it to a background task. The checkout finds its session among the
+frames of ``sqlalchemy/orm/session.py`` between the pool and the caller.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import sys
+import weakref
 from collections.abc import Callable
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from slotguard.runtime.hooks.patch import internal_error, load
-from slotguard.runtime.stack import note_pool_code
+from slotguard.runtime.hooks.patch import Patch, apply_all, internal_error, load
+from slotguard.runtime.stack import PROJECT, Stack, capture, classify, note_pool_code
 
 if TYPE_CHECKING:
     from slotguard.runtime.tracker import _Hub
@@ -40,10 +47,28 @@ def install_checkouts(hub: _Hub) -> list[Undo]:
     event = load("sqlalchemy.event")
     if pool_module is None or event is None:
         return []
+    session_module = load("sqlalchemy.orm.session")
+    if session_module is None:
+        return []
     note_pool_code([os.path.dirname(pool_module.__file__)])
+    created: weakref.WeakKeyDictionary[Any, Stack] = weakref.WeakKeyDictionary()
+    session_code = session_module.__file__
+
+    def session_init(original: Any) -> Any:
+        @functools.wraps(original)
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            if hub.trackers:
+                try:
+                    created[self] = capture(hub.depth)
+                except Exception as error:
+                    internal_error("a session's creation", error)
+
+        return __init__
 
     def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        hub.taken(id(record), LIBRARY, "SQLAlchemy pool connection")
+        origin = _session_origin(sys._getframe(1), session_code, created)
+        hub.taken(id(record), LIBRARY, "SQLAlchemy pool connection", created=origin)
 
     def checkin(dbapi_connection: Any, record: Any) -> None:
         hub.returned(id(record))
@@ -67,7 +92,10 @@ def install_checkouts(hub: _Hub) -> list[Undo]:
         if dbapi_connection is not None:
             hub.transaction_active(_driver_key(dbapi_connection))
 
-    return _listen(
+    undos = apply_all(
+        "SQLAlchemy sessions", lambda: [Patch(session_module.Session, "__init__", session_init)]
+    )
+    return undos + _listen(
         event,
         pool_module.Pool,
         {
@@ -129,6 +157,27 @@ def _guarded(name: str, listener: Callable[..., None]) -> Callable[..., None]:
 
     guarded.__name__ = f"slotguard_{name}"
     return guarded
+
+
+def _session_origin(
+    frame: FrameType | None, session_code: str, created: weakref.WeakKeyDictionary[Any, Stack]
+) -> Stack | None:
+    """The creation stack of the session whose statement is checking out, found
+    among the session's own frames below the first project frame."""
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename == session_code:
+            owner = frame.f_locals.get("self")
+            try:
+                stack = created.get(owner)
+            except TypeError:  # not a session (a transaction, ...): cannot be a key
+                stack = None
+            if stack is not None:
+                return stack
+        elif classify(filename) == PROJECT:
+            return None
+        frame = frame.f_back
+    return None
 
 
 def _driver_key(dbapi_connection: Any) -> int:
