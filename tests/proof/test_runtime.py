@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -144,23 +145,49 @@ def test_psycopg_async_pools_and_connections(postgres: PostgresInfo, tracker: Tr
 
 def test_psycopg_transactions_idle_between_statements(postgres: PostgresInfo) -> None:
     with track(idle_threshold=0.05) as tracker, psycopg.connect(postgres.dsn) as conn:
-        conn.execute("select 1")  # psycopg wait begins
+        conn.execute("select 1")
         time.sleep(0.1)
-        conn.commit()
-        with conn.transaction():
-            conn.execute("select 2")  # block wait begins
+        conn.commit()  # the commit ends the wait
+        with conn.transaction():  # the block's end ends the wait
+            conn.execute("select 2")
             time.sleep(0.1)
         conn.execute("select 3")
-        time.sleep(0.1)
-        (ongoing, first, second) = tracker.idle_transactions()
+        conn.execute("select 4")
         conn.rollback()
         conn.autocommit = True
-        conn.execute("select 4")
+        conn.execute("select 5")
         time.sleep(0.1)
-        assert len(tracker.idle_transactions()) == 3
-    assert ongoing.ongoing and not first.ongoing and not second.ongoing
-    assert first.began_at is not None and first.began_at.line == line_of("psycopg wait begins")
-    assert second.began_at is not None and second.began_at.line == line_of("block wait begins")
+        ended = tracker.idle_transactions()
+    assert [(i.library, i.ongoing) for i in ended] == [("psycopg", False)] * 2
+    assert [i.at.line if i.at else None for i in ended] == [
+        line_of("the commit ends the wait"),
+        line_of("the block's end ends the wait"),
+    ]
+
+
+def waits_in_its_transaction(dsn: str, waiting: threading.Event, done: threading.Event) -> None:
+    with psycopg.connect(dsn) as conn:
+        conn.execute("select 1")
+        waiting.set()
+        done.wait(10)  # waits holding the transaction
+
+
+def test_an_ongoing_wait_shows_where_the_holder_waits_now(postgres: PostgresInfo) -> None:
+    waiting, done = threading.Event(), threading.Event()
+    with track(idle_threshold=0.05) as tracker:
+        holder = threading.Thread(
+            target=waits_in_its_transaction, args=(postgres.dsn, waiting, done), name="holder"
+        )
+        holder.start()
+        try:
+            assert waiting.wait(10)
+            time.sleep(0.1)
+            (idle,) = tracker.idle_transactions()
+        finally:
+            done.set()
+            holder.join()
+    assert idle.ongoing and idle.thread == "holder" and idle.idle_for >= 0.05
+    assert idle.at is not None and idle.at.line == line_of("waits holding the transaction")
 
 
 # -- psycopg2 -------------------------------------------------------------------------------

@@ -158,12 +158,12 @@ def test_owners_and_nested_trackers_see_the_same_checkout(engine: Engine) -> Non
 
 def run_idle_transaction(engine: Engine, wait: float) -> None:
     with Session(engine) as session:
-        session.execute(text("select 1"))  # the wait begins
+        session.execute(text("select 1"))
         time.sleep(wait)
-        session.commit()
+        session.commit()  # the wait ends
 
 
-def test_a_transaction_idle_past_the_threshold_is_reported_where_its_wait_began(
+def test_a_transaction_idle_past_the_threshold_is_reported_where_its_wait_ended(
     engine: Engine,
 ) -> None:
     with track(idle_threshold=0.05) as tracker:
@@ -172,7 +172,7 @@ def test_a_transaction_idle_past_the_threshold_is_reported_where_its_wait_began(
         run_idle_transaction(engine, wait=0.1)
         (idle,) = tracker.idle_transactions()
     assert idle.library == "sqlalchemy" and not idle.ongoing and idle.idle_for >= 0.05
-    assert idle.began_at is not None and idle.began_at.line == line_of("the wait begins")
+    assert idle.at is not None and idle.at.line == line_of("the wait ends")
 
 
 def test_a_transaction_still_idle_is_reported_as_ongoing(engine: Engine) -> None:
@@ -180,7 +180,7 @@ def test_a_transaction_still_idle_is_reported_as_ongoing(engine: Engine) -> None
         session = open_session(engine)
         time.sleep(0.02)
         (idle,) = tracker.idle_transactions()
-        assert idle.ongoing
+        assert idle.ongoing and idle.stack.raw == ()  # its holder is the caller itself
         session.close()
         assert [i.ongoing for i in tracker.idle_transactions()] == [False]
 
@@ -210,7 +210,7 @@ def patched_attributes() -> dict[tuple[str, str], Any]:
     owners = {
         asyncpg: ["connect"],
         asyncpg.pool.Pool: ["_acquire"],
-        asyncpg.pool.PoolConnectionHolder: ["release", "_release_on_close"],
+        asyncpg.pool.PoolConnectionHolder: ["_release", "_release_on_close"],
         psycopg: ["connect"],
         psycopg.Connection: ["connect", "commit", "rollback", "close"],
         psycopg.AsyncConnection: ["connect", "commit", "rollback", "close"],

@@ -109,17 +109,34 @@ def test_connections_returned_in_time_log_nothing(
     assert records.records == []
 
 
-def test_a_transaction_idle_past_the_threshold_is_logged_where_its_wait_began(
+def test_a_transaction_idle_past_the_threshold_is_logged_with_where_its_holder_waits(
     logged: tuple[logging.Logger, Records], engine: Engine
 ) -> None:
     logger, records = logged
     runtime.install(threshold=60, idle_threshold=THRESHOLD, interval=INTERVAL, logger=logger)
     with engine.connect() as connection:
-        connection.execute(text("select 1"))  # the wait begins
-        assert wait_for(lambda: bool(records.records))
+        connection.execute(text("select 1"))
+        assert wait_for(lambda: bool(records.records))  # waits in the transaction
         connection.commit()
+    time.sleep(20 * INTERVAL)
     (warning,) = records.records
     message = warning.getMessage()
     assert message.startswith("slotguard: a sqlalchemy connection idle in transaction for ")
-    assert f"{HERE.name}:{line_of('the wait begins')}" in message.splitlines()[0]
-    assert "Stack where the wait began" in message
+    assert "Where the code holding it waits now (most recent call last):" in message
+    assert "assert wait_for(lambda: bool(records.records))  # waits in the transaction" in message
+
+
+def test_a_long_wait_that_ended_between_two_looks_is_logged_with_the_statement_that_ended_it(
+    logged: tuple[logging.Logger, Records], engine: Engine
+) -> None:
+    logger, records = logged
+    runtime.install(threshold=60, idle_threshold=0.05, interval=THRESHOLD, logger=logger)
+    with engine.connect() as connection:
+        connection.execute(text("select 1"))
+        time.sleep(0.1)
+        connection.commit()  # ends the wait
+    assert wait_for(lambda: bool(records.records))
+    (warning,) = records.records
+    first = warning.getMessage().splitlines()[0]
+    assert first.startswith("slotguard: a sqlalchemy connection was idle in transaction for ")
+    assert f"{HERE.name}:{line_of('ends the wait')} in thread MainThread" in first

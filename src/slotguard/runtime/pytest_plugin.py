@@ -185,7 +185,7 @@ class LeakCheck:
     def _judge(self, item: pytest.Item, report: pytest.TestReport) -> None:
         owner = item.nodeid
         leaks = self.tracker.checked_out(owner=owner) + self.tracker.abandoned(owner=owner)
-        idles = self.tracker.idle_transactions(owner=owner)
+        idles = [i for i in self.tracker.idle_transactions(owner=owner) if not i.ongoing]
         self.tracker.forget(owner)
         mode = _mode(item, self.mode)
         if mode == "off" or not (leaks or idles):
@@ -212,7 +212,7 @@ class LeakCheck:
         if idles:
             count = "1 transaction" if len(idles) == 1 else f"{len(idles)} transactions"
             parts.append(
-                f"slotguard: this test left {count} idle longer than {self.idle_threshold:g} s"
+                f"slotguard: this test kept {count} idle longer than {self.idle_threshold:g} s"
             )
             parts.extend(self._idle(number, idle) for number, idle in enumerate(idles, 1))
         return "\n\n".join(parts)
@@ -242,18 +242,14 @@ class LeakCheck:
         return "\n".join(lines)
 
     def _idle(self, number: int, idle: IdleTransaction) -> str:
-        frame = idle.began_at
+        frame = idle.at
         where = frame.location(self.root) if frame is not None else "an unknown place"
-        state = "still idle" if idle.ongoing else "idle"
-        head = (
-            f"{number}. {idle.library} transaction {state} for {idle.idle_for:.2f} s "
-            f"after the statement at {where}"
-        )
         return "\n".join(
             [
-                head,
+                f"{number}. {idle.library} transaction idle for {idle.idle_for:.2f} s, "
+                f"until the statement at {where}",
                 *self._static_lines(idle.stack),
-                "   Stack where the wait began (most recent call last):",
+                "   Stack of the statement that ended the wait (most recent call last):",
                 idle.stack.format(self.root, indent="     "),
             ]
         )

@@ -28,6 +28,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import CodeType, FrameType
+from typing import Any
 
 PROJECT = 2
 """The user's own code: what a stack shows."""
@@ -40,6 +41,9 @@ POOL = -1
 
 MAX_WALK = 256
 """Frames walked at most: a bound on the cost of a capture in a deep recursion."""
+MAX_GAP = 10
+"""Frames walked past the last project frame before giving up on finding another:
+what lies beyond is a framework's machinery (pytest, an event loop, a server)."""
 _MAX_GREENLET_HOPS = 4
 
 _DRIVER_PACKAGES = frozenset(
@@ -88,13 +92,19 @@ class Frame:
 
 @dataclass(frozen=True, slots=True)
 class Stack:
-    """The frames that took a connection, innermost first, as captured (cheap to keep)."""
+    """The frames that took a connection, innermost first, as captured (cheap to keep).
+
+    Each frame is kept as its code and the offset of its current instruction
+    (``f_lasti``): reading ``f_lineno`` decodes the code's line table, which a
+    capture would pay on every frame of every checkout; the line is looked up
+    only when a stack is shown.
+    """
 
     raw: tuple[tuple[CodeType, int], ...] = ()
 
     def frames(self) -> tuple[Frame, ...]:
         """The frames, innermost (the taking line) first."""
-        return tuple(_frame(code, line) for code, line in self.raw)
+        return tuple(_frame(code, offset) for code, offset in self.raw)
 
     @property
     def taken_at(self) -> Frame | None:
@@ -127,8 +137,44 @@ def display_path(filename: str, root: str | None) -> str:
 
 def capture(depth: int, *, start: int = 1) -> Stack:
     """The project frames of the current call stack, at most ``depth``, innermost
-    first, from the ``start``-th caller of this function up."""
-    stack = _walk(depth, False, start + 1)
+    first, from the ``start``-th caller of this function up.
+
+    The hot path of every checkout, hence its plain shape: one pass, locals
+    only. A stack with no project frame (an application installed in
+    site-packages) is walked a second time for its fallback.
+    """
+    first = sys._getframe(start)
+    frame: FrameType | None = first
+    get = _tiers.get
+    project: list[tuple[CodeType, int]] = []
+    gap = hops = walked = 0
+    most, widest = MAX_WALK, MAX_GAP
+    while True:
+        while frame is not None and walked < most:
+            code = frame.f_code
+            tier = get(code.co_filename)
+            if tier is None:
+                tier = _classify(code.co_filename)
+            if tier == 2:  # PROJECT, spelled out: a global lookup per frame costs
+                project.append((code, frame.f_lasti))
+                if len(project) == depth:
+                    return Stack(tuple(project))
+                gap = 0
+            elif project:
+                gap += 1
+                if gap > widest:
+                    return Stack(tuple(project))
+            frame = frame.f_back
+            walked += 1
+        if frame is not None or hops == _MAX_GREENLET_HOPS or "greenlet" not in sys.modules:
+            break
+        frame = _parent_greenlet_frame(hops)
+        hops += 1
+        if frame is None:
+            break
+    if project:
+        return Stack(tuple(project))
+    stack = _walk(depth, False, 0, first)
     assert stack is not None, "only a walk that skips pools gives up"
     return stack
 
@@ -139,12 +185,36 @@ def capture_outside_pools(depth: int, *, start: int = 1) -> Stack | None:
     return _walk(depth, True, start + 1)
 
 
-def _walk(depth: int, skip_pools: bool, start: int) -> Stack | None:
-    frame: FrameType | None = sys._getframe(start)
+def frame_stack(frame: FrameType, depth: int) -> Stack:
+    """The project frames from ``frame`` outwards (another thread's current frame)."""
+    stack = _walk(depth, False, 0, frame)
+    assert stack is not None, "only a walk that skips pools gives up"
+    return stack
+
+
+def coroutine_stack(coroutine: Any, depth: int) -> Stack:
+    """The project frames of a suspended coroutine chain, innermost first: where
+    an asyncio task waits (its ``await`` chain, down to the future it waits on)."""
+    chain: list[tuple[CodeType, int]] = []
+    while coroutine is not None and len(chain) < MAX_WALK:
+        frame = getattr(coroutine, "cr_frame", None) or getattr(coroutine, "gi_frame", None)
+        if frame is None:
+            break
+        chain.append((frame.f_code, frame.f_lasti))
+        coroutine = getattr(coroutine, "cr_await", None) or getattr(coroutine, "gi_yieldfrom", None)
+    chain.reverse()
+    project = [entry for entry in chain if classify(entry[0].co_filename) == PROJECT]
+    fallback = [entry for entry in chain if classify(entry[0].co_filename) == LIBRARY]
+    return Stack(tuple((project or fallback)[:depth]))
+
+
+def _walk(depth: int, skip_pools: bool, start: int, frame: FrameType | None = None) -> Stack | None:
+    if frame is None:
+        frame = sys._getframe(start)
     project: list[tuple[CodeType, int]] = []
     fallback: list[tuple[CodeType, int]] = []
     tiers = _tiers
-    walked = hops = 0
+    walked = hops = gap = 0
     while walked < MAX_WALK:
         if frame is None:
             if hops >= _MAX_GREENLET_HOPS:
@@ -158,14 +228,19 @@ def _walk(depth: int, skip_pools: bool, start: int) -> Stack | None:
         if tier is None:
             tier = _classify(code.co_filename)
         if tier == PROJECT:
-            project.append((code, frame.f_lineno))
+            project.append((code, frame.f_lasti))
             if len(project) >= depth and not skip_pools:
+                break
+            gap = 0
+        elif project and not skip_pools:
+            gap += 1
+            if gap > MAX_GAP:
                 break
         elif tier == POOL:
             if skip_pools:
                 return None
         elif tier == LIBRARY and not project and len(fallback) < depth:
-            fallback.append((code, frame.f_lineno))
+            fallback.append((code, frame.f_lasti))
         frame = frame.f_back
         walked += 1
     return Stack(tuple(project[:depth] or fallback))
@@ -263,12 +338,20 @@ def _parent_greenlet_frame(hops: int) -> FrameType | None:
     return frame
 
 
-def _frame(code: CodeType, line: int) -> Frame:
+def _line(code: CodeType, offset: int) -> int:
+    """The line of the instruction at byte ``offset`` (as ``frame.f_lineno`` says it)."""
+    for start, end, line in code.co_lines():
+        if start <= offset < end and line is not None:
+            return line
+    return code.co_firstlineno
+
+
+def _frame(code: CodeType, offset: int) -> Frame:
     lines = frozenset(number for _, _, number in code.co_lines() if number is not None)
     is_module = code.co_name == "<module>"
     return Frame(
         filename=code.co_filename,
-        line=line,
+        line=_line(code, offset),
         function=code.co_qualname if hasattr(code, "co_qualname") else code.co_name,
         first_line=1 if is_module else code.co_firstlineno,
         lines=lines,

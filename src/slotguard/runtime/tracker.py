@@ -26,6 +26,7 @@ good, and the tracker says so (``lost``).
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 import time
 import weakref
@@ -36,13 +37,31 @@ from types import TracebackType
 from typing import Any
 
 from slotguard.runtime import DEFAULT_DEPTH
-from slotguard.runtime.hooks.patch import internal_error
-from slotguard.runtime.stack import Frame, Stack, capture, capture_outside_pools
+from slotguard.runtime.errors import internal_error
+from slotguard.runtime.stack import (
+    Frame,
+    Stack,
+    capture,
+    capture_outside_pools,
+    coroutine_stack,
+    frame_stack,
+)
 
 IsClosed = Callable[[Any], bool]
 """Whether a direct connection is closed (asked lazily, when the tracker is read)."""
 InTransaction = Callable[[], bool]
 """Whether a connection still has a transaction open (asked by the production timer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """What a hook takes, made once per hook: every checkout of it shares this."""
+
+    library: str
+    what: str
+    pooled: bool = True
+    is_closed: IsClosed | None = None
+    """For a direct connection: how to ask whether it was closed since."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,83 +103,83 @@ class IdleTransaction:
     ongoing: bool
     """Still idle when this snapshot was made; otherwise the wait has ended."""
     stack: Stack
-    """Where the wait began: the frames that ran the transaction's last statement."""
+    """Ongoing: where the code holding the transaction is now, which is what it
+    waits on (the HTTP call, the sleep); empty when that code is the one asking.
+    Ended: the statement, or the commit, that ended the wait."""
     thread: str
     owner: str | None
 
     @property
-    def began_at(self) -> Frame | None:
+    def at(self) -> Frame | None:
+        """The innermost frame of :attr:`stack`."""
         return self.stack.taken_at
 
 
 class _Held:
-    """The bookkeeping of one checkout (mutable, private; :class:`Checkout` is its snapshot)."""
+    """The bookkeeping of one checkout (mutable, private; :class:`Checkout` is its snapshot).
+
+    Made on every checkout, hence slotted and small: what is the same for every
+    checkout of a hook lives in its :class:`Kind`, and the thread is kept as its
+    identifier, named only when shown.
+    """
 
     __slots__ = (
         "created",
-        "library",
+        "kind",
         "lost",
         "owner",
         "pool",
-        "pooled",
-        "probe",
         "ref",
         "since",
         "stack",
         "thread",
         "warned",
-        "what",
     )
 
     def __init__(
         self,
-        library: str,
-        what: str,
+        kind: Kind,
         since: float,
         stack: Stack,
-        thread: str,
+        thread: int,
         owner: str | None,
-        pooled: bool,
         pool: int | None,
         ref: weakref.ref[Any] | None,
-        probe: IsClosed | None,
-        created: Stack | None = None,
+        created: Stack | None,
     ) -> None:
-        self.created = created
-        self.library = library
-        self.what = what
+        self.kind = kind
         self.since = since
         self.stack = stack
         self.thread = thread
         self.owner = owner
-        self.pooled = pooled
         self.pool = pool
         self.ref = ref
-        self.probe = probe
+        self.created = created
         self.warned = False
         self.lost = False
 
     def closed(self) -> bool:
         """A direct connection closed since it was taken (asked lazily)."""
-        if self.pooled or self.probe is None or self.ref is None:
+        is_closed = self.kind.is_closed
+        if self.kind.pooled or is_closed is None or self.ref is None:
             return False
         connection = self.ref()
         if connection is None:
             return True
         try:
-            return self.probe(connection)
+            return is_closed(connection)
         except Exception:
             return False
 
     def snapshot(self, now: float, abandoned: bool = False) -> Checkout:
         return Checkout(
-            library=self.library,
-            what=self.what,
+            library=self.kind.library,
+            what=self.kind.what,
             held_for=now - self.since,
             stack=self.stack,
-            thread=self.thread,
+            thread=thread_name(self.thread),
             owner=self.owner,
-            pooled=self.pooled,
+            pooled=self.kind.pooled,
             lost=self.lost,
             created=self.created,
             abandoned=abandoned,
@@ -168,36 +187,62 @@ class _Held:
 
 
 class _Idle:
-    """An open wait between statements of a transaction (private)."""
+    """An open wait between statements of a transaction (private).
 
-    __slots__ = ("library", "owner", "probe", "since", "stack", "thread", "warned")
+    Nothing is captured when a wait begins: a statement ends thousands of times
+    a second and most waits are short. The thread (and the asyncio task, if
+    any) that ran the statement is kept, so that the stack of a wait that turns
+    out long is read when it is reported: where that code is then.
+    """
+
+    __slots__ = ("library", "owner", "probe", "since", "task", "thread", "warned")
 
     def __init__(
         self,
         library: str,
         since: float,
-        stack: Stack,
-        thread: str,
+        thread: int,
+        task: weakref.ref[Any] | None,
         owner: str | None,
         probe: InTransaction | None,
     ) -> None:
         self.library = library
         self.since = since
-        self.stack = stack
         self.thread = thread
+        self.task = task
         self.owner = owner
         self.probe = probe
         self.warned = False
 
-    def snapshot(self, now: float, ongoing: bool) -> IdleTransaction:
+    def snapshot(self, now: float, depth: int) -> IdleTransaction:
         return IdleTransaction(
             library=self.library,
             idle_for=now - self.since,
-            ongoing=ongoing,
-            stack=self.stack,
-            thread=self.thread,
+            ongoing=True,
+            stack=self.waiting(depth),
+            thread=thread_name(self.thread),
             owner=self.owner,
         )
+
+    def ended(self, now: float, stack: Stack) -> IdleTransaction:
+        return IdleTransaction(
+            library=self.library,
+            idle_for=now - self.since,
+            ongoing=False,
+            stack=stack,
+            thread=thread_name(self.thread),
+            owner=self.owner,
+        )
+
+    def waiting(self, depth: int) -> Stack:
+        """Where the code that ran the last statement is now."""
+        task = self.task() if self.task is not None else None
+        if task is not None and not task.done():
+            return coroutine_stack(task.get_coro(), depth)
+        if self.thread == threading.get_ident():
+            return Stack()
+        frame = sys._current_frames().get(self.thread)
+        return frame_stack(frame, depth) if frame is not None else Stack()
 
 
 _lost_keys = itertools.count()
@@ -275,10 +320,15 @@ class Tracker:
         now = self.clock()
         with self._lock:
             self._settle()
-            closed = [key for key, held in self._held.items() if held.closed()]
-            for key in closed:
-                del self._held[key]
-            held = [entry for entry in self._held.values() if owner is None or entry.owner == owner]
+            entries = list(self._held.items())
+            for key, entry in entries:
+                if entry.closed() and self._held.get(key) is entry:
+                    del self._held[key]
+        held = [
+            entry
+            for _, entry in entries
+            if not entry.closed() and (owner is None or entry.owner == owner)
+        ]
         return sorted((entry.snapshot(now) for entry in held), key=lambda c: -c.held_for)
 
     def abandoned(self, owner: str | None = None) -> list[Checkout]:
@@ -299,12 +349,13 @@ class Tracker:
             return []
         now = self.clock()
         with self._lock:
-            ongoing = [
-                idle.snapshot(now, True)
-                for idle in self._idle.values()
+            waiting = [
+                idle
+                for idle in list(self._idle.values())
                 if now - idle.since >= threshold and (owner is None or idle.owner == owner)
             ]
             ended = [idle for idle, _ in self._idled if owner is None or idle.owner == owner]
+        ongoing = [idle.snapshot(now, self.depth) for idle in waiting]
         return sorted(ongoing, key=lambda i: -i.idle_for) + ended
 
     def summary(self, count: int = 5) -> dict[str, Any]:
@@ -327,10 +378,10 @@ class Tracker:
         been reported (the pytest plugin, after each test): a later test of the
         same name (a rerun) starts clean."""
         with self._lock:
-            for held in self._held.values():
+            for held in list(self._held.values()):
                 if held.owner == owner:
                     held.owner = None
-            for idle in self._idle.values():
+            for idle in list(self._idle.values()):
                 if idle.owner == owner:
                     idle.owner = None
             kept = [(idle, logged) for idle, logged in self._idled if idle.owner != owner]
@@ -342,31 +393,32 @@ class Tracker:
 
     # -- events from the hub --------------------------------------------------------
 
+    # The hot path writes without the lock: a single store into or removal from
+    # a dict is atomic, and the readers above copy under the lock what they read.
+
     def _taken(self, key: Hashable, held: _Held) -> None:
-        with self._lock:
-            if self._dead:
+        if self._dead:
+            with self._lock:
                 self._settle()
-            self._held[key] = held
+        self._held[key] = held
 
     def _returned(self, key: Hashable) -> None:
-        with self._lock:
-            held = self._held.pop(key, None)
-            if held is not None and held.warned:
-                self._unleaked.append(held.snapshot(self.clock()))
+        held = self._held.pop(key, None)
+        if held is not None and held.warned:
+            self._unleaked.append(held.snapshot(self.clock()))
 
     def _abandon(self, key: Hashable) -> None:
         """The pool closed a connection that was never returned."""
-        with self._lock:
-            held = self._held.pop(key, None)
-            if held is not None:
-                self._abandoned.append(held.snapshot(self.clock(), abandoned=True))
+        held = self._held.pop(key, None)
+        if held is not None:
+            self._abandoned.append(held.snapshot(self.clock(), abandoned=True))
 
     def _pool_closed(self, pool: int) -> None:
         """A pool closed every connection it handed out (psycopg2's ``closeall``)."""
-        with self._lock:
-            now = self.clock()
-            for key in [key for key, held in self._held.items() if held.pool == pool]:
-                self._abandoned.append(self._held.pop(key).snapshot(now, abandoned=True))
+        now = self.clock()
+        for key, held in list(self._held.items()):
+            if held.pool == pool and self._held.pop(key, None) is held:
+                self._abandoned.append(held.snapshot(now, abandoned=True))
 
     def _collected(self, key: Hashable, ref: weakref.ref[Any]) -> None:
         self._dead.append((key, ref))
@@ -379,22 +431,22 @@ class Tracker:
             if held is None or held.ref is not ref:
                 continue
             del self._held[key]
-            if held.pooled:
+            if held.kind.pooled:
                 held.lost = True
                 held.ref = None
                 self._held[("lost", next(_lost_keys))] = held
 
     def _statement_done(self, key: int, idle: _Idle) -> None:
-        with self._lock:
-            self._idle[key] = idle
+        self._idle[key] = idle
 
     def _transaction_active(self, key: int, now: float) -> None:
-        """A statement starts, or the transaction ends: the wait, if any, is over."""
-        with self._lock:
-            idle = self._idle.pop(key, None)
-            threshold = self.idle_threshold
-            if idle is not None and threshold is not None and now - idle.since >= threshold:
-                self._idled.append((idle.snapshot(now, False), idle.warned))
+        """A statement starts, or the transaction ends: the wait, if any, is over;
+        a long one is kept with the stack that ended it."""
+        idle = self._idle.pop(key, None)
+        threshold = self.idle_threshold
+        if idle is None or threshold is None or now - idle.since < threshold:
+            return
+        self._idled.append((idle.ended(now, capture(self.depth)), idle.warned))
 
     # -- for the production timer ----------------------------------------------------
 
@@ -403,30 +455,33 @@ class Tracker:
         idle threshold, each returned once (marked as warned)."""
         now = self.clock()
         holders: list[Checkout] = []
-        idles: list[tuple[_Idle, IdleTransaction]] = []
+        idles: list[_Idle] = []
         with self._lock:
             self._settle()
-            for held in self._held.values():
-                if held.pooled and not held.warned and now - held.since >= threshold:
+            for held in list(self._held.values()):
+                if held.kind.pooled and not held.warned and now - held.since >= threshold:
                     held.warned = True
                     holders.append(held.snapshot(now))
             idle_threshold = self.idle_threshold
             if idle_threshold is not None:
-                for idle in self._idle.values():
+                for idle in list(self._idle.values()):
                     if not idle.warned and now - idle.since >= idle_threshold:
                         idle.warned = True
-                        idles.append((idle, idle.snapshot(now, True)))
-        still = [snapshot for idle, snapshot in idles if _still_in_transaction(idle)]
+                        idles.append(idle)
+        still = [idle.snapshot(now, self.depth) for idle in idles if _still_in_transaction(idle)]
         return holders, still
 
     def _ended_waits(self) -> tuple[list[IdleTransaction], list[Checkout]]:
         """Finished waits past the threshold that were not logged while they went
         on, and connections logged as held too long that came back; each once."""
-        with self._lock:
-            ended = [idle for idle, logged in self._idled if not logged]
-            self._idled.clear()
-            unleaked = list(self._unleaked)
-            self._unleaked.clear()
+        ended: list[IdleTransaction] = []
+        while self._idled:
+            idle, logged = self._idled.popleft()
+            if not logged:
+                ended.append(idle)
+        unleaked: list[Checkout] = []
+        while self._unleaked:
+            unleaked.append(self._unleaked.popleft())
         return ended, unleaked
 
 
@@ -504,13 +559,9 @@ class _Hub:
     def taken(
         self,
         key: Hashable,
-        library: str,
-        what: str,
-        *,
-        pooled: bool = True,
+        kind: Kind,
         pool: object = None,
         connection: object = None,
-        is_closed: IsClosed | None = None,
         stack: Stack | None = None,
         created: Stack | None = None,
     ) -> None:
@@ -523,26 +574,25 @@ class _Hub:
             if stack is None:
                 stack = capture(self.depth, start=2)
             now = time.monotonic()
-            thread = threading.current_thread().name
-            ref = _weak(connection, key, trackers) if connection is not None else None
+            thread = threading.get_ident()
+            ref = self._weak(connection, key) if connection is not None else None
             pool_id = id(pool) if pool is not None else None
             for tracker in trackers:
-                held = _Held(
-                    library,
-                    what,
-                    now,
-                    stack,
-                    thread,
-                    tracker.owner,
-                    pooled,
-                    pool_id,
-                    ref,
-                    is_closed,
-                    created,
-                )
+                held = _Held(kind, now, stack, thread, tracker.owner, pool_id, ref, created)
                 tracker._taken(key, held)
         except Exception as error:
             internal_error("a checkout", error)
+
+    def _weak(self, connection: object, key: Hashable) -> weakref.ref[Any] | None:
+        try:
+            return weakref.KeyedRef(connection, self._collected, key)
+        except TypeError:  # a type without weak references: watched by id only
+            return None
+
+    def _collected(self, ref: weakref.KeyedRef[Any, Any]) -> None:
+        """A connection watched by weak reference was collected (any thread, any time)."""
+        for tracker in self.trackers:
+            tracker._collected(ref.key, ref)
 
     def direct_stack(self) -> Stack | None:
         """The taking stack of a direct connection, or None when a pool opens it."""
@@ -582,12 +632,12 @@ class _Hub:
         if not trackers or not self.watching_idle:
             return
         try:
-            stack = capture(self.depth, start=2)
             now = time.monotonic()
-            thread = threading.current_thread().name
+            thread = threading.get_ident()
+            task = _current_task()
             for tracker in trackers:
                 if tracker.idle_threshold is not None:
-                    idle = _Idle(library, now, stack, thread, tracker.owner, probe)
+                    idle = _Idle(library, now, thread, task, tracker.owner, probe)
                     tracker._statement_done(key, idle)
         except Exception as error:
             internal_error("a statement's end", error)
@@ -606,17 +656,25 @@ class _Hub:
             internal_error("a statement's start", error)
 
 
-def _weak(
-    connection: object, key: Hashable, trackers: tuple[Tracker, ...]
-) -> weakref.ref[Any] | None:
-    def collected(ref: weakref.ref[Any]) -> None:
-        for tracker in trackers:
-            tracker._collected(key, ref)
+def thread_name(ident: int) -> str:
+    """The name of a thread (kept by identifier, named when shown), or its
+    identifier once it has ended."""
+    for thread in threading.enumerate():
+        if thread.ident == ident:
+            return thread.name
+    return f"thread {ident} (ended)"
 
-    try:
-        return weakref.ref(connection, collected)
-    except TypeError:
+
+def _current_task() -> weakref.ref[Any] | None:
+    """The asyncio task running here, if any (weakly: a task outlives no wait)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
         return None
+    loop = asyncio.events._get_running_loop()
+    if loop is None:
+        return None
+    task = asyncio.current_task(loop)
+    return weakref.ref(task) if task is not None else None
 
 
 def _undo(undos: list[Callable[[], None]]) -> None:

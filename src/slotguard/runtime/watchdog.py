@@ -95,13 +95,20 @@ class Watchdog:
         )
 
     def idle_message(self, idle: IdleTransaction) -> str:
-        frame = idle.began_at
+        threshold = f"(threshold {self.tracker.idle_threshold:g} s)"
+        if idle.ongoing:
+            return (
+                f"slotguard: a {idle.library} connection idle in transaction for "
+                f"{idle.idle_for:.1f} s {threshold}, in thread {idle.thread}\n"
+                f"Where the code holding it waits now (most recent call last):\n"
+                f"{idle.stack.format(self.root)}"
+            )
+        frame = idle.at
         where = frame.location(self.root) if frame is not None else "an unknown place"
-        state = "idle in transaction for" if idle.ongoing else "was idle in transaction for"
         return (
-            f"slotguard: a {idle.library} connection {state} {idle.idle_for:.1f} s "
-            f"(threshold {self.tracker.idle_threshold:g} s), waiting since the statement "
-            f"at {where} in thread {idle.thread}\n"
-            f"Stack where the wait began (most recent call last):\n"
+            f"slotguard: a {idle.library} connection was idle in transaction for "
+            f"{idle.idle_for:.1f} s {threshold}, until the statement at {where} "
+            f"in thread {idle.thread}\n"
+            f"Stack of the statement that ended the wait (most recent call last):\n"
             f"{idle.stack.format(self.root)}"
         )

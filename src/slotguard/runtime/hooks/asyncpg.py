@@ -3,12 +3,12 @@
 A pool slot is keyed by the pool's connection holder. ``Pool._acquire`` is
 what both ``await pool.acquire()`` and ``async with pool.acquire()`` await, so
 the stack captured there, in the caller's task, reaches the caller. A holder
-comes back through ``PoolConnectionHolder.release`` (``Pool.release``, the
-context manager's exit) or, when its connection closes while out,
-``_release_on_close``: the code closed it (``conn.close()``, a lost
-connection), which returns the slot, or the pool's own end did
-(``Pool.terminate()``, a failed ``Pool.close()``), which the tracker reports
-as abandoned: a test whose pool fixture terminates the pool at teardown still
+comes back in ``PoolConnectionHolder._release``, however it was given back:
+``Pool.release``, the context manager's exit, or its connection closing while
+out (``_release_on_close``). The code closing it (``conn.close()``, a lost
+connection) returns the slot; the pool's own end (``Pool.terminate()``, a
+failed ``Pool.close()``) does not, and the tracker reports the connection as
+abandoned: a test whose pool fixture terminates the pool at teardown still
 sees the connection it never released.
 
 ``asyncpg.connect`` (the package attribute that applications call) opens a
@@ -26,11 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from slotguard.runtime.hooks.patch import Patch, apply_all, load, mark_coroutine_function
 from slotguard.runtime.stack import Stack, note_pool_code
+from slotguard.runtime.tracker import Kind
 
 if TYPE_CHECKING:
     from slotguard.runtime.tracker import _Hub
 
 LIBRARY = "asyncpg"
+POOLED = Kind(LIBRARY, "asyncpg pool connection")
+DIRECT = Kind(LIBRARY, "asyncpg connection", pooled=False, is_closed=lambda c: bool(c.is_closed()))
 Undo = Callable[[], None]
 
 
@@ -47,27 +50,25 @@ def install_checkouts(hub: _Hub) -> list[Undo]:
         @functools.wraps(original)
         async def _acquire(self: Any, timeout: Any) -> Any:
             proxy = await original(self, timeout)
-            hub.taken(id(proxy._holder), LIBRARY, "asyncpg pool connection")
+            hub.taken(id(proxy._holder), POOLED)
             return proxy
 
         return _acquire
 
     def release(original: Any) -> Any:
         @functools.wraps(original)
-        async def release(self: Any, timeout: Any) -> None:
+        def _release(self: Any) -> None:
+            original(self)
             hub.returned(id(self))
-            await original(self, timeout)
 
-        return release
+        return _release
 
     def release_on_close(original: Any) -> Any:
         @functools.wraps(original)
         def _release_on_close(self: Any) -> None:
-            was_out = self._in_use is not None
-            pool_ends = bool(self._pool._closed or self._pool._closing)
+            if self._in_use is not None and (self._pool._closed or self._pool._closing):
+                hub.abandoned(id(self))
             original(self)
-            if was_out:
-                (hub.abandoned if pool_ends else hub.returned)(id(self))
 
         return _release_on_close
 
@@ -84,7 +85,7 @@ def install_checkouts(hub: _Hub) -> list[Undo]:
         LIBRARY,
         lambda: [
             Patch(pool_module.Pool, "_acquire", acquire),
-            Patch(pool_module.PoolConnectionHolder, "release", release),
+            Patch(pool_module.PoolConnectionHolder, "_release", release),
             Patch(pool_module.PoolConnectionHolder, "_release_on_close", release_on_close),
             Patch(asyncpg, "connect", connect),
         ],
@@ -98,17 +99,5 @@ def install_statements(hub: _Hub) -> list[Undo]:
 
 async def _opened(hub: _Hub, coroutine: Coroutine[Any, Any, Any], stack: Stack) -> Any:
     connection = await coroutine
-    hub.taken(
-        id(connection),
-        LIBRARY,
-        "asyncpg connection",
-        pooled=False,
-        connection=connection,
-        is_closed=_is_closed,
-        stack=stack,
-    )
+    hub.taken(id(connection), DIRECT, connection=connection, stack=stack)
     return connection
-
-
-def _is_closed(connection: Any) -> bool:
-    return bool(connection.is_closed())

@@ -5,11 +5,12 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-import logging
 from collections.abc import Callable
 from typing import Any
 
-logger = logging.getLogger("slotguard.runtime")
+from slotguard.runtime.errors import internal_error, logger
+
+__all__ = ["Patch", "apply_all", "internal_error", "load", "mark_coroutine_function"]
 
 _MISSING = object()
 
@@ -59,17 +60,6 @@ def load(name: str) -> Any | None:
         return importlib.import_module(name)
     except Exception:  # installed but broken (psycopg without libpq, ...)
         return None
-
-
-_reported: set[str] = set()
-
-
-def internal_error(where: str, error: BaseException) -> None:
-    """Say once per place that slotguard's own bookkeeping failed; the application goes on."""
-    if where in _reported:
-        return
-    _reported.add(where)
-    logger.warning("slotguard.runtime: internal error in %s: %r", where, error)
 
 
 def mark_coroutine_function(function: Callable[..., Any]) -> Callable[..., Any]:

@@ -33,11 +33,14 @@ from slotguard.runtime.hooks.patch import (
     mark_coroutine_function,
 )
 from slotguard.runtime.stack import Stack, note_pool_code
+from slotguard.runtime.tracker import Kind
 
 if TYPE_CHECKING:
     from slotguard.runtime.tracker import _Hub
 
 Undo = Callable[[], None]
+DIRECT = Kind("psycopg", "psycopg connection", pooled=False, is_closed=lambda c: bool(c.closed))
+POOLED = Kind("psycopg_pool", "psycopg_pool connection")
 _INTRANS = 2
 _INERROR = 3
 """libpq's PQTRANS_INTRANS and PQTRANS_INERROR: idle in a transaction (or an aborted one)."""
@@ -96,15 +99,7 @@ def _install_connect(hub: _Hub, psycopg: Any) -> list[Undo]:
 
 
 def _opened(hub: _Hub, connection: Any, stack: Stack) -> None:
-    hub.taken(
-        id(connection),
-        "psycopg",
-        "psycopg connection",
-        pooled=False,
-        connection=connection,
-        is_closed=_is_closed,
-        stack=stack,
-    )
+    hub.taken(id(connection), DIRECT, connection=connection, stack=stack)
 
 
 async def _opened_later(hub: _Hub, coroutine: Coroutine[Any, Any, Any], stack: Stack) -> Any:
@@ -113,21 +108,12 @@ async def _opened_later(hub: _Hub, coroutine: Coroutine[Any, Any, Any], stack: S
     return connection
 
 
-def _is_closed(connection: Any) -> bool:
-    return bool(connection.closed)
-
-
 def _install_pools(hub: _Hub, psycopg_pool: Any) -> list[Undo]:
-    what = "psycopg_pool connection"
-
-    def take(pool: Any, connection: Any) -> None:
-        hub.taken(id(connection), "psycopg_pool", what, pool=pool, connection=connection)
-
     def getconn(original: Any) -> Any:
         @functools.wraps(original)
         def getconn(self: Any, *args: Any, **kwargs: Any) -> Any:
             connection = original(self, *args, **kwargs)
-            take(self, connection)
+            hub.taken(id(connection), POOLED, pool=self, connection=connection)
             return connection
 
         return getconn
@@ -144,7 +130,7 @@ def _install_pools(hub: _Hub, psycopg_pool: Any) -> list[Undo]:
         @functools.wraps(original)
         async def getconn(self: Any, *args: Any, **kwargs: Any) -> Any:
             connection = await original(self, *args, **kwargs)
-            take(self, connection)
+            hub.taken(id(connection), POOLED, pool=self, connection=connection)
             return connection
 
         return getconn

@@ -20,11 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from slotguard.runtime.hooks.patch import Patch, apply_all, load
 from slotguard.runtime.stack import note_pool_code
+from slotguard.runtime.tracker import Kind
 
 if TYPE_CHECKING:
     from slotguard.runtime.tracker import _Hub
 
 LIBRARY = "psycopg2"
+POOLED = Kind(LIBRARY, "psycopg2 pool connection")
+DIRECT = Kind(LIBRARY, "psycopg2 connection", pooled=False, is_closed=lambda c: bool(c.closed))
 Undo = Callable[[], None]
 
 
@@ -41,7 +44,7 @@ def install_checkouts(hub: _Hub) -> list[Undo]:
         @functools.wraps(original)
         def getconn(self: Any, key: Any = None) -> Any:
             connection = original(self, key)
-            hub.taken(id(connection), LIBRARY, "psycopg2 pool connection", pool=self)
+            hub.taken(id(connection), POOLED, pool=self)
             return connection
 
         return getconn
@@ -68,15 +71,7 @@ def install_checkouts(hub: _Hub) -> list[Undo]:
             stack = hub.direct_stack()
             connection = original(*args, **kwargs)
             if stack is not None:
-                hub.taken(
-                    id(connection),
-                    LIBRARY,
-                    "psycopg2 connection",
-                    pooled=False,
-                    connection=connection,
-                    is_closed=_is_closed,
-                    stack=stack,
-                )
+                hub.taken(id(connection), DIRECT, connection=connection, stack=stack)
             return connection
 
         return connect
@@ -99,7 +94,3 @@ def install_checkouts(hub: _Hub) -> list[Undo]:
 def install_statements(hub: _Hub) -> list[Undo]:
     """psycopg2's transactions are not watched for idling (SQLAlchemy's and psycopg's are)."""
     return []
-
-
-def _is_closed(connection: Any) -> bool:
-    return bool(connection.closed)

@@ -12,6 +12,11 @@ pool keeps while the connection is out:
 - ``invalidate`` and ``close`` end the connection's transaction, if any (the
   slot itself comes back with the ``checkin`` that follows).
 
+Statements (when idle transactions are watched): ``before_cursor_execute``
+ends a wait, ``after_cursor_execute`` inside a transaction begins one,
+``commit`` and ``rollback`` end it, for every driver but psycopg, whose own
+hooks watch it already.
+
 A session takes its connection at its first statement, so its checkout's stack
 is that statement's; the stack that created the session is kept beside it
 (``Session.__init__`` records it), since that is the line a leak is about: the
@@ -32,11 +37,14 @@ from typing import TYPE_CHECKING, Any
 
 from slotguard.runtime.hooks.patch import Patch, apply_all, internal_error, load
 from slotguard.runtime.stack import PROJECT, Stack, capture, classify, note_pool_code
+from slotguard.runtime.tracker import Kind
 
 if TYPE_CHECKING:
     from slotguard.runtime.tracker import _Hub
 
 LIBRARY = "sqlalchemy"
+POOLED = Kind(LIBRARY, "SQLAlchemy pool connection")
+DETACHED = Kind(LIBRARY, "SQLAlchemy detached connection", pooled=False)
 Undo = Callable[[], None]
 
 
@@ -68,7 +76,7 @@ def install_checkouts(hub: _Hub) -> list[Undo]:
 
     def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         origin = _session_origin(sys._getframe(1), session_code, created)
-        hub.taken(id(record), LIBRARY, "SQLAlchemy pool connection", created=origin)
+        hub.taken(id(record), POOLED, created=origin)
 
     def checkin(dbapi_connection: Any, record: Any) -> None:
         hub.returned(id(record))
@@ -77,13 +85,7 @@ def install_checkouts(hub: _Hub) -> list[Undo]:
 
     def detach(dbapi_connection: Any, record: Any) -> None:
         hub.returned(id(record))
-        hub.taken(
-            id(dbapi_connection),
-            LIBRARY,
-            "SQLAlchemy detached connection",
-            pooled=False,
-            connection=dbapi_connection,
-        )
+        hub.taken(id(dbapi_connection), DETACHED, connection=dbapi_connection)
 
     def close_detached(dbapi_connection: Any) -> None:
         hub.returned(id(dbapi_connection))
@@ -118,14 +120,19 @@ def install_statements(hub: _Hub) -> list[Undo]:
         return []
 
     def before_cursor_execute(conn: Any, *rest: Any) -> None:
-        hub.transaction_active(_connection_key(conn))
+        driver = conn.connection.driver_connection
+        if not _psycopg(driver):
+            hub.transaction_active(id(driver))
 
     def after_cursor_execute(conn: Any, *rest: Any) -> None:
-        if conn.in_transaction() and not _autocommit(conn):
-            hub.statement_done(_connection_key(conn), LIBRARY)
+        driver = conn.connection.driver_connection
+        if not _psycopg(driver) and conn.in_transaction() and not _autocommit(conn):
+            hub.statement_done(id(driver), LIBRARY)
 
     def transaction_ends(conn: Any, *rest: Any) -> None:
-        hub.transaction_active(_connection_key(conn))
+        driver = conn.connection.driver_connection
+        if not _psycopg(driver):
+            hub.transaction_active(id(driver))
 
     return _listen(
         event,
@@ -185,8 +192,17 @@ def _driver_key(dbapi_connection: Any) -> int:
     return id(getattr(dbapi_connection, "driver_connection", dbapi_connection))
 
 
-def _connection_key(conn: Any) -> int:
-    return id(conn.connection.driver_connection)
+_by_psycopg: dict[type, bool] = {}
+
+
+def _psycopg(driver_connection: Any) -> bool:
+    """psycopg's own hooks watch its transactions (and see the server's status):
+    SQLAlchemy's events would only repeat them."""
+    kind = type(driver_connection)
+    known = _by_psycopg.get(kind)
+    if known is None:
+        known = _by_psycopg[kind] = kind.__module__.split(".", 1)[0] == "psycopg"
+    return known
 
 
 def _autocommit(conn: Any) -> bool:
