@@ -39,6 +39,12 @@ async def get_user(pool, user_id):
 Safe when the release sits in the matching `finally`, or ends the block that
 acquired the connection: the rewrite releases on exactly the paths the code
 already intended.
+
+## At runtime
+`pytest --slotguard-leaks=fail` fails a test that ends with the connection
+still out of its pool, naming the bare acquisition that took it; in
+production, `slotguard.runtime.install(threshold=30)` logs any connection held
+longer, with that stack (README, "Runtime: prove it in your tests").
 """
 
 from __future__ import annotations

@@ -35,6 +35,11 @@ def list_users(engine):
 ## Fix safety
 Safe when the `close()` sits in the matching `finally`, or ends the block
 that created the session.
+
+## At runtime
+`pytest --slotguard-leaks=fail` fails a test that ends with the session's
+connection still out, naming the statement that took it and the line that
+created the session.
 """
 
 from __future__ import annotations
