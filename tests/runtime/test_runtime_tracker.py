@@ -7,9 +7,11 @@ proof scenarios) is under ``tests/proof``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +27,7 @@ from sqlalchemy.pool import StaticPool
 import slotguard.runtime as runtime
 from slotguard.config import ConfigError, load
 from slotguard.runtime import Tracker, track
-from slotguard.runtime.stack import HIDDEN, LIBRARY, PROJECT, capture, classify
+from slotguard.runtime.stack import BOUNDARY, HIDDEN, LIBRARY, PROJECT, capture, classify
 from slotguard.runtime.tracker import HUB
 
 HERE = Path(__file__).resolve()
@@ -90,6 +92,17 @@ def test_files_are_classified_project_library_or_hidden() -> None:
     assert classify(runtime.__file__) == HIDDEN  # slotguard itself
     assert classify(pytest.__file__) == LIBRARY  # any other installed package
     assert classify("<frozen importlib._bootstrap>") == HIDDEN
+    assert classify(asyncio.events.__file__) == BOUNDARY  # where every task step starts
+    assert classify(threading.__file__) == BOUNDARY
+
+
+async def taken_in_a_task() -> Any:
+    return capture(8)  # in the task
+
+
+def test_a_task_s_stack_ends_where_the_task_starts() -> None:
+    frames = asyncio.run(taken_in_a_task()).frames()
+    assert [f.line for f in frames] == [line_of("in the task")]
 
 
 # -- SQLAlchemy on SQLite -----------------------------------------------------------

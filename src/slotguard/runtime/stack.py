@@ -38,6 +38,9 @@ HIDDEN = 0
 """The standard library, the database libraries and slotguard: never shown."""
 POOL = -1
 """A connection pool's own code: hidden, and a connection opened under it is the pool's."""
+BOUNDARY = 3
+"""Where a task or a thread starts (asyncio's callback runner, ``threading``, a
+thread pool's worker): hidden, and nothing above it is the task's own code."""
 
 MAX_WALK = 256
 """Frames walked at most: a bound on the cost of a capture in a deep recursion."""
@@ -58,6 +61,7 @@ _DRIVER_PACKAGES = frozenset(
         "pluggy",
     }
 )
+_BOUNDARIES = frozenset({"asyncio/events.py", "threading.py", "concurrent/futures/thread.py"})
 _SLOTGUARD = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
 _tiers: dict[str, int] = {}
@@ -162,7 +166,7 @@ def capture(depth: int, *, start: int = 1) -> Stack:
                 gap = 0
             elif project:
                 gap += 1
-                if gap > widest:
+                if gap > widest or tier == 3:  # BOUNDARY
                     return Stack(tuple(project))
             frame = frame.f_back
             walked += 1
@@ -234,7 +238,7 @@ def _walk(depth: int, skip_pools: bool, start: int, frame: FrameType | None = No
             gap = 0
         elif project and not skip_pools:
             gap += 1
-            if gap > MAX_GAP:
+            if gap > MAX_GAP or tier == BOUNDARY:
                 break
         elif tier == POOL:
             if skip_pools:
@@ -253,11 +257,11 @@ def note_pool_code(paths: Iterable[str]) -> None:
             real = os.path.realpath(path)
             if real not in _pool_code:
                 _pool_code.append(real)
-        _tiers.clear()
+                _tiers.clear()
 
 
 def classify(filename: str) -> int:
-    """The tier of a file (cached): PROJECT, LIBRARY, HIDDEN or POOL."""
+    """The tier of a file (cached): PROJECT, LIBRARY, HIDDEN, POOL or BOUNDARY."""
     tier = _tiers.get(filename)
     return _classify(filename) if tier is None else tier
 
@@ -284,7 +288,8 @@ def _tier_of(filename: str) -> int:
             return HIDDEN if _package_name(package) in _DRIVER_PACKAGES else LIBRARY
     for root in stdlib:
         if path.startswith(root + os.sep):
-            return HIDDEN
+            relative = path[len(root) + 1 :].replace(os.sep, "/")
+            return BOUNDARY if relative in _BOUNDARIES else HIDDEN
     return PROJECT
 
 
