@@ -264,7 +264,6 @@ class Tracker:
         *,
         depth: int = DEFAULT_DEPTH,
         idle_threshold: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if depth < 1:
             raise ValueError(f"depth must be at least 1, not {depth}")
@@ -272,7 +271,6 @@ class Tracker:
             raise ValueError(f"idle_threshold must be positive, not {idle_threshold}")
         self.depth = depth
         self.idle_threshold = idle_threshold
-        self.clock = clock
         self.owner: str | None = None
         """Who is running now; each checkout records it (the pytest plugin sets the test)."""
         self._lock = threading.Lock()
@@ -317,18 +315,16 @@ class Tracker:
 
     def checked_out(self, owner: str | None = None) -> list[Checkout]:
         """What is out now, held longest first; only ``owner``'s when given."""
-        now = self.clock()
+        now = time.monotonic()
+        held: list[_Held] = []
         with self._lock:
             self._settle()
-            entries = list(self._held.items())
-            for key, entry in entries:
-                if entry.closed() and self._held.get(key) is entry:
-                    del self._held[key]
-        held = [
-            entry
-            for _, entry in entries
-            if not entry.closed() and (owner is None or entry.owner == owner)
-        ]
+            for key, entry in list(self._held.items()):
+                if entry.closed():
+                    if self._held.get(key) is entry:
+                        del self._held[key]
+                elif owner is None or entry.owner == owner:
+                    held.append(entry)
         return sorted((entry.snapshot(now) for entry in held), key=lambda c: -c.held_for)
 
     def abandoned(self, owner: str | None = None) -> list[Checkout]:
@@ -347,7 +343,7 @@ class Tracker:
         threshold = self.idle_threshold
         if threshold is None:
             return []
-        now = self.clock()
+        now = time.monotonic()
         with self._lock:
             waiting = [
                 idle
@@ -405,17 +401,17 @@ class Tracker:
     def _returned(self, key: Hashable) -> None:
         held = self._held.pop(key, None)
         if held is not None and held.warned:
-            self._unleaked.append(held.snapshot(self.clock()))
+            self._unleaked.append(held.snapshot(time.monotonic()))
 
     def _abandon(self, key: Hashable) -> None:
         """The pool closed a connection that was never returned."""
         held = self._held.pop(key, None)
         if held is not None:
-            self._abandoned.append(held.snapshot(self.clock(), abandoned=True))
+            self._abandoned.append(held.snapshot(time.monotonic(), abandoned=True))
 
     def _pool_closed(self, pool: int) -> None:
         """A pool closed every connection it handed out (psycopg2's ``closeall``)."""
-        now = self.clock()
+        now = time.monotonic()
         for key, held in list(self._held.items()):
             if held.pool == pool and self._held.pop(key, None) is held:
                 self._abandoned.append(held.snapshot(now, abandoned=True))
@@ -453,7 +449,7 @@ class Tracker:
     def _overdue(self, threshold: float) -> tuple[list[Checkout], list[IdleTransaction]]:
         """Pooled connections held past ``threshold`` and transactions idle past the
         idle threshold, each returned once (marked as warned)."""
-        now = self.clock()
+        now = time.monotonic()
         holders: list[Checkout] = []
         idles: list[_Idle] = []
         with self._lock:
