@@ -20,12 +20,12 @@ on the shared machine hits every mode alike:
   form: checkouts, the per-statement hooks of idle-transaction detection, and
   the watchdog thread.
 
-Each figure is the median over the rounds of the time per iteration, wall
-clock and this process's CPU time (the server's work is in another process,
-so CPU shows what the client side costs). The ratio to ``untracked`` is what
-the target (<= 1.10) is about; the difference, in microseconds, is the added
-time per checkout and return. Not a test: figures on a shared machine move,
-ratios measured in one run much less.
+Each figure is the time per iteration, wall clock and this process's CPU time
+(the server's work is in another process, so CPU shows what the client side
+costs), as the median over the rounds and as the fastest round. The median
+wall ratio to ``untracked`` is what the target (<= 1.10) is about; the
+difference, in microseconds, is the added time per checkout and return. Not a
+test: figures on a shared machine move, ratios measured in one run much less.
 """
 
 from __future__ import annotations
@@ -148,44 +148,55 @@ def bench(server: PostgresInfo, iterations: int, rounds: int) -> dict[str, Any]:
                     samples[mode].append(measure(run, mode, iterations))
         finally:
             close()
-        medians = {
-            mode: (
-                statistics.median(wall for wall, _ in values),
-                statistics.median(cpu for _, cpu in values),
-            )
-            for mode, values in samples.items()
+        results[library] = {"samples": samples} | {
+            mode: _figures(samples[mode], samples["untracked"]) for mode in MODES
         }
-        base_wall, base_cpu = medians["untracked"]
-        results[library] = {
-            mode: {
-                "wall_us": wall * 1e6,
-                "cpu_us": cpu * 1e6,
-                "wall_ratio": wall / base_wall,
-                "cpu_ratio": cpu / base_cpu,
-                "added_wall_us": (wall - base_wall) * 1e6,
-                "added_cpu_us": (cpu - base_cpu) * 1e6,
-            }
-            for mode, (wall, cpu) in medians.items()
-        } | {"samples": samples}
     return results
+
+
+def _figures(
+    values: list[tuple[float, float]], base: list[tuple[float, float]]
+) -> dict[str, float]:
+    """Per-iteration figures of one mode, as the median over the rounds and as
+    the fastest round: load from other processes only ever adds time, so the
+    fastest round is the cost with the least interference, and the median says
+    how typical it is."""
+    figures: dict[str, float] = {}
+    for clock, index in (("wall", 0), ("cpu", 1)):
+        for statistic, pick in (("median", statistics.median), ("min", min)):
+            mine = pick(value[index] for value in values)
+            reference = pick(value[index] for value in base)
+            figures[f"{clock}_{statistic}_us"] = mine * 1e6
+            figures[f"{clock}_{statistic}_ratio"] = mine / reference
+            figures[f"{clock}_{statistic}_added_us"] = (mine - reference) * 1e6
+    return figures
 
 
 def report(results: dict[str, Any]) -> str:
     lines = [
-        "| library | mode | wall µs/iter | ratio | added µs | CPU µs/iter | ratio | added µs |",
+        "| library | mode | wall µs | wall ratio | wall added µs "
+        "| CPU µs | CPU ratio | CPU added µs |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for library, modes in results.items():
         for mode in MODES:
-            m = modes[mode]
+            f = modes[mode]
             lines.append(
-                f"| {library} | {mode} | {m['wall_us']:.1f} | {m['wall_ratio']:.3f} | "
-                f"{m['added_wall_us']:+.1f} | {m['cpu_us']:.1f} | {m['cpu_ratio']:.3f} | "
-                f"{m['added_cpu_us']:+.1f} |"
+                f"| {library} | {mode} "
+                + "".join(
+                    f"| {f[f'{clock}_median_us']:.1f} / {f[f'{clock}_min_us']:.1f} "
+                    f"| {f[f'{clock}_median_ratio']:.3f} / {f[f'{clock}_min_ratio']:.3f} "
+                    f"| {f[f'{clock}_median_added_us']:+.1f} / {f[f'{clock}_min_added_us']:+.1f} "
+                    for clock in ("wall", "cpu")
+                )
+                + "|"
             )
-    worst = max(modes[mode]["wall_ratio"] for modes in results.values() for mode in MODES[1:])
+    worst = max(
+        modes[mode]["wall_median_ratio"] for modes in results.values() for mode in MODES[1:]
+    )
     verdict = "met" if worst <= TARGET else "missed"
-    lines.append(f"\nworst wall ratio {worst:.3f} (target <= {TARGET:.2f}): {verdict}")
+    lines.append("\n(each cell: median over the rounds / fastest round; per checkout and return)")
+    lines.append(f"worst median wall ratio {worst:.3f} (target <= {TARGET:.2f}): {verdict}")
     return "\n".join(lines)
 
 

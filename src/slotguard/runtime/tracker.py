@@ -580,15 +580,15 @@ class _Hub:
             internal_error("a checkout", error)
 
     def _weak(self, connection: object, key: Hashable) -> weakref.ref[Any] | None:
+        def collected(ref: weakref.ref[Any]) -> None:
+            """The connection was collected (any thread, at any allocation)."""
+            for tracker in self.trackers:
+                tracker._collected(key, ref)
+
         try:
-            return weakref.KeyedRef(connection, self._collected, key)
+            return weakref.ref(connection, collected)
         except TypeError:  # a type without weak references: watched by id only
             return None
-
-    def _collected(self, ref: weakref.KeyedRef[Any, Any]) -> None:
-        """A connection watched by weak reference was collected (any thread, any time)."""
-        for tracker in self.trackers:
-            tracker._collected(ref.key, ref)
 
     def direct_stack(self) -> Stack | None:
         """The taking stack of a direct connection, or None when a pool opens it."""
