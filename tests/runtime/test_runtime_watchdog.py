@@ -9,6 +9,7 @@ The same claims against PostgreSQL with asyncpg, in an event loop, are in
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -94,6 +95,8 @@ def test_a_connection_held_past_the_threshold_is_logged_once_with_its_stack(
     assert wait_for(lambda: bool(records.at(logging.INFO)))
     (came_back,) = records.at(logging.INFO)
     assert "reported as held too long, came back after" in came_back.getMessage()
+    runtime.uninstall()
+    assert "slotguard-watchdog" not in [thread.name for thread in threading.enumerate()]
 
 
 def test_connections_returned_in_time_log_nothing(
