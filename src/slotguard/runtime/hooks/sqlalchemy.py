@@ -75,7 +75,7 @@ def install_checkouts(hub: _Hub) -> list[Undo]:
         return __init__
 
     def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        origin = _session_origin(sys._getframe(1), session_code, created)
+        origin = _session_origin(sys._getframe(1), session_code, created) if created else None
         hub.taken(id(record), POOLED, created=origin)
 
     def checkin(dbapi_connection: Any, record: Any) -> None:
