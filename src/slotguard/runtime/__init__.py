@@ -19,10 +19,11 @@ In production::
 
     tracker = slotguard.runtime.install(threshold=30)
 
-logs a warning (logger ``slotguard.runtime``), with the taking stack, for any
-pooled connection held longer than 30 s and any transaction idle longer than
-30 s, from a timer thread; ``tracker.summary()`` is ready for a health
-endpoint. ``uninstall()`` puts every library back as it was.
+logs a warning (logger ``slotguard.runtime``), from a timer thread, for any
+pooled connection held longer than 30 s, with the stack that took it, and any
+transaction idle longer than 30 s, with where the code holding it waits;
+``tracker.summary()`` is ready for a health endpoint. ``uninstall()`` puts
+every library back as it was.
 
 Nothing here imports libcst or the analysis: this package runs inside the
 application's process.
@@ -34,6 +35,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -64,7 +66,6 @@ _LAZY = {
     "IdleTransaction": "slotguard.runtime.tracker",
     "Tracker": "slotguard.runtime.tracker",
 }
-_SAME = -1.0
 _lock = threading.Lock()
 _installed: tuple[Tracker, Watchdog | None] | None = None
 
@@ -100,7 +101,7 @@ def track(*, depth: int = DEFAULT_DEPTH, idle_threshold: float | None = None) ->
 def install(
     threshold: float | None = 30.0,
     *,
-    idle_threshold: float | None = _SAME,
+    idle_threshold: float | EllipsisType | None = ...,
     depth: int = DEFAULT_DEPTH,
     logger: logging.Logger | None = None,
     interval: float | None = None,
@@ -110,7 +111,7 @@ def install(
     With a ``threshold`` (seconds), a timer thread logs a warning for each
     pooled connection held longer, and each transaction idle longer than
     ``idle_threshold`` (by default the same), with the stack that took it or
-    where the wait began; each once. ``threshold=None`` only tracks, for
+    where the code holding the transaction waits; each once. ``threshold=None`` only tracks, for
     :meth:`Tracker.summary`. ``interval`` is how often the timer looks (by
     default a quarter of the threshold, at most a second).
     """
@@ -120,7 +121,7 @@ def install(
     from slotguard.runtime.tracker import Tracker
     from slotguard.runtime.watchdog import Watchdog
 
-    idle = threshold if idle_threshold == _SAME else idle_threshold
+    idle = threshold if isinstance(idle_threshold, EllipsisType) else idle_threshold
     with _lock:
         if _installed is not None:
             raise RuntimeError(
