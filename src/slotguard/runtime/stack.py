@@ -12,6 +12,11 @@ application installed into site-packages has no "project" frames by that
 rule; its stacks then fall back to the installed packages' frames, still
 without the standard library and the database libraries.
 
+The walk stops early where nothing of the project can follow: after a
+project frame, at the frame that starts a task or a thread (asyncio's callback
+runner, ``threading``, a thread pool's worker), or after ``MAX_GAP`` frames of
+someone else's code (pytest, a web framework).
+
 SQLAlchemy's asyncio layer runs the pool in a greenlet whose frames do not
 lead back to the coroutine that asked for the connection; the walk continues
 in the parent greenlet, where that coroutine waits.

@@ -13,8 +13,7 @@ snapshots (frozen values); the bookkeeping behind them is private and cheap.
 
 Keys: a pool's slot is keyed by what the pool keeps for it while it is out
 (SQLAlchemy's connection record, asyncpg's holder, the psycopg connection
-itself); a transaction by the driver's connection, so that SQLAlchemy over
-psycopg reports one idle transaction, not two.
+itself); a transaction by the driver's connection.
 
 A direct connection (``asyncpg.connect``, ``psycopg.connect``,
 ``psycopg2.connect``) ends when it is closed or when it is garbage-collected
