@@ -148,44 +148,55 @@ def capture(depth: int, *, start: int = 1) -> Stack:
     """The project frames of the current call stack, at most ``depth``, innermost
     first, from the ``start``-th caller of this function up.
 
-    The hot path of every checkout, hence its plain shape: one pass, locals
-    only. A stack with no project frame (an application installed in
-    site-packages) is walked a second time for its fallback.
+    The hot path of every checkout, hence its plain shape, locals only: first
+    the library's frames, passed with as little work as possible, then the
+    project's, from the first one found. A stack with no project frame (an
+    application installed in site-packages) is walked again for its fallback.
     """
     first = sys._getframe(start)
     frame: FrameType | None = first
     get = _tiers.get
-    project: list[tuple[CodeType, int]] = []
-    gap = hops = walked = 0
-    most, widest = MAX_WALK, MAX_GAP
-    while True:
-        while frame is not None and walked < most:
-            code = frame.f_code
-            tier = get(code.co_filename)
-            if tier is None:
-                tier = _classify(code.co_filename)
-            if tier == 2:  # PROJECT, spelled out: a global lookup per frame costs
-                project.append((code, frame.f_lasti))
-                if len(project) == depth:
-                    return Stack(tuple(project))
-                gap = 0
-            elif project:
-                gap += 1
-                if gap > widest or tier == 3:  # BOUNDARY
-                    return Stack(tuple(project))
+    for hops in range(_MAX_GREENLET_HOPS + 1):
+        for _ in range(MAX_WALK):
+            if frame is None:
+                break
+            filename = frame.f_code.co_filename
+            tier = get(filename)
+            if tier == 2 or (tier is None and _classify(filename) == 2):  # PROJECT
+                return _project_frames(frame, depth)
             frame = frame.f_back
-            walked += 1
-        if frame is not None or hops == _MAX_GREENLET_HOPS or "greenlet" not in sys.modules:
+        if frame is not None or "greenlet" not in sys.modules:
             break
         frame = _parent_greenlet_frame(hops)
-        hops += 1
         if frame is None:
             break
-    if project:
-        return Stack(tuple(project))
     stack = _walk(depth, False, 0, first)
     assert stack is not None, "only a walk that skips pools gives up"
     return stack
+
+
+def _project_frames(frame: FrameType | None, depth: int) -> Stack:
+    """From the first project frame outwards: up to ``depth`` of them, stopping
+    where the task or thread starts or after ``MAX_GAP`` frames of other code."""
+    get = _tiers.get
+    project: list[tuple[CodeType, int]] = []
+    gap, widest = 0, MAX_GAP
+    while frame is not None:
+        code = frame.f_code
+        tier = get(code.co_filename)
+        if tier is None:
+            tier = _classify(code.co_filename)
+        if tier == 2:  # PROJECT, spelled out: a global lookup per frame costs
+            project.append((code, frame.f_lasti))
+            if len(project) == depth:
+                break
+            gap = 0
+        else:
+            gap += 1
+            if gap > widest or tier == 3:  # BOUNDARY
+                break
+        frame = frame.f_back
+    return Stack(tuple(project))
 
 
 def capture_outside_pools(depth: int, *, start: int = 1) -> Stack | None:

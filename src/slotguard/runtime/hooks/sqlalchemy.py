@@ -75,12 +75,16 @@ def install_checkouts(hub: _Hub) -> list[Undo]:
         return __init__
 
     def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        origin = _session_origin(sys._getframe(1), session_code, created) if created else None
+        try:
+            origin = _session_origin(sys._getframe(1), session_code, created) if created else None
+        except Exception as error:
+            internal_error("a session's checkout", error)
+            origin = None
         hub.taken(id(record), POOLED, created=origin)
 
     def checkin(dbapi_connection: Any, record: Any) -> None:
         hub.returned(id(record))
-        if dbapi_connection is not None:
+        if dbapi_connection is not None and hub.watching_idle:
             hub.transaction_active(_driver_key(dbapi_connection))
 
     def detach(dbapi_connection: Any, record: Any) -> None:
@@ -91,13 +95,13 @@ def install_checkouts(hub: _Hub) -> list[Undo]:
         hub.returned(id(dbapi_connection))
 
     def connection_ended(dbapi_connection: Any, record: Any, *rest: Any) -> None:
-        if dbapi_connection is not None:
+        if dbapi_connection is not None and hub.watching_idle:
             hub.transaction_active(_driver_key(dbapi_connection))
 
     undos = apply_all(
         "SQLAlchemy sessions", lambda: [Patch(session_module.Session, "__init__", session_init)]
     )
-    return undos + _listen(
+    return undos + _listen(  # each guards itself: the hub's events never raise
         event,
         pool_module.Pool,
         {
@@ -138,10 +142,13 @@ def install_statements(hub: _Hub) -> list[Undo]:
         event,
         engine_module.Engine,
         {
-            "before_cursor_execute": before_cursor_execute,
-            "after_cursor_execute": after_cursor_execute,
-            "commit": transaction_ends,
-            "rollback": transaction_ends,
+            name: _guarded(name, listener)
+            for name, listener in (
+                ("before_cursor_execute", before_cursor_execute),
+                ("after_cursor_execute", after_cursor_execute),
+                ("commit", transaction_ends),
+                ("rollback", transaction_ends),
+            )
         },
     )
 
@@ -149,9 +156,8 @@ def install_statements(hub: _Hub) -> list[Undo]:
 def _listen(event: Any, target: Any, listeners: dict[str, Callable[..., None]]) -> list[Undo]:
     undos: list[Undo] = []
     for name, listener in listeners.items():
-        guarded = _guarded(name, listener)
-        event.listen(target, name, guarded)
-        undos.append(functools.partial(event.remove, target, name, guarded))
+        event.listen(target, name, listener)
+        undos.append(functools.partial(event.remove, target, name, listener))
     return undos
 
 
@@ -189,7 +195,10 @@ def _session_origin(
 
 def _driver_key(dbapi_connection: Any) -> int:
     """The driver's own connection under SQLAlchemy's adapter (asyncio dialects)."""
-    return id(getattr(dbapi_connection, "driver_connection", dbapi_connection))
+    try:
+        return id(getattr(dbapi_connection, "driver_connection", dbapi_connection))
+    except Exception:  # a broken adapter: its own id still keys its transaction
+        return id(dbapi_connection)
 
 
 _by_psycopg: dict[type, bool] = {}
