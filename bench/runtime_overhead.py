@@ -53,9 +53,12 @@ MODES = ("untracked", "tracked", "installed")
 TARGET = 1.10
 
 
+DEPTH = runtime.DEFAULT_DEPTH
+
+
 def mode_context(mode: str) -> AbstractContextManager[Any]:
     if mode == "tracked":
-        return runtime.track()
+        return runtime.track(depth=DEPTH)
     if mode == "installed":
         return _Installed()
     return nullcontext()
@@ -63,7 +66,7 @@ def mode_context(mode: str) -> AbstractContextManager[Any]:
 
 class _Installed:
     def __enter__(self) -> None:
-        runtime.install(threshold=30)
+        runtime.install(threshold=30, depth=DEPTH)
 
     def __exit__(self, *exc: object) -> None:
         runtime.uninstall()
@@ -204,8 +207,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=500, help="per round (default 500)")
     parser.add_argument("--rounds", type=int, default=30, help="per mode (default 30)")
+    parser.add_argument(
+        "--depth", type=int, default=runtime.DEFAULT_DEPTH, help="project frames per stack"
+    )
     parser.add_argument("--json", type=Path, help="write the figures and samples here")
     args = parser.parse_args()
+    global DEPTH
+    DEPTH = args.depth
     bindir = Path(os.environ.get("SLOTGUARD_PG_BINDIR", DEFAULT_BINDIR))
     load_before = os.getloadavg()[0]
     with PostgresServer(bindir=bindir, port=5499, max_connections=20) as server:
@@ -215,6 +223,7 @@ def main() -> None:
     print(f"load average {load_before:.1f} before, {load_after:.1f} after")
     if args.json is not None:
         payload = {
+            "depth": args.depth,
             "iterations": args.iterations,
             "rounds": args.rounds,
             "load": [load_before, load_after],

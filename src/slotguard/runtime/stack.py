@@ -144,9 +144,18 @@ def display_path(filename: str, root: str | None) -> str:
     return filename
 
 
+Raw = tuple[tuple[CodeType, int], ...]
+"""What :class:`Stack` holds; a checkout keeps it bare and wraps it only when shown."""
+
+
 def capture(depth: int, *, start: int = 1) -> Stack:
     """The project frames of the current call stack, at most ``depth``, innermost
-    first, from the ``start``-th caller of this function up.
+    first, from the ``start``-th caller of this function up."""
+    return Stack(capture_raw(depth, start=start + 1))
+
+
+def capture_raw(depth: int, *, start: int = 1) -> Raw:
+    """:func:`capture`'s frames, unwrapped.
 
     The hot path of every checkout, hence its plain shape, locals only: first
     the library's frames, passed with as little work as possible, then the
@@ -172,10 +181,10 @@ def capture(depth: int, *, start: int = 1) -> Stack:
             break
     stack = _walk(depth, False, 0, first)
     assert stack is not None, "only a walk that skips pools gives up"
-    return stack
+    return stack.raw
 
 
-def _project_frames(frame: FrameType | None, depth: int) -> Stack:
+def _project_frames(frame: FrameType | None, depth: int) -> Raw:
     """From the first project frame outwards: up to ``depth`` of them, stopping
     where the task or thread starts or after ``MAX_GAP`` frames of other code."""
     get = _tiers.get
@@ -196,7 +205,7 @@ def _project_frames(frame: FrameType | None, depth: int) -> Stack:
             if gap > widest or tier == 3:  # BOUNDARY
                 break
         frame = frame.f_back
-    return Stack(tuple(project))
+    return tuple(project)
 
 
 def capture_outside_pools(depth: int, *, start: int = 1) -> Stack | None:

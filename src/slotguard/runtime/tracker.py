@@ -39,9 +39,11 @@ from slotguard.runtime import DEFAULT_DEPTH
 from slotguard.runtime.errors import internal_error
 from slotguard.runtime.stack import (
     Frame,
+    Raw,
     Stack,
     capture,
     capture_outside_pools,
+    capture_raw,
     coroutine_stack,
     frame_stack,
 )
@@ -118,8 +120,8 @@ class _Held:
     """The bookkeeping of one checkout (mutable, private; :class:`Checkout` is its snapshot).
 
     Made on every checkout, hence slotted and small: what is the same for every
-    checkout of a hook lives in its :class:`Kind`, and the thread is kept as its
-    identifier, named only when shown.
+    checkout of a hook lives in its :class:`Kind`, the stack is kept as its bare
+    frames and the thread as its identifier, both made readable only when shown.
     """
 
     __slots__ = (
@@ -139,7 +141,7 @@ class _Held:
         self,
         kind: Kind,
         since: float,
-        stack: Stack,
+        stack: Raw,
         thread: int,
         owner: str | None,
         pool: int | None,
@@ -175,7 +177,7 @@ class _Held:
             library=self.kind.library,
             what=self.kind.what,
             held_for=now - self.since,
-            stack=self.stack,
+            stack=Stack(self.stack),
             thread=thread_name(self.thread),
             owner=self.owner,
             pooled=self.kind.pooled,
@@ -388,19 +390,13 @@ class Tracker:
 
     # -- events from the hub --------------------------------------------------------
 
-    # The hot path writes without the lock: a single store into or removal from
-    # a dict is atomic, and the readers above copy under the lock what they read.
+    # The hot path (the hub's ``taken`` and ``returned``) writes ``_held`` without
+    # the lock: a single store into or removal from a dict is atomic, and the
+    # readers above copy under the lock what they read.
 
-    def _taken(self, key: Hashable, held: _Held) -> None:
-        if self._dead:
-            with self._lock:
-                self._settle()
-        self._held[key] = held
-
-    def _returned(self, key: Hashable) -> None:
-        held = self._held.pop(key, None)
-        if held is not None and held.warned:
-            self._unleaked.append(held.snapshot(time.monotonic()))
+    def _settle_now(self) -> None:
+        with self._lock:
+            self._settle()
 
     def _abandon(self, key: Hashable) -> None:
         """The pool closed a connection that was never returned."""
@@ -566,15 +562,17 @@ class _Hub:
         if not trackers:
             return
         try:
-            if stack is None:
-                stack = capture(self.depth, start=2)
+            raw = capture_raw(self.depth, start=2) if stack is None else stack.raw
             now = time.monotonic()
             thread = threading.get_ident()
             ref = self._weak(connection, key) if connection is not None else None
             pool_id = id(pool) if pool is not None else None
             for tracker in trackers:
-                held = _Held(kind, now, stack, thread, tracker.owner, pool_id, ref, created)
-                tracker._taken(key, held)
+                if tracker._dead:
+                    tracker._settle_now()
+                tracker._held[key] = _Held(
+                    kind, now, raw, thread, tracker.owner, pool_id, ref, created
+                )
         except Exception as error:
             internal_error("a checkout", error)
 
@@ -602,7 +600,9 @@ class _Hub:
     def returned(self, key: Hashable) -> None:
         try:
             for tracker in self.trackers:
-                tracker._returned(key)
+                held = tracker._held.pop(key, None)
+                if held is not None and held.warned:
+                    tracker._unleaked.append(held.snapshot(time.monotonic()))
         except Exception as error:
             internal_error("a return", error)
 

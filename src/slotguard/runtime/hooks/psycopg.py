@@ -111,8 +111,8 @@ async def _opened_later(hub: _Hub, coroutine: Coroutine[Any, Any, Any], stack: S
 def _install_pools(hub: _Hub, psycopg_pool: Any) -> list[Undo]:
     def getconn(original: Any) -> Any:
         @functools.wraps(original)
-        def getconn(self: Any, *args: Any, **kwargs: Any) -> Any:
-            connection = original(self, *args, **kwargs)
+        def getconn(self: Any, timeout: float | None = None) -> Any:
+            connection = original(self, timeout)
             hub.taken(id(connection), POOLED, pool=self, connection=connection)
             return connection
 
@@ -128,8 +128,8 @@ def _install_pools(hub: _Hub, psycopg_pool: Any) -> list[Undo]:
 
     def async_getconn(original: Any) -> Any:
         @functools.wraps(original)
-        async def getconn(self: Any, *args: Any, **kwargs: Any) -> Any:
-            connection = await original(self, *args, **kwargs)
+        async def getconn(self: Any, timeout: float | None = None) -> Any:
+            connection = await original(self, timeout)
             hub.taken(id(connection), POOLED, pool=self, connection=connection)
             return connection
 
@@ -159,6 +159,9 @@ def install_statements(hub: _Hub) -> list[Undo]:
     if psycopg is None:
         return []
 
+    probes: dict[int, Callable[[], bool]] = {}
+    """One probe per connection, made at its first transaction, gone with it."""
+
     def settled(connection: Any) -> None:
         """After an operation: a wait begins if a transaction is still open."""
         key = id(connection)
@@ -168,7 +171,10 @@ def install_statements(hub: _Hub) -> list[Undo]:
             internal_error("psycopg transaction status", error)
             return
         if open_transaction:
-            hub.statement_done(key, "psycopg", _probe(connection))
+            probe = probes.get(key)
+            if probe is None:
+                probe = probes[key] = _probe(connection, probes, key)
+            hub.statement_done(key, "psycopg", probe)
         else:
             hub.transaction_active(key)
 
@@ -257,9 +263,10 @@ def install_statements(hub: _Hub) -> list[Undo]:
     return apply_all("psycopg transactions", patches)
 
 
-def _probe(connection: Any) -> Callable[[], bool]:
-    """Whether the connection still has its transaction open (asked from the timer thread)."""
-    ref = weakref.ref(connection)
+def _probe(connection: Any, probes: dict[int, Callable[[], bool]], key: int) -> Callable[[], bool]:
+    """Whether the connection still has its transaction open (asked from the timer
+    thread); forgotten in ``probes`` when the connection is collected."""
+    ref = weakref.ref(connection, lambda _: probes.pop(key, None))
 
     def in_transaction() -> bool:
         live = ref()
