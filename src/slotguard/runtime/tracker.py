@@ -513,6 +513,7 @@ class _Hub:
         self.trackers: tuple[Tracker, ...] = ()
         self.depth = DEFAULT_DEPTH
         self.watching_idle = False
+        self._refs: dict[Hashable, weakref.ref[Any]] = {}
         self._lock = threading.RLock()
         self._installed: dict[str, list[Callable[[], None]]] = {"checkouts": [], "statements": []}
 
@@ -577,15 +578,24 @@ class _Hub:
             internal_error("a checkout", error)
 
     def _weak(self, connection: object, key: Hashable) -> weakref.ref[Any] | None:
+        """The weak reference that watches ``connection``: one per connection, made
+        at its first checkout (a pool hands the same connections out again)."""
+        ref = self._refs.get(key)
+        if ref is not None and ref() is connection:
+            return ref
+
         def collected(ref: weakref.ref[Any]) -> None:
             """The connection was collected (any thread, at any allocation)."""
+            if self._refs.get(key) is ref:
+                del self._refs[key]
             for tracker in self.trackers:
                 tracker._collected(key, ref)
 
         try:
-            return weakref.ref(connection, collected)
+            ref = self._refs[key] = weakref.ref(connection, collected)
         except TypeError:  # a type without weak references: watched by id only
             return None
+        return ref
 
     def direct_stack(self) -> Stack | None:
         """The taking stack of a direct connection, or None when a pool opens it."""
