@@ -13,7 +13,9 @@ Fixtures run with the default rules, plus the rule of the fixture's own
 directory when it is opt-in (``fixtures/rules/sg503/`` adds SG503), so noise
 from the other default rules shows too: what a user with the default
 selection would see. A fixture directory with a ``pyproject.toml`` or
-``slotguard.toml`` uses it.
+``slotguard.toml`` uses it, and a fixture that shows an opt-in rule beside
+the default ones says so on a line of its own:
+``# fixture: extend-select SG108``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from slotguard.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 _MARK = re.compile(r"#\s*(error|MISSING|SPURIOUS):\s*(SG\d{3}(?:\s*,\s*SG\d{3})*)")
+_EXTEND = re.compile(r"^# fixture: extend-select (SG\d{3}(?:\s*,\s*SG\d{3})*)$", re.MULTILINE)
 
 
 @dataclass
@@ -60,13 +63,20 @@ def settings_for(path: Path, select: list[str] | None = None) -> Settings:
     config = configuration.load(found) if found is not None else configuration.Config()
     if found is not None and FIXTURES not in found.parents:
         config = configuration.Config()
+    extend = [] if select is not None else _extended(path)
+    return Settings.from_config(config, select=select, extend_select=extend, use_cache=False)
+
+
+def _extended(path: Path) -> list[str]:
+    """The opt-in codes a fixture runs with: its directory's rule, and those
+    its ``# fixture: extend-select`` line names."""
     own = _own_code(path)
-    return Settings.from_config(
-        config,
-        select=select,
-        extend_select=[own] if own is not None and select is None else [],
-        use_cache=False,
-    )
+    codes = [own] if own is not None else []
+    if path.suffix == ".py":
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        for match in _EXTEND.finditer(text):
+            codes += re.split(r"\s*,\s*", match.group(1))
+    return codes
 
 
 def _own_code(path: Path) -> str | None:

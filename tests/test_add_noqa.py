@@ -43,10 +43,7 @@ STRING_AFTER = (
     conn = await pool.acquire(); query = """
         select 1 -- # noqa: SG101 is not a comment here
     """
-    try:
-        return await conn.fetchrow(query, key)
-    finally:
-        await pool.release(conn)
+    return await conn.fetchrow(query, key)
 '''
 )
 CONTINUED = (
@@ -54,10 +51,7 @@ CONTINUED = (
     + """\
     conn = await pool.acquire(); query = "select " + \\
         "$1"
-    try:
-        return await conn.fetchrow(query, key)
-    finally:
-        await pool.release(conn)
+    return await conn.fetchrow(query, key)
 """
 )
 CONTINUED_AFTER_STRING = (
@@ -67,10 +61,7 @@ CONTINUED_AFTER_STRING = (
         select {key!r}
     """ \\
         + ";"
-    try:
-        return await conn.fetchrow(query)
-    finally:
-        await pool.release(conn)
+    return await conn.fetchrow(query)
 '''
 )
 
@@ -126,7 +117,7 @@ def test_codes_are_written_sorted_on_each_reported_line() -> None:
     added = add_noqa(TWO_FUNCTIONS, check(TWO_FUNCTIONS))
     assert added.lines == 2
     assert noqa_lines(added.text) == [
-        "    conn = await pool.acquire()  # noqa: SG101, SG201",
+        "    conn = await pool.acquire()  # noqa: SG201",
         "    conn = await pool.acquire()  # noqa: SG101",
     ]
 
@@ -134,12 +125,12 @@ def test_codes_are_written_sorted_on_each_reported_line() -> None:
 @pytest.mark.parametrize(
     ("comment", "merged"),
     [
-        ("# noqa: E501", "# noqa: E501, SG101, SG201"),
-        ("# noqa:E501,W291 long url", "# noqa:E501,W291, SG101, SG201 long url"),
+        ("# noqa: E501", "# noqa: E501, SG201"),
+        ("# noqa:E501,W291 long url", "# noqa:E501,W291, SG201 long url"),
         ("# NOQA: sg101", "# NOQA: sg101, SG201"),
-        ("# noqa: SG2", "# noqa: SG2, SG101"),
-        ("# type: ignore[misc]", "# type: ignore[misc]  # noqa: SG101, SG201"),
-        ("# why  # noqa: E501  # and more", "# why  # noqa: E501, SG101, SG201  # and more"),
+        ("# noqa: SG1", "# noqa: SG1, SG201"),
+        ("# type: ignore[misc]", "# type: ignore[misc]  # noqa: SG201"),
+        ("# why  # noqa: E501  # and more", "# why  # noqa: E501, SG201  # and more"),
     ],
 )
 def test_codes_merge_into_existing_comments(comment: str, merged: str) -> None:
@@ -157,11 +148,11 @@ def test_a_bare_noqa_is_left_alone() -> None:
 
 
 def test_noqa_inside_a_string_is_not_a_comment() -> None:
-    text = LEAKY.replace("acquire()", 'acquire(); note = "# noqa: SG101, SG201"')
-    assert {d.code for d in check(text)} == {"SG101", "SG201"}
+    text = LEAKY.replace("acquire()", 'acquire(); note = "# noqa: SG201"')
+    assert {d.code for d in check(text)} == {"SG201"}
     added = add_noqa(text, check(text))
     assert noqa_lines(added.text) == [
-        '    conn = await pool.acquire(); note = "# noqa: SG101, SG201"  # noqa: SG101, SG201'
+        '    conn = await pool.acquire(); note = "# noqa: SG201"  # noqa: SG201'
     ]
 
 
@@ -188,7 +179,7 @@ def test_crlf_line_endings_are_kept() -> None:
     text = TWO_FUNCTIONS.replace("\n", "\r\n")
     added = add_noqa(text, check(text)).text
     assert added.count("\r\n") == added.count("\n") == text.count("\n")
-    assert "    conn = await pool.acquire()  # noqa: SG101, SG201\r\n" in added
+    assert "    conn = await pool.acquire()  # noqa: SG201\r\n" in added
 
 
 def test_files_that_did_not_parse_are_left_alone() -> None:
@@ -199,7 +190,7 @@ def test_files_that_did_not_parse_are_left_alone() -> None:
     untokenizable = LEAKY + 'x = """never closed\n'
     added = add_noqa(untokenizable, check(LEAKY))
     assert added.text == untokenizable
-    assert {d.code for d in added.unplaced} == {"SG101", "SG201"}
+    assert {d.code for d in added.unplaced} == {"SG201"}
 
 
 def test_suppressions_follow_strings_and_continuations() -> None:
@@ -226,14 +217,15 @@ def test_without_noqa_removes_only_noqa_comments() -> None:
     assert stripped.splitlines() == ["", *LEAKY.splitlines()]
     kept = LEAKY.replace("acquire()", "acquire()  # why")
     assert without_noqa(kept) == kept
-    assert {d.code for d in check(stripped)} == {"SG101", "SG201"}
+    assert {d.code for d in check(stripped)} == {"SG201"}
 
 
 def test_unused_noqa_codes_are_reported() -> None:
     line = "    conn = await pool.acquire()"
-    assert unused(LEAKY.replace(line, f"{line}  # noqa: SG101, SG201, E501")) == []
-    assert unused(LEAKY.replace(line, f"{line}  # noqa: SG2, SG1")) == []
-    assert unused(LEAKY.replace(line, f"{line}  # noqa: SG101, SG103")) == [(5, ("SG103",))]
+    assert unused(LEAKY.replace(line, f"{line}  # noqa: SG201, E501")) == []
+    assert unused(LEAKY.replace(line, f"{line}  # noqa: SG2")) == []
+    assert unused(LEAKY.replace(line, f"{line}  # noqa: SG2, SG1")) == [(5, ("SG1",))]
+    assert unused(LEAKY.replace(line, f"{line}  # noqa: SG201, SG103")) == [(5, ("SG103",))]
     assert unused(LEAKY.replace("return None", "return None  # noqa: SG201")) == [(7, ("SG201",))]
     assert unused(LEAKY.replace("return None", "return None  # noqa: E501, X1")) == []
     assert unused(LEAKY.replace("return None", "return None  # noqa")) == []

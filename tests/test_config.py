@@ -43,7 +43,7 @@ def test_every_key_is_read(tmp_path: Path) -> None:
 [tool.slotguard]
 select = ["SG1"]
 extend-select = ["SG201"]
-ignore = "SG105, SG104"
+ignore = ["SG105", "SG104"]
 exclude = ["migrations"]
 extend-exclude = ["scripts/*.py"]
 respect-gitignore = false
@@ -85,7 +85,7 @@ workers = 4
         ("[tool.slotguard]\nselct = ['SG1']\n", "unknown key `selct`; did you mean `select`?"),
         (
             "[tool.slotguard]\nrespect-gitignore = 'yes'\n",
-            "`respect-gitignore`: must be true or false, not the string 'yes'",
+            '`respect-gitignore`: must be true or false, not the string "yes"',
         ),
         ("[tool.slotguard]\nselect = ['SG999']\n", "unknown rule selector `SG999`"),
         ("[tool.slotguard]\nselect = ['SG1O1']\n", "did you mean SG101?"),
@@ -168,3 +168,70 @@ kind = "session"
 def test_no_configuration_means_defaults() -> None:
     settings = Settings.from_config(Config())
     assert "SG101" in settings.codes and "SG000" in settings.codes
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            'select = "SG1"',
+            '`select`: must be a list of strings, not the string "SG1" (write ["SG1"])',
+        ),
+        ('ignore = "SG105, SG104"', 'not the string "SG105, SG104"'),
+        ("select = [1, 2]", "not the list [1, 2]"),
+        ('extend-select = ["SG1", true]', 'not the list ["SG1", true]'),
+        ("exclude = {build = 1}", "not the table {build = 1}"),
+        ("respect-gitignore = 1", "must be true or false, not the number 1"),
+        ("output-format = 5", "must be a string, not the number 5"),
+        (
+            'per-file-ignores = { "tests/*" = 3 }',
+            "`per-file-ignores.tests/*`: must be a list of strings, not the number 3",
+        ),
+        (
+            "resources = { acquire = 3 }",
+            "`resources.acquire`: must be an array of tables, not the number 3",
+        ),
+        (
+            "resources = { acquire = [3] }",
+            "`resources.acquire[0]`: must be a table, not the number 3",
+        ),
+        ("budget = 100", "`budget`: must be a table, not the number 100"),
+        ('budget = { max-connections = "10" }', 'must be a whole number, not the string "10"'),
+        ("budget = { max-connections = 10, workers = 0 }", "must be at least 1, not 0"),
+        (
+            "budget = { max-connections = 10, reserved-connections = 12 }",
+            "must be smaller than `max-connections` (10), not 12",
+        ),
+    ],
+)
+def test_type_errors_show_the_offending_value(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path / "slotguard.toml", text + "\n")
+    with pytest.raises(ConfigError) as error:
+        load(path)
+    assert expected in str(error.value)
+
+
+def test_a_configuration_file_given_by_name_is_named_in_its_errors(tmp_path: Path) -> None:
+    import subprocess
+
+    write(tmp_path / "app.py", "x = 1\n")
+    write(tmp_path / "other.toml", 'select = "SG1"\n')
+    result = subprocess.run(
+        [str(SLOTGUARD), "check", "--config", "other.toml", "app.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("slotguard: error: other.toml: `select`: must be a list")
+    assert "slotguard.toml" not in result.stderr
+    write(tmp_path / "other.toml", '[tool.slotguard]\nselect = "SG1"\n')
+    result = subprocess.run(
+        [str(SLOTGUARD), "check", "--config", "other.toml", "app.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "other.toml: [tool.slotguard] `select`: must be a list" in result.stderr

@@ -14,10 +14,12 @@ LEAKY = """\
 import asyncpg
 
 
-async def load(pool: asyncpg.Pool):
+async def load(pool: asyncpg.Pool, key):
     conn = await pool.acquire()
+    if key is None:
+        return None
     try:
-        return await conn.fetch("select 1")
+        return await conn.fetch("select $1", key)
     finally:
         await pool.release(conn)
 """
@@ -25,9 +27,11 @@ FIXED = """\
 import asyncpg
 
 
-async def load(pool: asyncpg.Pool):
+async def load(pool: asyncpg.Pool, key):
     async with pool.acquire() as conn:
-        return await conn.fetch("select 1")
+        if key is None:
+            return None
+        return await conn.fetch("select $1", key)
 """
 
 

@@ -129,7 +129,7 @@ def spliced(dsn):
 def spliced(queue):
     while True:
         conn = legacy_pool.getconn()
-        job = queue.get()
+        conn.cursor().execute(queue.get())
         pass  # here
         legacy_pool.putconn(conn)
 """,
@@ -154,7 +154,9 @@ def spliced(engine):
 }
 GENERATED = hypothesmith.from_grammar()
 """Built once: building it compiles a grammar (seconds)."""
-SETTINGS = Settings.from_config(Config(), use_cache=False)
+SETTINGS = Settings.from_config(Config(), extend_select=["SG108"], use_cache=False)
+"""The default rules and SG108: most patterns are correct code written by
+hand, which only the opt-in SG108 rewrites."""
 PATH = Path("spliced.py")
 
 

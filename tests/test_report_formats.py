@@ -46,6 +46,11 @@ async def load(pool: asyncpg.Pool, key):
         return await conn.fetchrow("select $1", key)
     finally:
         await pool.release(conn)
+
+
+async def store(pool: asyncpg.Pool, row):
+    conn = await pool.acquire()
+    await conn.execute("insert into t values ($1)", row)
 """
 
 
@@ -126,8 +131,9 @@ def test_sarif_is_valid_with_rules_results_related_locations_and_fixes(repo: Pat
         "region": {"startLine": 5, "startColumn": 12, "endLine": 5, "endColumn": 32},
     }
     related = {r["message"]["text"]: r for r in leak["relatedLocations"]}
-    assert set(related) == {"`conn` acquired here", "leaves without releasing it"}
-    assert related["`conn` acquired here"]["physicalLocation"]["region"]["startLine"] == 5
+    acquired = "acquired here; use `async with pool.acquire() as conn`"
+    assert set(related) == {acquired, "leaves without releasing it"}
+    assert related[acquired]["physicalLocation"]["region"]["startLine"] == 5
     exit_region = related["leaves without releasing it"]["physicalLocation"]["region"]
     assert (exit_region["startLine"], exit_region["startColumn"]) == (7, 9)
     assert len({r["id"] for r in leak["relatedLocations"]}) == 2
@@ -160,7 +166,7 @@ def test_sarif_fingerprints_survive_lines_added_above(repo: Path) -> None:
     moved = "# a comment\n\n\n" + LEAKY
     before = sarif(check(LEAKY), {"app/leaky.py": LEAKY}, repo)["runs"][0]["results"]
     after = sarif(check(moved), {"app/leaky.py": moved}, repo)["runs"][0]["results"]
-    assert [r["locations"][0]["physicalLocation"]["region"]["startLine"] for r in after] == [8, 8]
+    assert [r["locations"][0]["physicalLocation"]["region"]["startLine"] for r in after] == [18, 8]
     assert [r["partialFingerprints"][FINGERPRINT_KEY] for r in before] == [
         r["partialFingerprints"][FINGERPRINT_KEY] for r in after
     ]
@@ -225,9 +231,9 @@ def test_github_workflow_commands(repo: Path) -> None:
     diagnostics = [with_fix(d) if d.code == "SG101" else d for d in check(LEAKY)]
     lines = format_github(diagnostics, sources_of({"app/leaky.py": LEAKY})).splitlines()
     assert lines == [
-        "::error file=app/leaky.py,line=5,col=12,endLine=5,endColumn=32,"
-        "title=SG101 acquire-without-context-manager::SG101 `conn` is acquired with "
-        "`await pool.acquire()` instead of `async with pool.acquire() as conn`"
+        "::error file=app/leaky.py,line=15,col=12,endLine=15,endColumn=32,"
+        "title=SG101 acquire-without-context-manager::SG101 `conn` from "
+        "`await pool.acquire()` is never released"
         "%0Afix (safe): wrap the block in `async with pool.acquire() as conn`",
         "::error file=app/leaky.py,line=5,col=12,endLine=5,endColumn=32,"
         "title=SG201 release-skipped-on-exit::SG201 `conn` acquired at line 5 is not "

@@ -6,24 +6,53 @@ path it is reported under, its bytes, and what the project index lets it see
 of the modules it imports. A hit gives back the file's findings and summary
 without parsing it (without even importing libcst).
 
-The cache is one file under the cache directory, read once and written once
-per run, atomically. A cache that cannot be read is ignored, never an error.
+The cache is one JSON file under the cache directory (``results.json`` in
+``.slotguard_cache``), read once and written once per run, atomically, and
+only when the run added something. It holds plain data only, so reading it
+cannot run code, whoever wrote it: a cache folder committed to a repository
+is at worst wrong, and wrong is handled too. The file names its format, its
+version and the slotguard code that wrote it; a file that does not parse, or
+that another version wrote, is read as an empty cache (and replaced), and an
+entry that does not decode is a miss. The folder holds a ``.gitignore`` of
+``*``, so that git leaves it alone.
+
+Each kind of entry is an ``EntryKind``: a name and an explicit encoder and
+decoder between its value and JSON. Adding a kind means writing those two
+functions from the ones below (``Diagnostic``, ``Fact``, ``ModuleSummary``,
+``FileResult``...), and giving it a name no other kind has.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
-import pickle
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from slotguard import __version__
+from slotguard.analysis.index import ModuleSummary, Symbol, SymbolKind
+from slotguard.diagnostic import Applicability, Diagnostic, Edit, Fix, Related, Span
+from slotguard.facts import Fact
+from slotguard.results import FileResult
 
-_FORMAT = 1
+FORMAT = "slotguard-results-cache"
+VERSION = 3
+"""Bumped whenever the shape of an entry changes."""
+FILE_NAME = "results.json"
 _MAX_ENTRIES = 100_000
-_FILE_NAME = f"results-v{_FORMAT}.pickle"
+
+Json = Any
+"""A value ``json`` reads or writes: dicts, lists, strings, numbers, booleans, None."""
+
+_T = TypeVar("_T")
+
+
+class BadEntry(ValueError):
+    """Stored data that is not what its kind says: the entry is a miss."""
 
 
 @functools.cache
@@ -50,49 +79,344 @@ def key(*parts: bytes | str) -> str:
     return digest.hexdigest()
 
 
+# -- reading stored values, strictly ----------------------------------------------
+
+
+def _string(value: Json) -> str:
+    if not isinstance(value, str):
+        raise BadEntry(f"expected a string, found {type(value).__name__}")
+    return value
+
+
+def _optional_string(value: Json) -> str | None:
+    return None if value is None else _string(value)
+
+
+def _integer(value: Json) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadEntry(f"expected an integer, found {type(value).__name__}")
+    return value
+
+
+def _boolean(value: Json) -> bool:
+    if not isinstance(value, bool):
+        raise BadEntry(f"expected a boolean, found {type(value).__name__}")
+    return value
+
+
+def _list(value: Json) -> list[Json]:
+    if not isinstance(value, list):
+        raise BadEntry(f"expected a list, found {type(value).__name__}")
+    return value
+
+
+def _object(value: Json) -> dict[str, Json]:
+    if not isinstance(value, dict):
+        raise BadEntry(f"expected an object, found {type(value).__name__}")
+    return value
+
+
+def _pair(value: Json) -> tuple[Json, Json]:
+    items = _list(value)
+    if len(items) != 2:
+        raise BadEntry("expected a pair")
+    return items[0], items[1]
+
+
+# -- codecs -----------------------------------------------------------------------
+
+
+def encode_plain(value: object) -> Json:
+    """A fact's value: strings, numbers, booleans, None and tuples of them
+    (a tuple is stored as a list and read back as a tuple)."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, tuple):
+        return [encode_plain(item) for item in value]
+    raise TypeError(f"a {type(value).__name__} cannot be cached")
+
+
+def decode_plain(data: Json) -> object:
+    if data is None or isinstance(data, str | bool | int | float):
+        return data
+    return tuple(decode_plain(item) for item in _list(data))
+
+
+def encode_span(span: Span) -> Json:
+    return [span.line, span.column, span.end_line, span.end_column]
+
+
+def decode_span(data: Json) -> Span:
+    values = _list(data)
+    if len(values) != 4:
+        raise BadEntry("a span has four numbers")
+    line, column, end_line, end_column = (_integer(value) for value in values)
+    return Span(line, column, end_line, end_column)
+
+
+def encode_diagnostic(diagnostic: Diagnostic) -> Json:
+    fix = diagnostic.fix
+    return {
+        "code": diagnostic.code,
+        "name": diagnostic.name,
+        "message": diagnostic.message,
+        "path": diagnostic.path,
+        "span": encode_span(diagnostic.span),
+        "severity": diagnostic.severity,
+        "fix": None if fix is None else [fix.applicability.value, fix.message],
+        "related": [
+            [encode_span(related.span), related.message, related.path]
+            for related in diagnostic.related
+        ],
+        "no_fix_reason": diagnostic.no_fix_reason,
+    }
+
+
+def decode_diagnostic(data: Json) -> Diagnostic:
+    fields = _object(data)
+    fix = None
+    if fields["fix"] is not None:
+        applicability, message = _pair(fields["fix"])
+        fix = Fix(Applicability(_string(applicability)), _string(message))
+    related = []
+    for item in _list(fields["related"]):
+        values = _list(item)
+        if len(values) != 3:
+            raise BadEntry("a related place has a span, a message and a path")
+        span, message, path = values
+        related.append(Related(decode_span(span), _string(message), _optional_string(path)))
+    return Diagnostic(
+        code=_string(fields["code"]),
+        name=_string(fields["name"]),
+        message=_string(fields["message"]),
+        path=_string(fields["path"]),
+        span=decode_span(fields["span"]),
+        severity=_string(fields["severity"]),
+        fix=fix,
+        related=tuple(related),
+        no_fix_reason=_optional_string(fields["no_fix_reason"]),
+    )
+
+
+def encode_diagnostics(diagnostics: Sequence[Diagnostic]) -> Json:
+    return [encode_diagnostic(diagnostic) for diagnostic in diagnostics]
+
+
+def decode_diagnostics(data: Json) -> list[Diagnostic]:
+    return [decode_diagnostic(item) for item in _list(data)]
+
+
+def encode_fact(fact: Fact) -> Json:
+    return [
+        fact.code,
+        fact.topic,
+        encode_plain(fact.value),
+        fact.path,
+        encode_span(fact.span),
+        fact.suppressed,
+    ]
+
+
+def decode_fact(data: Json) -> Fact:
+    values = _list(data)
+    if len(values) != 6:
+        raise BadEntry("a fact has six fields")
+    code, topic, value, path, span, suppressed = values
+    plain = decode_plain(value)
+    if not isinstance(plain, tuple):
+        raise BadEntry("a fact's value is a list")
+    return Fact(
+        _string(code),
+        _string(topic),
+        plain,
+        _string(path),
+        decode_span(span),
+        _boolean(suppressed),
+    )
+
+
+def encode_symbol(symbol: Symbol) -> Json:
+    return [symbol.kind.value, symbol.type_name, symbol.awaited, symbol.parameter, symbol.raises]
+
+
+def decode_symbol(data: Json) -> Symbol:
+    values = _list(data)
+    if len(values) != 5:
+        raise BadEntry("a symbol has five fields")
+    kind, type_name, awaited, parameter, raises = values
+    return Symbol(
+        SymbolKind(_string(kind)),
+        _optional_string(type_name),
+        _boolean(awaited),
+        _integer(parameter),
+        _boolean(raises),
+    )
+
+
+def encode_summary(summary: ModuleSummary) -> Json:
+    return {
+        "module": summary.module,
+        "symbols": [[name, encode_symbol(symbol)] for name, symbol in summary.symbols],
+        "state": [[name, type_name] for name, type_name in summary.state],
+        "facts": [[topic, encode_plain(value)] for topic, value in summary.facts],
+    }
+
+
+def decode_summary(data: Json) -> ModuleSummary:
+    fields = _object(data)
+    symbols = []
+    for item in _list(fields["symbols"]):
+        name, symbol = _pair(item)
+        symbols.append((_string(name), decode_symbol(symbol)))
+    state = []
+    for item in _list(fields["state"]):
+        name, type_name = _pair(item)
+        state.append((_string(name), _string(type_name)))
+    facts = []
+    for item in _list(fields["facts"]):
+        topic, value = _pair(item)
+        plain = decode_plain(value)
+        if not isinstance(plain, tuple):
+            raise BadEntry("a summary fact's value is a list")
+        facts.append((_string(topic), plain))
+    return ModuleSummary(_string(fields["module"]), tuple(symbols), tuple(state), tuple(facts))
+
+
+def encode_file_result(result: FileResult) -> Json:
+    return {
+        "path": result.path,
+        "diagnostics": encode_diagnostics(result.diagnostics),
+        "analysed": result.analysed,
+        "summary": None if result.summary is None else encode_summary(result.summary),
+        "context_only": result.context_only,
+        "pending": [[key, encode_diagnostic(diagnostic)] for key, diagnostic in result.pending],
+        "settled": list(result.settled),
+        "facts": [encode_fact(fact) for fact in result.facts],
+        "suppressed": encode_diagnostics(result.suppressed),
+    }
+
+
+def decode_file_result(data: Json) -> FileResult:
+    fields = _object(data)
+    pending = []
+    for item in _list(fields["pending"]):
+        pending_key, diagnostic = _pair(item)
+        pending.append((_string(pending_key), decode_diagnostic(diagnostic)))
+    summary = fields["summary"]
+    return FileResult(
+        path=_string(fields["path"]),
+        diagnostics=tuple(decode_diagnostics(fields["diagnostics"])),
+        analysed=_boolean(fields["analysed"]),
+        summary=None if summary is None else decode_summary(summary),
+        context_only=_boolean(fields["context_only"]),
+        pending=tuple(pending),
+        settled=tuple(_string(settled) for settled in _list(fields["settled"])),
+        facts=tuple(decode_fact(fact) for fact in _list(fields["facts"])),
+        suppressed=tuple(decode_diagnostics(fields["suppressed"])),
+    )
+
+
+def encode_edits(edits: Mapping[tuple[str, Span], Sequence[Edit]]) -> Json:
+    return [
+        [code, encode_span(span), [[edit.content, encode_span(edit.span)] for edit in found]]
+        for (code, span), found in edits.items()
+    ]
+
+
+def decode_edits(data: Json) -> dict[tuple[str, Span], tuple[Edit, ...]]:
+    edits: dict[tuple[str, Span], tuple[Edit, ...]] = {}
+    for item in _list(data):
+        values = _list(item)
+        if len(values) != 3:
+            raise BadEntry("a fix's edits have a code, a span and the edits")
+        code, span, found = values
+        decoded = []
+        for edit in _list(found):
+            content, edit_span = _pair(edit)
+            decoded.append(Edit(_string(content), decode_span(edit_span)))
+        edits[(_string(code), decode_span(span))] = tuple(decoded)
+    return edits
+
+
+@dataclass(frozen=True, slots=True)
+class EntryKind(Generic[_T]):
+    """One kind of cached value, and how it is written as JSON and read back."""
+
+    name: str
+    encode: Callable[[_T], Json]
+    decode: Callable[[Json], _T]
+
+
+FILE_RESULT: EntryKind[FileResult] = EntryKind("file", encode_file_result, decode_file_result)
+"""A file's findings, summary and facts."""
+RUN_FINDINGS: EntryKind[list[Diagnostic]] = EntryKind("run", encode_diagnostics, decode_diagnostics)
+"""The findings of the whole-run checks, keyed by the facts they read."""
+FIX_EDITS: EntryKind[dict[tuple[str, Span], tuple[Edit, ...]]] = EntryKind(
+    "edits", encode_edits, decode_edits
+)
+"""The edits of each fixable finding of a file, by code and span (what the
+json format shows), keyed by the file's own key."""
+
+
+# -- the file -----------------------------------------------------------------------
+
+
+def _header() -> dict[str, Json]:
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "slotguard": __version__,
+        "code": code_fingerprint(),
+    }
+
+
 class Cache:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._entries: dict[str, Any] = {}
-        self._used: dict[str, Any] = {}
+        self._entries: dict[str, Json] = {}
+        """What the file holds: key → ``[kind, encoded value]``, decoded on use."""
+        self._used: dict[str, Json] = {}
+        """The entries this run read or wrote, kept first when writing."""
+        self._changed = False
         self.hits = 0
-        try:
-            with open(directory / _FILE_NAME, "rb") as handle:
-                loaded = pickle.load(handle)
-            if isinstance(loaded, dict) and loaded.get("code") == code_fingerprint():
-                self._entries = loaded["entries"]
-        except (
-            OSError,
-            pickle.UnpicklingError,
-            EOFError,
-            KeyError,
-            AttributeError,
-            ImportError,
-            TypeError,
-            ValueError,
-        ):
-            self._entries = {}
+        self._entries = _read(directory / FILE_NAME)
 
-    def get(self, entry_key: str) -> Any | None:
-        found = self._entries.get(entry_key)
-        if found is None:
+    def get(self, kind: EntryKind[_T], entry_key: str) -> _T | None:
+        stored = self._entries.get(entry_key)
+        if stored is None:
+            return None
+        try:
+            name, data = _pair(stored)
+            if name != kind.name:
+                raise BadEntry(f"a {name} entry where a {kind.name} was expected")
+            value = kind.decode(data)
+        except (BadEntry, KeyError, TypeError, ValueError):
+            # Written by hand, or by a slotguard that forgot to bump VERSION:
+            # analyse again, and let the new entry replace it.
+            del self._entries[entry_key]
             return None
         self.hits += 1
-        self._used[entry_key] = found
-        return found
+        self._used[entry_key] = stored
+        return value
 
-    def put(self, entry_key: str, value: Any) -> None:
-        self._used[entry_key] = value
+    def put(self, kind: EntryKind[_T], entry_key: str, value: _T) -> None:
+        try:
+            encoded = kind.encode(value)
+        except (TypeError, ValueError):
+            return  # not plain data: the value is simply not cached
+        self._used[entry_key] = [kind.name, encoded]
+        self._changed = True
 
     def save(self) -> None:
-        """Write the entries of this run, then older ones up to a bound."""
-        if not self._used:
+        """Write the entries of this run, then older ones up to a bound
+        (nothing, when the run added nothing)."""
+        if not self._changed:
             return
         entries = dict(self._used)
-        for entry_key, value in reversed(self._entries.items()):
+        for entry_key, stored in reversed(self._entries.items()):
             if len(entries) >= _MAX_ENTRIES:
                 break
-            entries.setdefault(entry_key, value)
+            entries.setdefault(entry_key, stored)
         import tempfile  # only a run that wrote something needs it
 
         try:
@@ -101,13 +425,31 @@ class Cache:
             if not ignore.exists():
                 ignore.write_text("# Created by slotguard.\n*\n")
             handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".results-")
-            with os.fdopen(handle, "wb") as stream:
-                pickle.dump(
-                    {"code": code_fingerprint(), "entries": entries},
-                    stream,
-                    protocol=pickle.HIGHEST_PROTOCOL,
-                )
-            os.replace(temporary, self.directory / _FILE_NAME)
+            try:
+                with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                    json.dump({**_header(), "entries": entries}, stream, separators=(",", ":"))
+                os.replace(temporary, self.directory / FILE_NAME)
+                self._changed = False
+            except BaseException:
+                os.unlink(temporary)
+                raise
         except OSError:
             # A read-only checkout still gets its findings.
             return
+
+
+def _read(path: Path) -> dict[str, Json]:
+    """The entries of a cache file, or none if it is missing, does not parse,
+    or was written by another format, version or slotguard."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            loaded = json.load(stream)
+    except (OSError, ValueError, RecursionError):
+        return {}
+    if not isinstance(loaded, dict):
+        return {}
+    header = _header()
+    if any(loaded.get(name) != value for name, value in header.items()):
+        return {}
+    entries = loaded.get("entries")
+    return entries if isinstance(entries, dict) else {}

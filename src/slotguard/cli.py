@@ -49,7 +49,7 @@ def _guarded(command: _F) -> _F:
             _fail(str(error))
         except KeyboardInterrupt:
             click.echo("slotguard: interrupted", err=True)
-            sys.exit(130)
+            _exit_interrupted()
         except BrokenPipeError:
             # The reader went away (``slotguard explain SG101 | head``): not
             # an error of ours. Point stdout at nothing so the interpreter's
@@ -68,6 +68,19 @@ def _guarded(command: _F) -> _F:
             )
 
     return wrapper  # type: ignore[return-value]
+
+
+def _exit_interrupted() -> NoReturn:
+    """Exit 130 after Ctrl-C. Once worker processes were started (the engine
+    has killed them by now), the interpreter's own exit would wait for the
+    thread that managed them, which the interrupt may have left waiting on a
+    lock forever: leave at once instead, output flushed."""
+    if "concurrent.futures.process" not in sys.modules:
+        sys.exit(130)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(130)
 
 
 def _lint_options(command: _F) -> _F:
@@ -93,6 +106,11 @@ def _lint_options(command: _F) -> _F:
             type=click.Path(dir_okay=False, path_type=Path),
             help="Configuration file (default: nearest slotguard.toml or pyproject.toml).",
         ),
+        click.option(
+            "--isolated",
+            is_flag=True,
+            help="Ignore every configuration file: the defaults and the options given only.",
+        ),
         click.option("--no-cache", is_flag=True, help="Do not read or write the results cache."),
         click.option(
             "--jobs",
@@ -110,7 +128,8 @@ def _lint_options(command: _F) -> _F:
         click.option(
             "--stdin-filename",
             metavar="NAME",
-            help="Read the source from standard input and report it as NAME.",
+            help="Read the source from standard input and report it as NAME "
+            "(`fix` prints the fixed source).",
         ),
         click.option(
             "--output-format",
@@ -144,6 +163,14 @@ def _lint_options(command: _F) -> _F:
             is_flag=True,
             help="Add `# noqa: CODE` comments to the reported lines, and exit 0.",
         ),
+        click.option(
+            "--show-settings",
+            is_flag=True,
+            help="Print the settings of the run and the configuration file they came from.",
+        ),
+        click.option(
+            "--show-files", is_flag=True, help="Print the files the run would check, one a line."
+        ),
         click.argument("paths", nargs=-1, type=click.Path(path_type=Path)),
     ]
     for option in reversed(options):
@@ -174,11 +201,14 @@ def _fix_options(command: _F) -> _F:
 
 @dataclass(frozen=True)
 class _Options:
+    command: str
+    """``check`` or ``fix``."""
     paths: tuple[Path, ...]
     select: tuple[str, ...]
     extend_select: tuple[str, ...]
     ignore: tuple[str, ...]
     config_file: Path | None
+    isolated: bool
     no_cache: bool
     jobs: int | None
     exclude: tuple[str, ...]
@@ -191,9 +221,15 @@ class _Options:
     baseline: Path | None
     write_baseline: Path | None
     add_noqa: bool
+    show_settings: bool
+    show_files: bool
     fix: bool
     unsafe_fixes: bool
     diff: bool
+
+    @property
+    def fixing(self) -> bool:
+        return self.fix or self.diff
 
 
 @cli.command()
@@ -201,8 +237,9 @@ class _Options:
 @_fix_options
 @_guarded
 def check(**options: Any) -> None:
-    """Report connection leaks in PATHS (default: the current directory)."""
-    _lint(_Options(**options))
+    """Report connection leaks in PATHS (default: the current directory;
+    `-` reads standard input)."""
+    _lint(_Options(command="check", **options))
 
 
 @cli.command()
@@ -211,40 +248,86 @@ def check(**options: Any) -> None:
 @_guarded
 def fix(**options: Any) -> None:
     """Rewrite leaking code in PATHS into context-manager form, then report
-    what is left. Safe fixes only, unless --unsafe-fixes."""
-    _lint(_Options(**{**options, "fix": True}))
+    what is left. Safe fixes only, unless --unsafe-fixes. From standard
+    input, print the fixed source."""
+    _lint(_Options(command="fix", **{**options, "fix": True}))
+
+
+def _refuse_contradictions(options: _Options, stdin_name: str | None) -> None:
+    """Options that ask for two incompatible things are a usage error that
+    names both, before anything is read or written."""
+    fixing = "`slotguard fix`" if options.command == "fix" else "--fix" if options.fix else None
+
+    def refuse(first: str, second: str, why: str) -> NoReturn:
+        raise UsageProblem(f"{first} cannot be used with {second}: {why}")
+
+    if options.add_noqa:
+        if options.diff:
+            refuse("--add-noqa", "--diff", "one writes comments, the other writes nothing")
+        if fixing is not None:
+            refuse("--add-noqa", fixing, "fix the findings or suppress them, not both")
+        if stdin_name is not None:
+            reading = "`-`" if options.stdin_filename is None else "--stdin-filename"
+            refuse("--add-noqa", reading, "there is no file to write the comments to")
+    if options.write_baseline is not None:
+        if options.diff:
+            refuse("--write-baseline", "--diff", "the diff writes nothing")
+        if fixing is not None:
+            refuse("--write-baseline", fixing, "record the findings or fix them, not both")
+    if options.diff and options.output_format is not None:
+        refuse("--diff", "--output-format", "the diff is the output")
+    if options.isolated and options.config_file is not None:
+        refuse("--isolated", "--config", "--isolated reads no configuration file")
+
+
+def _stdin_name(options: _Options) -> str | None:
+    """The name standard input is reported under, when a run reads it
+    (``-`` among the paths, or ``--stdin-filename``)."""
+    dash = Path("-") in options.paths
+    if dash and len(options.paths) > 1:
+        raise UsageProblem("`-` reads standard input; do not name other paths with it")
+    if options.stdin_filename is not None:
+        if options.paths and not dash:
+            raise UsageProblem("--stdin-filename reads standard input; do not also name PATHS")
+        return options.stdin_filename
+    return "-" if dash else None
 
 
 def _lint(options: _Options) -> None:
     from slotguard.engine import RunResult, check_bytes, check_paths
-    from slotguard.report.output import SourceReader
+    from slotguard.report.output import SourceReader, source_text
 
-    fixing = options.fix or options.diff
-    if (options.add_noqa or fixing) and options.stdin_filename is not None:
-        raise UsageProblem("fixes and --add-noqa write files; not with --stdin-filename")
+    stdin_name = _stdin_name(options)
+    _refuse_contradictions(options, stdin_name)
     recorded = _load_baseline(options.baseline)
-    settings = _settings(
-        options.paths,
-        options.config_file,
-        options.select,
-        options.extend_select,
-        options.ignore,
-        options.exclude,
-        options.stdin_filename,
-        use_cache=not options.no_cache,
-        jobs=options.jobs,
-    )
+    settings = _settings(options, stdin_name)
+    if options.show_settings:
+        click.echo(_shown_settings(settings, options), nl=False)
+        sys.exit(EXIT_CLEAN)
+    fmt = options.output_format or settings.config.output_format or "full"
     texts: dict[str, str] = {}
     unlisted: list[Diagnostic] = []
-    if options.stdin_filename is not None:
-        if options.paths and options.paths != (Path("-"),):
-            raise UsageProblem("--stdin-filename reads standard input; do not also name PATHS")
+    nothing_to_check = False
+    data = b""
+    if stdin_name is not None:
+        if options.show_files:
+            click.echo(stdin_name)
+            sys.exit(EXIT_CLEAN)
         data = sys.stdin.buffer.read()
-        name = Path(options.stdin_filename)
-        result = RunResult([check_bytes(data, name, settings, options.stdin_filename)])
-        texts[options.stdin_filename] = data.decode("utf-8", errors="replace")
+        if options.fixing:
+            _fix_stdin(data, stdin_name, settings, options, fmt)
+        result = RunResult([check_bytes(data, Path(stdin_name), settings, stdin_name)])
+        texts[stdin_name] = source_text(data)
     else:
         files, display, unlisted = _discover(options.paths, settings)
+        if options.show_files:
+            for path in files:
+                click.echo(display[path])
+        nothing_to_check = not files and not unlisted
+        if nothing_to_check:
+            click.echo("slotguard: warning: no Python files found under the given paths", err=True)
+        if options.show_files:
+            sys.exit(EXIT_CLEAN)
         named = [path for path in options.paths if path.is_file()]
 
         def run() -> RunResult:
@@ -257,10 +340,18 @@ def _lint(options: _Options) -> None:
             )
 
         result = run()
-        if fixing:
+        if options.fixing:
+            if nothing_to_check:
+                sys.exit(EXIT_CLEAN)
             from slotguard.fix_command import run_fixes
 
-            changed = run_fixes(result, settings, unsafe=options.unsafe_fixes, diff=options.diff)
+            changed = run_fixes(
+                result,
+                settings,
+                unsafe=options.unsafe_fixes,
+                diff=options.diff,
+                quiet=options.quiet,
+            )
             if options.diff:
                 sys.exit(EXIT_FINDINGS if changed else EXIT_CLEAN)
             if changed:
@@ -279,18 +370,98 @@ def _lint(options: _Options) -> None:
     if options.add_noqa:
         _add_noqa(diagnostics)
         sys.exit(EXIT_CLEAN)
-    fmt = options.output_format or settings.config.output_format or "full"
+    from slotguard.report.output import SHOWS_EDITS
+
+    edits = None
+    if fmt in SHOWS_EDITS and not options.statistics:
+        stdin = (stdin_name, data) if stdin_name is not None else None
+        edits = _fix_edits(diagnostics, result, settings, stdin)
     _emit(
         diagnostics,
         fmt,
         sources,
-        options.output_file,
-        options.quiet,
-        options.statistics,
-        baselined,
-        stale,
+        edits=edits,
+        output_file=options.output_file,
+        quiet=options.quiet or nothing_to_check,
+        statistics=options.statistics,
+        baselined=baselined,
+        stale=stale,
     )
     sys.exit(EXIT_FINDINGS if diagnostics and not options.exit_zero else EXIT_CLEAN)
+
+
+def _fix_edits(
+    diagnostics: Sequence[Diagnostic],
+    result: Any,
+    settings: Any,
+    stdin: tuple[str, bytes] | None,
+) -> dict[tuple[str, str, Span], tuple[Any, ...]]:
+    """The edits of every fixable finding, worked out again from the source
+    of its file (a finding remembers only that it has a fix)."""
+    fixable = sorted({d.path for d in diagnostics if d.fix is not None})
+    if not fixable:
+        return {}
+    from slotguard import cache as results_cache
+    from slotguard.analysis.index import EMPTY_INDEX
+
+    cache = result.cache
+    found: dict[tuple[str, str, Span], tuple[Any, ...]] = {}
+    for shown in fixable:
+        file_key = result.cache_keys.get(shown)
+        key = results_cache.key(file_key, "edits") if file_key is not None else None
+        edits = None
+        if cache is not None and key is not None:
+            # Cached like the findings, so that a warm run stays without libcst.
+            edits = cache.get(results_cache.FIX_EDITS, key)
+        if edits is None:
+            if stdin is not None and shown == stdin[0]:
+                path, data = Path(shown), stdin[1]
+            else:
+                path = result.paths.get(shown)
+                if path is None:
+                    continue
+                try:
+                    data = path.read_bytes()
+                except OSError:
+                    continue
+            from slotguard.fixer import planned_edits
+
+            index = result.indexes.get(path, EMPTY_INDEX)
+            edits = planned_edits(data, path, settings, shown, index)
+            if cache is not None and key is not None:
+                cache.put(results_cache.FIX_EDITS, key, edits)
+        for (code, span), file_edits in edits.items():
+            found[(shown, code, span)] = file_edits
+    if cache is not None:
+        cache.save()
+    return found
+
+
+def _fix_stdin(data: bytes, name: str, settings: Any, options: _Options, fmt: str) -> NoReturn:
+    """``fix`` over standard input, as editors run it: the fixed source (or,
+    with ``--diff``, the diff) on standard output, the findings left and the
+    summary on standard error."""
+    from slotguard.engine import check_bytes
+    from slotguard.fix_command import fix_source_text
+    from slotguard.report.output import SourceReader, source_text
+
+    fixed, changed = fix_source_text(
+        data, name, settings, unsafe=options.unsafe_fixes, diff=options.diff, quiet=options.quiet
+    )
+    if options.diff:
+        sys.exit(EXIT_FINDINGS if changed else EXIT_CLEAN)
+    stdout = sys.stdout.buffer
+    stdout.write(fixed)
+    stdout.flush()
+    left = list(check_bytes(fixed, Path(name), settings, name).diagnostics)
+    if left:
+        from slotguard.report import output
+
+        sources = SourceReader({name: source_text(fixed)})
+        click.echo(output.render(left, fmt, sources), err=True, nl=False)
+        if not options.quiet and fmt in output.SUMMARISED:
+            click.echo(output.summary(left), err=True, nl=False)
+    sys.exit(EXIT_FINDINGS if left and not options.exit_zero else EXIT_CLEAN)
 
 
 def _load_baseline(path: Path | None) -> Any:
@@ -357,23 +528,23 @@ def _emit(
     diagnostics: Sequence[Any],
     fmt: str,
     sources: Any,
+    *,
+    edits: Any = None,
     output_file: Path | None,
     quiet: bool,
     statistics: bool,
     baselined: int,
     stale: int,
 ) -> None:
+    """Findings (or statistics) to standard output or ``--output-file``; the
+    summary to standard error, as for every other message, so that the
+    output stays a clean document to pipe or parse."""
     from slotguard.report import output
 
     if statistics:
         text = output.statistics(diagnostics, fmt)
     else:
-        text = output.render(diagnostics, fmt, sources)
-        if fmt in output.SUMMARISED and not quiet:
-            text += output.summary(diagnostics, baselined=baselined, stale=stale)
-        elif not quiet and (baselined or stale):
-            for line in output.baseline_note(baselined, stale).strip().splitlines():
-                click.echo(f"slotguard: {line}", err=True)
+        text = output.render(diagnostics, fmt, sources, edits)
     if output_file is not None:
         try:
             output_file.write_text(text, encoding="utf-8")
@@ -381,45 +552,104 @@ def _emit(
             raise UsageProblem(f"--output-file {output_file}: {error.strerror or error}") from None
     else:
         click.echo(text, nl=False)
+    if quiet:
+        return
+    if fmt in output.SUMMARISED and not statistics:
+        click.echo(
+            output.summary(diagnostics, baselined=baselined, stale=stale), err=True, nl=False
+        )
+    elif baselined or stale:
+        for line in output.baseline_note(baselined, stale).strip().splitlines():
+            click.echo(f"slotguard: {line}", err=True)
 
 
-def _settings(
-    paths: Sequence[Path],
-    config_file: Path | None,
-    select: Sequence[str],
-    extend_select: Sequence[str],
-    ignore: Sequence[str],
-    exclude: Sequence[str],
-    stdin_filename: str | None,
-    *,
-    use_cache: bool = True,
-    jobs: int | None = None,
-) -> Any:
+def _settings(options: _Options, stdin_name: str | None) -> Any:
     from slotguard import config as configuration
     from slotguard.selection import check_selector, split_selectors
     from slotguard.settings import Settings
 
-    if config_file is not None:
-        if not config_file.is_file():
-            raise UsageProblem(f"--config {config_file}: no such file")
-        config = configuration.load(config_file)
+    if options.isolated:
+        config = configuration.Config()
+    elif options.config_file is not None:
+        if not options.config_file.is_file():
+            raise UsageProblem(f"--config {options.config_file}: no such file")
+        config = configuration.load(options.config_file)
     else:
-        start = Path(stdin_filename) if stdin_filename else (paths[0] if paths else Path.cwd())
+        if stdin_name is not None and stdin_name != "-":
+            start = Path(stdin_name)
+        else:
+            start = options.paths[0] if options.paths else Path.cwd()
         # A name given for standard input need not exist yet (an unsaved
         # buffer): its nearest existing directory decides the configuration.
         start = next((p for p in (start, *start.absolute().parents) if p.exists()), Path.cwd())
         found = configuration.discover(start.absolute())
         config = configuration.load(found) if found is not None else configuration.Config()
-    selects = [check_selector(s) for s in split_selectors(select)] or None
+    selects = [check_selector(s) for s in split_selectors(options.select)] or None
     return Settings.from_config(
         config,
         select=selects,
-        extend_select=[check_selector(s) for s in split_selectors(extend_select)],
-        ignore=[check_selector(s) for s in split_selectors(ignore)],
-        exclude=exclude,
-        use_cache=use_cache,
-        jobs=jobs,
+        extend_select=[check_selector(s) for s in split_selectors(options.extend_select)],
+        ignore=[check_selector(s) for s in split_selectors(options.ignore)],
+        exclude=options.exclude,
+        use_cache=not options.no_cache,
+        jobs=options.jobs,
     )
+
+
+def _shown_settings(settings: Any, options: _Options) -> str:
+    """``--show-settings``: where the configuration came from, and every
+    setting of the run, in the configuration's own spelling."""
+    import json
+
+    config = settings.config
+    if options.isolated:
+        origin = "none (--isolated)"
+    elif config.path is None:
+        origin = "none found, the defaults apply"
+    else:
+        origin = str(config.path.resolve())
+
+    def value(data: object) -> str:
+        return json.dumps(list(data) if isinstance(data, tuple) else data)
+
+    lines = [f"# slotguard {__version__}", f"# configuration file: {origin}"]
+    lines.append(f"root = {value(str(settings.root.resolve()))}")
+    lines.append("# the rules that run: select, extend-select and ignore, configured and given")
+    lines.append(f"rules = {value(sorted(settings.codes))}")
+    if config.select is None:
+        lines.append("# select: not configured (the default rules)")
+    else:
+        lines.append(f"select = {value(config.select)}")
+    lines.append(f"extend-select = {value(config.extend_select)}")
+    lines.append(f"ignore = {value(config.ignore)}")
+    lines.append("# exclude, extend-exclude and --exclude together")
+    lines.append(f"exclude = {value(settings.excludes)}")
+    lines.append(f"respect-gitignore = {value(config.respect_gitignore)}")
+    per_file = ", ".join(
+        f"{value(glob)} = {value(codes)}" for glob, codes in config.per_file_ignores
+    )
+    lines.append(f"per-file-ignores = {{{per_file}}}" if per_file else "per-file-ignores = {}")
+    shown_format = options.output_format or config.output_format or "full"
+    lines.append(f"output-format = {value(shown_format)}")
+    lines.append(f"cache-dir = {value(str(settings.cache_directory))}")
+    lines.append(f"# cache: {'off (--no-cache)' if not settings.use_cache else 'on'}")
+    jobs = settings.jobs if settings.jobs is not None else "one per CPU, for large runs"
+    lines.append(f"# jobs: {jobs}")
+    lines.append(f"transactions.external-calls = {value(config.external_calls)}")
+    resources = config.resources
+    if resources is not None:
+        acquire = [c.callee for c in resources.constructors if not c.context_manager_only]
+        managers = [c.callee for c in resources.constructors if c.context_manager_only]
+        lines.append(f"resources.acquire = {value(acquire)}")
+        lines.append(f"resources.context-managers = {value(managers)}")
+        lines.append(f"resources.release-functions = {value(resources.releasing_functions)}")
+        lines.append(f"resources.owners = {value(resources.owner_classes)}")
+    budget = config.budget
+    if budget is not None:
+        lines.append(f"budget.max-connections = {budget.max_connections}")
+        lines.append(f"budget.reserved-connections = {budget.reserved_connections}")
+        lines.append(f"budget.workers = {budget.workers}")
+    return "".join(line + "\n" for line in lines)
 
 
 def _discover(
@@ -519,23 +749,53 @@ def rules(output_format: str) -> None:
 
 
 @cli.command()
-@click.argument("code")
+@click.argument("rule")
 @_guarded
-def explain(code: str) -> None:
-    """Show a rule's documentation: what, why, example, fix."""
-    from slotguard.rules import rule_by_code
-    from slotguard.selection import all_codes
+def explain(rule: str) -> None:
+    """Show a rule's documentation (RULE is a code such as SG201, or a name
+    such as release-skipped-on-exit); for a prefix such as SG2, list its rules."""
+    from slotguard.rules import rule_by_code, rule_index
+    from slotguard.selection import find_rule
 
-    rule = rule_by_code(code)
-    if rule is None:
+    found = find_rule(rule)
+    if found is None:
+        family = [
+            info for info in rule_index() if rule.strip() and info.code.startswith(rule.upper())
+        ]
+        if family:
+            _list_family(rule.upper(), family)
+            return
         import difflib
 
-        close = difflib.get_close_matches(code.upper(), all_codes(), n=1)
-        hint = f"; did you mean {close[0]}?" if close else "; `slotguard rules` lists the codes"
-        raise UsageProblem(f"unknown rule `{code}`{hint}")
-    when = "runs by default" if rule.default else "opt-in: runs when selected"
-    click.echo(f"# {rule.code} {rule.name} ({when})\n")
-    click.echo(rule.documentation())
+        names = {info.name: info.code for info in rule_index()}
+        close = difflib.get_close_matches(rule.upper(), [info.code for info in rule_index()], n=1)
+        close_names = difflib.get_close_matches(rule.lower(), list(names), n=1)
+        if close_names and not close:
+            hint = f"; did you mean {close_names[0]} ({names[close_names[0]]})?"
+        elif close:
+            hint = f"; did you mean {close[0]}?"
+        else:
+            hint = "; `slotguard rules` lists the codes and names"
+        raise UsageProblem(f"unknown rule `{rule}`{hint}")
+    documented = rule_by_code(found.code)
+    assert documented is not None
+    when = "runs by default" if documented.default else "opt-in: runs when selected"
+    click.echo(f"# {documented.code} {documented.name} ({when})\n")
+    click.echo(documented.documentation())
+
+
+def _list_family(prefix: str, family: Sequence[Any]) -> None:
+    from slotguard.rules import rule_by_code
+
+    noun = "rule" if len(family) == 1 else "rules"
+    click.echo(f"# {prefix}: {len(family)} {noun}\n")
+    width = max(len(info.name) for info in family)
+    for info in family:
+        rule = rule_by_code(info.code)
+        summary = rule.summary if rule is not None else ""
+        when = "default" if info.default else "opt-in "
+        click.echo(f"{info.code}  {info.name:<{width}}  {when}  {summary}")
+    click.echo(f"\n`slotguard explain {family[0].code}` prints one rule's documentation.")
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ was probably meant.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -105,15 +106,14 @@ def load(path: Path) -> Config:
         raise ConfigError(f"{path}: is not valid UTF-8") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: is not valid TOML: {error}") from None
-    if path.name == "pyproject.toml":
-        table = data.get("tool", {}).get("slotguard")
-        where = "[tool.slotguard]"
-        if table is None:
-            return Config(path=path)
-    else:
-        table = data.get("tool", {}).get("slotguard", data)
-        where = "slotguard.toml"
-    return _Validator(path, where).config(table)
+    tool = data.get("tool")
+    nested = tool.get("slotguard") if isinstance(tool, dict) else None
+    if path.name == "pyproject.toml" and nested is None:
+        return Config(path=path)
+    if nested is not None:
+        return _Validator(path, "[tool.slotguard] ").config(nested)
+    # A file of its own (slotguard.toml, or any file given to --config).
+    return _Validator(path, "").config(data)
 
 
 # -- validation ----------------------------------------------------------------
@@ -131,9 +131,10 @@ class _Validator:
     def __init__(self, path: Path, where: str) -> None:
         self.path = path
         self.where = where
+        """The table the keys are in, as a prefix of the messages."""
 
     def fail(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{self.path}: {self.where} `{key}`: {problem}")
+        return ConfigError(f"{self.path}: {self.where}`{key}`: {problem}")
 
     def check_keys(self, table: Mapping[str, Any], allowed: list[str], prefix: str) -> None:
         for key in table:
@@ -147,7 +148,7 @@ class _Validator:
                 if close
                 else (f"; known keys: {', '.join(allowed)}")
             )
-            raise ConfigError(f"{self.path}: {self.where} unknown key `{prefix}{key}`{hint}")
+            raise ConfigError(f"{self.path}: {self.where}unknown key `{prefix}{key}`{hint}")
 
     def table(self, value: Any, key: str) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -155,10 +156,12 @@ class _Validator:
         return value
 
     def strings(self, value: Any, key: str) -> tuple[str, ...]:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.fail(key, f"must be a list of strings, not {_describe(value)}")
+            hint = ""
+            if isinstance(value, str):
+                parts = [part.strip() for part in value.split(",") if part.strip()]
+                hint = f" (write {_toml(parts)})"
+            raise self.fail(key, f"must be a list of strings, not {_describe(value)}{hint}")
         return tuple(value)
 
     def boolean(self, value: Any, key: str) -> bool:
@@ -243,7 +246,11 @@ class _Validator:
             workers=self.integer(table.get("workers", 1), f"{key}.workers", 1),
         )
         if budget.reserved_connections >= budget.max_connections:
-            raise self.fail(f"{key}.reserved-connections", "must be smaller than `max-connections`")
+            raise self.fail(
+                f"{key}.reserved-connections",
+                f"must be smaller than `max-connections` ({budget.max_connections}), "
+                f"not {budget.reserved_connections}",
+            )
         return budget
 
     def runtime(self, value: Any, key: str) -> Runtime:
@@ -274,7 +281,9 @@ class _Validator:
         for section, only_as_context_manager in (("acquire", False), ("context-managers", True)):
             entries = table.get(section, [])
             if not isinstance(entries, list):
-                raise self.fail(f"{key}.{section}", "must be an array of tables")
+                raise self.fail(
+                    f"{key}.{section}", f"must be an array of tables, not {_describe(entries)}"
+                )
             for index, entry in enumerate(entries):
                 where = f"{key}.{section}[{index}]"
                 resource_type, constructor = self.acquirer(entry, where, only_as_context_manager)
@@ -346,14 +355,38 @@ class _Validator:
 
 
 def _describe(value: Any) -> str:
+    """What a value is, and the value itself, as the file spells it."""
     if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if isinstance(value, (int, float)):
-        return f"the number {value}"
-    if isinstance(value, str):
-        return f"the string {value!r}"
-    if isinstance(value, list):
-        return "a list" if all(isinstance(v, str) for v in value) else "a list of non-strings"
-    if isinstance(value, dict):
-        return "a table"
-    return type(value).__name__
+        kind = "the boolean"
+    elif isinstance(value, int | float):
+        kind = "the number"
+    elif isinstance(value, str):
+        kind = "the string"
+    elif isinstance(value, list):
+        kind = "the list"
+    elif isinstance(value, dict):
+        kind = "the table"
+    else:
+        kind = f"the {type(value).__name__}"
+    return f"{kind} {_toml(value)}"
+
+
+def _toml(value: Any, limit: int = 60) -> str:
+    """``value`` written as in TOML, cut short when long."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, list):
+        text = "[" + ", ".join(_toml(item, limit) for item in value) + "]"
+    elif isinstance(value, dict):
+        items = ", ".join(f"{_key(name)} = {_toml(item, limit)}" for name, item in value.items())
+        text = "{" + items + "}"
+    else:
+        text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _key(name: str) -> str:
+    bare = name.replace("-", "").replace("_", "").isalnum()
+    return name if bare else json.dumps(name, ensure_ascii=False)

@@ -32,11 +32,21 @@ class Span:
 
 
 @dataclass(frozen=True, slots=True)
+class Edit:
+    """Replace the text of ``span`` by ``content`` (one piece of a fix)."""
+
+    content: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Related:
     """Another place a finding points at, such as where the resource was acquired."""
 
     span: Span
     message: str
+    path: str | None = None
+    """The file the place is in, when it is not the finding's own."""
 
 
 @dataclass(frozen=True, slots=True)

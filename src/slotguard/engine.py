@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from slotguard import prefilter
 from slotguard.analysis.index import EMPTY_INDEX, ModuleSummary, ProjectIndex, Symbol
 from slotguard.diagnostic import Diagnostic, Related, Span
 from slotguard.project import ProjectFile, build
+from slotguard.results import FileResult
 from slotguard.settings import Settings
 from slotguard.source import SourceError, decode
 
@@ -47,24 +49,6 @@ PARALLEL_THRESHOLD = 24
 Progress = Callable[[int, int], None]
 
 
-@dataclass(frozen=True, slots=True)
-class FileResult:
-    path: str
-    diagnostics: tuple[Diagnostic, ...]
-    analysed: bool = False
-    """Whether the file passed the prefilter and its tree was analysed."""
-    summary: ModuleSummary | None = None
-    context_only: bool = False
-    """Read for what it tells other files; its findings are not reported."""
-    pending: tuple[tuple[str, Diagnostic], ...] = ()
-    """Findings that stand only if no file of the run settles their key."""
-    settled: tuple[str, ...] = ()
-    facts: tuple[Fact, ...] = ()
-    """What rules noted for their whole-run checks."""
-    suppressed: tuple[Diagnostic, ...] = ()
-    """Findings a noqa comment suppressed."""
-
-
 @dataclass(slots=True)
 class RunResult:
     files: list[FileResult] = field(default_factory=list)
@@ -75,6 +59,11 @@ class RunResult:
     """What each file saw of the project: ``slotguard fix`` re-checks with it."""
     paths: dict[str, Path] = field(default_factory=dict)
     """The file behind each reported path."""
+    cache: results_cache.Cache | None = None
+    """The run's cache, for what is worked out after the run (the edits of
+    each fix, in json output); save it again after adding to it."""
+    cache_keys: dict[str, str] = field(default_factory=dict)
+    """The cache key of each reported path's results."""
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
@@ -385,6 +374,14 @@ _worker_settings: Settings | None = None
 def _start_worker(settings: Settings) -> None:
     global _worker_settings
     _worker_settings = settings
+    # Ctrl-C reaches the whole process group, but it is the parent's to
+    # handle: it stops the workers itself. A worker that took the interrupt
+    # could die holding the lock of the queue the others answer on, and
+    # leave everyone waiting. (The parent forked it with SIGINT held back,
+    # so none arrived before this.)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _run_job(job: _Job) -> FileResult:
@@ -413,6 +410,8 @@ class _Run:
         self.seen: dict[Path, _Job] = {}
         """The job each file was analysed with: what it could see."""
         self.cache = results_cache.Cache(settings.cache_directory) if settings.use_cache else None
+        self.keys: dict[Path, str] = {}
+        """The cache key of each file's latest job."""
         self.pool: ProcessPoolExecutor | None = None
 
     def run(self, files: Sequence[Path]) -> RunResult:
@@ -429,9 +428,11 @@ class _Run:
             # see more now: analyse them again with everything known.
             late = [item for item in order if self._job(item, final=True) != self.seen[item.path]]
             self._pass(late, final=True)
-        finally:
             if self.pool is not None:
                 self.pool.shutdown()
+        except BaseException:
+            self._stop_workers()
+            raise
         ordered = [self.results[path] for path in files if path in self.results]
         run_diagnostics = self._check_run(ordered)
         if self.cache is not None:
@@ -442,6 +443,8 @@ class _Run:
             run_diagnostics,
             {path: job.index() for path, job in self.seen.items()},
             {self._shown(path): path for path in files},
+            self.cache,
+            {self._shown(path): key for path, key in self.keys.items()},
         )
 
     def _check_run(self, results: Sequence[FileResult]) -> list[Diagnostic]:
@@ -461,12 +464,12 @@ class _Run:
             repr(sorted(result.path for result in results if result.context_only)),
         )
         if self.cache is not None:
-            cached = self.cache.get(run_key)
-            if isinstance(cached, list):
+            cached = self.cache.get(results_cache.RUN_FINDINGS, run_key)
+            if cached is not None:
                 return cached
         found = self._run_checks(results, by_code)
         if self.cache is not None:
-            self.cache.put(run_key, found)
+            self.cache.put(results_cache.RUN_FINDINGS, run_key, found)
         return found
 
     def _run_checks(
@@ -580,22 +583,49 @@ class _Run:
 
     def _submit(self, job: _Job) -> Future[FileResult]:
         assert self.pool is not None
-        return self.pool.submit(_run_job, job)
+        if not hasattr(signal, "pthread_sigmask"):
+            return self.pool.submit(_run_job, job)
+        # The first submission forks the workers: a Ctrl-C waits until it is
+        # done (the workers then ignore it, and this process takes it).
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return self.pool.submit(_run_job, job)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+    def _stop_workers(self) -> None:
+        """After an interrupt or an error: kill the workers rather than wait
+        for them (one may be stuck writing to a pipe nobody reads now).
+
+        An interrupt can also leave a lock of the pool's bookkeeping taken
+        for good, so that the interpreter's exit would wait forever for the
+        pool's manager thread: the command line leaves without that wait
+        (``slotguard.cli``)."""
+        pool, self.pool = self.pool, None
+        if pool is None:
+            return
+        workers = list((pool._processes or {}).values())
+        for process in workers:
+            process.kill()
+        for process in workers:
+            process.join(timeout=5)  # reaped here, not left to init
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def _cached(self, job: _Job) -> FileResult | None:
         if self.cache is None:
             return None
-        found = self.cache.get(self._key(job))
-        return found if isinstance(found, FileResult) else None
+        return self.cache.get(results_cache.FILE_RESULT, self._key(job))
 
     def _store(self, job: _Job, result: FileResult) -> None:
         if self.cache is not None:
-            self.cache.put(self._key(job), result)
+            self.cache.put(results_cache.FILE_RESULT, self._key(job), result)
 
     def _key(self, job: _Job) -> str:
-        return results_cache.key(
+        found = results_cache.key(
             self.settings.fingerprint, job.shown, job.data, repr(job.symbols), repr(job.state)
         )
+        self.keys[job.path] = found
+        return found
 
     def _finish(self, item: ProjectFile, job: _Job, result: FileResult, final: bool) -> None:
         if item.path in self.context_files:

@@ -1,7 +1,7 @@
 """What a rule notes in a module for its whole-run check (``Rule.check_run``).
 
 Facts are cached with each file's results, so this module stays light:
-unpickling a fact must not import libcst, or a warm run would pay for it.
+reading a fact back must not import libcst, or a warm run would pay for it.
 """
 
 from __future__ import annotations

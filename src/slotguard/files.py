@@ -6,6 +6,7 @@ not entered. A file named explicitly on the command line is always checked.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -138,10 +139,27 @@ def discover(
             for path in _walk(given, ignores, problems):
                 found[path] = None
         elif not absolute.exists():
-            problems.append(Unreadable(given, "no such file or directory"))
+            problems.append(Unreadable(given, _why_missing(absolute)))
         else:
             problems.append(Unreadable(given, "not a regular file or directory"))
     return sorted(found, key=lambda p: p.as_posix()), problems
+
+
+def _why_missing(path: Path) -> str:
+    """Why a path that does not resolve to anything does not."""
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return (
+                "a symbolic link loop" if path.is_symlink() else "a symbolic link loop in its path"
+            )
+        if path.is_symlink():
+            return f"a symbolic link to {os.readlink(path)}, which does not exist"
+        if error.errno == errno.ENOENT:
+            return "no such file or directory"
+        return error.strerror or str(error)
+    return "no such file or directory"
 
 
 def _walk(top: Path, ignores: _Ignores, problems: list[Unreadable]) -> Iterator[Path]:

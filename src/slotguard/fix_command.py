@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -13,13 +14,15 @@ import click
 from slotguard.analysis.index import EMPTY_INDEX
 from slotguard.diagnostic import Applicability, Diagnostic
 from slotguard.engine import UNUSED_NOQA, RunResult
-from slotguard.fixer import UNSAFE, FileFix, fix_source
+from slotguard.fixer import UNSAFE, FileFix, Unfixed, fix_source
 from slotguard.fixes import no_fix_reason
 from slotguard.settings import Settings
 from slotguard.writes import write_atomically
 
 
-def run_fixes(result: RunResult, settings: Settings, *, unsafe: bool, diff: bool) -> bool:
+def run_fixes(
+    result: RunResult, settings: Settings, *, unsafe: bool, diff: bool, quiet: bool = False
+) -> bool:
     """Fix the files of ``result``; returns whether any file changed (or,
     with ``diff``, would change)."""
     allowed = {Applicability.SAFE, Applicability.UNSAFE} if unsafe else {Applicability.SAFE}
@@ -29,7 +32,7 @@ def run_fixes(result: RunResult, settings: Settings, *, unsafe: bool, diff: bool
     reported = {file.path for file in result.files if not file.context_only}
     paths = {shown: path for shown, path in result.paths.items() if shown in reported}
     fixed: Counter[str] = Counter()
-    declined: Counter[tuple[str, str]] = Counter()
+    declined: list[_Left] = []
     changed_files = 0
     run_level = {id(diagnostic) for diagnostic in result.run_diagnostics}
     for shown, diagnostics in sorted(by_path.items()):
@@ -44,9 +47,34 @@ def run_fixes(result: RunResult, settings: Settings, *, unsafe: bool, diff: bool
             elif outcome.changed and _deliver(path, shown, outcome, diff):
                 changed_files += 1
                 fixed.update(applied.code for applied in outcome.applied)
-        declined.update(_declined(diagnostics, outcome, allowed, run_level))
-    _summarise(fixed, changed_files, declined, diff)
+        declined.extend(_declined(shown, diagnostics, outcome, allowed, run_level))
+    if not quiet:
+        _summarise(fixed, changed_files, declined, diff)
     return changed_files > 0
+
+
+def fix_source_text(
+    data: bytes, shown: str, settings: Settings, *, unsafe: bool, diff: bool, quiet: bool
+) -> tuple[bytes, bool]:
+    """Fix source that is not a file (standard input): the fixed bytes, in
+    the source's own encoding (the bytes given, when nothing changed), and
+    whether anything changed. With ``diff``, the diff is written to
+    standard output."""
+    outcome = fix_source(data, Path(shown), settings, shown, unsafe=unsafe)
+    if outcome.error is not None:
+        click.echo(f"slotguard: {shown}: {outcome.error}", err=True)
+        return data, False
+    fixed: Counter[str] = Counter(applied.code for applied in outcome.applied)
+    fixed_data = data
+    if outcome.changed:
+        assert outcome.source is not None and outcome.text is not None
+        if diff:
+            _deliver(Path(shown), shown, outcome, diff=True)
+        fixed_data = outcome.source.encode(outcome.text)
+    if not quiet:
+        left = [_Left(shown, unfixed) for unfixed in outcome.declined]
+        _summarise(fixed, 1 if outcome.changed else 0, left, diff)
+    return fixed_data, outcome.changed
 
 
 def _fix_file(
@@ -80,30 +108,46 @@ def _deliver(path: Path, shown: str, outcome: FileFix, diff: bool) -> bool:
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class _Left:
+    """A finding left unfixed, in the file shown as ``path``."""
+
+    path: str
+    unfixed: Unfixed
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.path, self.unfixed.line, self.unfixed.column, self.unfixed.code)
+
+
 def _declined(
+    shown: str,
     diagnostics: list[Diagnostic],
     outcome: FileFix | None,
     allowed: set[Applicability],
     run_level: set[int],
-) -> Counter[tuple[str, str]]:
-    """Why each finding of a file that is still there was not fixed."""
-    reasons: Counter[tuple[str, str]] = Counter()
-    if outcome is not None:
-        # The findings left after fixing, with the reasons found on the way;
-        # what only the whole run decides, and unused noqa comments (which
-        # the rules do not report), are as the run found them.
-        reasons.update(outcome.declined)
-        for diagnostic in diagnostics:
-            if (
-                id(diagnostic) in run_level
-                or diagnostic.code in outcome.pending
-                or diagnostic.code == UNUSED_NOQA[0]
-            ):
-                reasons[(diagnostic.code, _reason(diagnostic, allowed))] += 1
-        return reasons
-    for diagnostic in diagnostics:
-        reasons[(diagnostic.code, _reason(diagnostic, allowed))] += 1
-    return reasons
+) -> list[_Left]:
+    """Why each finding of a file that is still there was not fixed, each
+    with its own reason."""
+
+    def as_found(diagnostic: Diagnostic) -> _Left:
+        reason = _reason(diagnostic, allowed)
+        return _Left(shown, Unfixed(diagnostic.code, diagnostic.line, diagnostic.column, reason))
+
+    if outcome is None:
+        return [as_found(diagnostic) for diagnostic in diagnostics]
+    # The findings left after fixing (where they are in the fixed text),
+    # with the reasons found on the way; what only the whole run decides,
+    # and unused noqa comments (which the rules do not report), are as the
+    # run found them.
+    left = [_Left(shown, unfixed) for unfixed in outcome.declined]
+    left.extend(
+        as_found(diagnostic)
+        for diagnostic in diagnostics
+        if id(diagnostic) in run_level
+        or diagnostic.code in outcome.pending
+        or diagnostic.code == UNUSED_NOQA[0]
+    )
+    return left
 
 
 def _reason(diagnostic: Diagnostic, allowed: set[Applicability]) -> str:
@@ -116,9 +160,7 @@ def _reason(diagnostic: Diagnostic, allowed: set[Applicability]) -> str:
     return diagnostic.no_fix_reason or no_fix_reason(diagnostic.code)
 
 
-def _summarise(
-    fixed: Counter[str], files: int, declined: Counter[tuple[str, str]], diff: bool
-) -> None:
+def _summarise(fixed: Counter[str], files: int, declined: list[_Left], diff: bool) -> None:
     total = sum(fixed.values())
     verb = "would fix" if diff else "fixed"
     by_code = ", ".join(f"{code} ({count})" for code, count in sorted(fixed.items()))
@@ -126,7 +168,8 @@ def _summarise(
     line += f" in {files} file{'s' if files != 1 else ''}" + (f" ({by_code})" if by_code else "")
     click.echo(line, err=True)
     if declined:
-        left = sum(declined.values())
+        left = len(declined)
         click.echo(f"slotguard: {left} finding{'s' if left != 1 else ''} not fixed:", err=True)
-        for (code, reason), count in sorted(declined.items()):
-            click.echo(f"  {code} ({count}): {reason}", err=True)
+        for found in sorted(declined, key=_Left.sort_key):
+            where = f"{found.path}:{found.unfixed.line}:{found.unfixed.column}"
+            click.echo(f"  {where}: {found.unfixed.code} {found.unfixed.reason}", err=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -32,7 +33,7 @@ from pathlib import Path
 import libcst as cst
 
 from slotguard.analysis.index import EMPTY_INDEX, ProjectIndex
-from slotguard.diagnostic import Applicability
+from slotguard.diagnostic import Applicability, Edit, Span
 from slotguard.engine import run_rules
 from slotguard.fixes import no_fix_reason
 from slotguard.fixes.base import Plan
@@ -52,6 +53,11 @@ MAX_ROUNDS = 100
 UNSAFE = "the fix is unsafe: run with --unsafe-fixes"
 
 
+STYLE_CODES = frozenset({"SG108"})
+"""Findings a leak's fix may leave behind: a release moved into a ``finally``
+is correct code written by hand, which the opt-in SG108 reports."""
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
     """A finding the run removed, and the rewrite that removed it."""
@@ -60,14 +66,25 @@ class Applied:
     description: str
 
 
+@dataclass(frozen=True, slots=True)
+class Unfixed:
+    """A finding left after fixing, where it is in the fixed text, and why
+    it was not fixed."""
+
+    code: str
+    line: int
+    column: int
+    reason: str
+
+
 @dataclass(slots=True)
 class FileFix:
     source: SourceText | None
     text: str | None = None
     """The fixed text; None when nothing changed."""
     applied: list[Applied] = field(default_factory=list)
-    declined: Counter[tuple[str, str]] = field(default_factory=Counter)
-    """(code, reason) → how many findings were left unfixed for that reason."""
+    declined: list[Unfixed] = field(default_factory=list)
+    """Each finding left unfixed, with its own reason."""
     pending: frozenset[str] = frozenset()
     """Codes of findings left that wait on the rest of the run (not counted
     in ``declined``: only the run knows whether they stand)."""
@@ -233,7 +250,13 @@ class _Fixer:
             return None
         after = self.check(reparsed)
         before_counts, after_counts = current.counts(), after.counts()
-        added = after_counts - before_counts
+        added = Counter(
+            {
+                key: count
+                for key, count in (after_counts - before_counts).items()
+                if key[0] not in STYLE_CODES
+            }
+        )
         if added:
             codes = ", ".join(sorted({key[0] for key in added}))
             self._note(plans, f"the rewrite would introduce {codes}")
@@ -248,10 +271,11 @@ class _Fixer:
         if len(plans) == 1:
             self.reasons[plans[0][0]] = reason
 
-    def declined(self, current: _Round) -> Counter[tuple[str, str]]:
+    def declined(self, current: _Round) -> list[Unfixed]:
         """Why each finding left (of the selected rules) was not fixed."""
-        reasons: Counter[tuple[str, str]] = Counter()
+        left: list[Unfixed] = []
         identities = {id(found.finding): identity for found, identity in self._identified(current)}
+        locator: Locator | None = None
         for found in current.found:
             finding = found.finding
             code = finding.rule.code
@@ -266,8 +290,11 @@ class _Fixer:
                     reason = self.reasons.get(identity, "the rewrite would not remove the finding")
             else:
                 reason = current.context.unfixable.get(id(finding)) or no_fix_reason(code)
-            reasons[(code, reason)] += 1
-        return reasons
+            if locator is None:
+                locator = Locator(current.tree, [f.finding.node for f in current.found])
+            span = locator.span(finding.node)
+            left.append(Unfixed(code, span.line, span.column, reason))
+        return left
 
     def pending(self, current: _Round) -> frozenset[str]:
         return frozenset(
@@ -391,3 +418,59 @@ def _rebuilt(
 
 def apply_plan(tree: cst.Module, plan: Plan) -> cst.Module:
     return apply_plans(tree, [plan])
+
+
+def planned_edits(
+    data: bytes,
+    path: Path,
+    settings: Settings,
+    shown: str,
+    index: ProjectIndex = EMPTY_INDEX,
+) -> dict[tuple[str, Span], tuple[Edit, ...]]:
+    """The edits of each finding's fix on its own, by code and span, as the
+    json format shows them: what applying that one plan changes in the
+    source (before the re-check ``fix`` does, which may still decline it)."""
+    try:
+        source = decode(data)
+        tree = parse(source.text)
+    except SourceError:
+        return {}
+    context = run_rules(tree, path, settings, shown, index)
+    if not context.plans:
+        return {}
+    locator = Locator(tree, [finding.node for finding in context.findings])
+    found: dict[tuple[str, Span], tuple[Edit, ...]] = {}
+    for finding in context.findings:
+        plan = context.plans.get(id(finding))
+        if plan is not None:
+            fixed = apply_plan(tree, plan).code
+            found[(finding.rule.code, locator.span(finding.node))] = text_edits(tree.code, fixed)
+    return found
+
+
+def text_edits(old: str, new: str) -> tuple[Edit, ...]:
+    """Line-wise replacements that turn ``old`` into ``new``. Lines are
+    split on ``\\n`` only, as the engine counts them."""
+    old_lines, new_lines = _lines(old), _lines(new)
+    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    edits = []
+    for tag, old_start, old_end, new_start, new_end in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        start = _position(old_lines, old_start)
+        end = _position(old_lines, old_end)
+        edits.append(Edit("".join(new_lines[new_start:new_end]), Span(*start, *end)))
+    return tuple(edits)
+
+
+def _lines(text: str) -> list[str]:
+    parts = text.split("\n")
+    return [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
+def _position(lines: Sequence[str], index: int) -> tuple[int, int]:
+    """Line and column (1-based) where line ``index`` (0-based) starts; for
+    the index past the last line, the end of the text."""
+    if index < len(lines) or not lines or lines[-1].endswith("\n"):
+        return index + 1, 1
+    return len(lines), len(lines[-1]) + 1

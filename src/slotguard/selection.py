@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from slotguard.rules import rule_index
+from slotguard.rules import RuleInfo, rule_index
 
 ANALYSIS_ERROR = "SG000"
 """Always reported: a file that cannot be analysed is never silently skipped."""
@@ -28,11 +28,30 @@ def check_selector(selector: str) -> str:
     codes = all_codes()
     if normalised and any(code.startswith(normalised) for code in codes):
         return normalised
+    by_name = {rule.name: rule.code for rule in rule_index()}
+    if selector.strip().lower() in by_name:
+        code = by_name[selector.strip().lower()]
+        raise SelectionError(f"`{selector}` is a rule name; did you mean {code}?")
+    if not normalised.startswith("SG"):
+        # Another linter's code (E501, F401): a close SG code would mislead.
+        raise SelectionError(
+            f"`{selector}` is not a slotguard rule code: slotguard's codes start with SG "
+            "(`slotguard rules` lists them)"
+        )
     import difflib  # only for a hint on an error
 
     close = difflib.get_close_matches(normalised, codes, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]}?" if close else "; `slotguard rules` lists the codes"
     raise SelectionError(f"unknown rule selector `{selector}`{hint}")
+
+
+def find_rule(text: str) -> RuleInfo | None:
+    """The rule a code (any case) or a name stands for."""
+    wanted = text.strip()
+    for rule in rule_index():
+        if rule.code == wanted.upper() or rule.name == wanted.lower():
+            return rule
+    return None
 
 
 def split_selectors(values: Iterable[str]) -> list[str]:

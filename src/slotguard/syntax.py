@@ -237,3 +237,10 @@ def last_name(func: cst.BaseExpression) -> str:
 def is_class_name(name: str) -> bool:
     """Whether a name is spelled like a class (``Repository``, not ``TIMEOUT``)."""
     return bool(name) and name[0].isupper() and not name.isupper()
+
+
+def always_true(test: cst.BaseExpression) -> bool:
+    """``while True:``, ``while 1:``: a test that is true every time."""
+    if isinstance(test, cst.Name):
+        return test.value == "True"
+    return isinstance(test, cst.Integer) and test.value not in ("0", "0x0", "0o0", "0b0")

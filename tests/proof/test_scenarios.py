@@ -79,6 +79,8 @@ class Scenario:
     """Codes slotguard still reports after the fix, by design (their own fix is unsafe)."""
     leak_xfail: str | None = None
     """Why the original does not leak although slotguard says it does."""
+    opt_in: tuple[str, ...] = ()
+    """Opt-in rules the scenario is about, selected beside the default ones."""
     fix_xfail: str | None = None
     """Why the fixed program still leaks or behaves differently."""
 
@@ -113,13 +115,13 @@ SCENARIOS = [
     ),
     _scenario(
         "sg102_sqlalchemy_async_session_on_error",
-        "SG102 SG202",
+        "SG202",
         "safe",
         held=ITERATIONS,
         in_transaction=True,
     ),
     _scenario(
-        "sg103_asyncpg_connect_never_closed",
+        "sg103_aiopg_connect_never_closed",
         "SG103",
         None,
         held=ITERATIONS,
@@ -127,23 +129,43 @@ SCENARIOS = [
         exhausts=False,
     ),
     _scenario(
-        "sg103_psycopg2_connect_never_closed",
-        "SG103",
+        "sg108_asyncpg_connect_never_closed",
+        "SG108",
+        None,
+        held=ITERATIONS,
+        pooled=False,
+        exhausts=False,
+        opt_in=("SG108",),
+    ),
+    _scenario(
+        "sg108_asyncpg_connect_closed_on_success_only",
+        "SG108",
+        None,
+        held=ITERATIONS,
+        pooled=False,
+        exhausts=False,
+        opt_in=("SG108",),
+    ),
+    _scenario(
+        "sg108_psycopg2_connect_never_closed",
+        "SG108",
         None,
         held=ITERATIONS,
         pooled=False,
         exhausts=False,
         leak_xfail=CPYTHON_CLOSES_UNREFERENCED,
+        opt_in=("SG108",),
     ),
     _scenario("sg104_psycopg2_pool_with_getconn", "SG104", "safe", held=ITERATIONS),
     _scenario(
-        "sg104_psycopg2_connect_with",
-        "SG104",
+        "sg108_psycopg2_connect_with",
+        "SG108",
         "safe",
         held=ITERATIONS,
         pooled=False,
         exhausts=False,
         leak_xfail=CPYTHON_CLOSES_UNREFERENCED,
+        opt_in=("SG108",),
     ),
     _scenario(
         "sg104_sqlalchemy_session_no_autoflush",
@@ -153,27 +175,16 @@ SCENARIOS = [
         in_transaction=True,
     ),
     _scenario("sg105_next_on_get_db", "SG105", None, held=ITERATIONS, in_transaction=True),
-    _scenario("sg201_asyncpg_early_return", "SG101 SG201 SG202", "safe", held=ITERATIONS),
-    _scenario("sg201_psycopg2_pool_continue", "SG201 SG202", "safe", held=ITERATIONS),
+    _scenario("sg201_asyncpg_early_return", "SG201", "safe", held=ITERATIONS),
+    _scenario("sg201_psycopg2_pool_continue", "SG201", "safe", held=ITERATIONS),
     _scenario(
-        "sg202_asyncpg_connect_closed_on_success_only",
+        "sg202_psycopg_async_pool_exception",
         "SG202",
         "safe",
         held=ITERATIONS,
-        pooled=False,
-        exhausts=False,
-    ),
-    _scenario(
-        "sg202_psycopg_async_pool_exception",
-        "SG101 SG202",
-        "safe",
-        held=ITERATIONS,
         on_server=False,
-        # The safe fix puts the connection back in a `finally`; rewriting it as
-        # `pool.connection()` would also commit, which `--unsafe-fixes` does.
-        remaining=frozenset({"SG101"}),
     ),
-    _scenario("sg202_sqlalchemy_connection_exception", "SG102 SG202", "safe", held=ITERATIONS),
+    _scenario("sg202_sqlalchemy_connection_exception", "SG202", "safe", held=ITERATIONS),
     _scenario("sg203_asyncpg_asynccontextmanager", "SG203", "safe", held=ITERATIONS),
     _scenario(
         "sg203_sqlalchemy_generator_dependency",
@@ -327,24 +338,29 @@ def fix_run(tmp_path_factory: pytest.TempPathFactory) -> FixRun:
     base = tmp_path_factory.mktemp("fixed")
     scenarios: list[Scenario] = [parameter.values[0] for parameter in SCENARIOS]
     programs: dict[str, Path] = {}
+    groups: dict[tuple[str | None, tuple[str, ...]], list[Path]] = {}
     for scenario in scenarios:
         if scenario.fix is None:
-            programs[scenario.name] = scenario.correct_path
-            continue
-        copy = base / scenario.fix / scenario.path.name
-        copy.parent.mkdir(exist_ok=True)
-        shutil.copyfile(scenario.path, copy)
-        programs[scenario.name] = copy
-    if (base / "safe").is_dir():
-        slotguard("fix", str(base / "safe"))
-    if (base / "unsafe").is_dir():
-        slotguard("fix", "--unsafe-fixes", str(base / "unsafe"))
-    unfixable = [str(scenario.path) for scenario in scenarios if scenario.fix is None]
-    offered = slotguard("fix", "--diff", "--unsafe-fixes", *unfixable).stdout if unfixable else ""
-    checked = slotguard("check", "--output-format=json", *map(str, programs.values()))
+            program = scenario.correct_path
+        else:
+            program = base / "-".join((scenario.fix, *scenario.opt_in)) / scenario.path.name
+            program.parent.mkdir(exist_ok=True)
+            shutil.copyfile(scenario.path, program)
+        programs[scenario.name] = program
+        groups.setdefault((scenario.fix, scenario.opt_in), []).append(program)
+    offered = ""
     findings: dict[Path, list[str]] = {program.resolve(): [] for program in programs.values()}
-    for finding in json.loads(checked.stdout):
-        findings[Path(finding["path"]).resolve()].append(finding["code"])
+    for (fix, opt_in), members in groups.items():
+        selection = ["--extend-select", ",".join(opt_in)] if opt_in else []
+        if fix is not None:
+            unsafe = ["--unsafe-fixes"] if fix == "unsafe" else []
+            slotguard("fix", *unsafe, *selection, str(members[0].parent))
+        else:
+            originals = [str(s.path) for s in scenarios if s.fix is None and s.opt_in == opt_in]
+            offered += slotguard("fix", "--diff", "--unsafe-fixes", *selection, *originals).stdout
+        checked = slotguard("check", "--output-format=json", *selection, *map(str, members))
+        for finding in json.loads(checked.stdout):
+            findings[Path(finding["path"]).resolve()].append(finding["code"])
     return FixRun(programs, findings, offered)
 
 
@@ -354,7 +370,7 @@ _original_reports: dict[str, dict[str, Any]] = {}
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_slotguard_reports_the_leak(scenario: Scenario) -> None:
-    diagnostics = run(scenario.path, select=default_codes())
+    diagnostics = run(scenario.path, select=[*default_codes(), *scenario.opt_in])
     problems = compare(scenario.path, diagnostics)
     assert not problems, "\n".join(problems)
     assert {diagnostic.code for diagnostic in diagnostics} == scenario.codes

@@ -17,8 +17,8 @@ from slotguard.syntax import is_class_name, last_name
 def escaping_leaves(expression: cst.BaseExpression) -> list[cst.BaseExpression]:
     """The sub-expressions whose values the expression's value holds on to.
 
-    ``conn``, ``(conn, 1)``, ``{"c": conn}``, ``Wrapper(conn)`` and
-    ``a if c else conn`` hold on to ``conn``; ``conn.fetch()``,
+    ``conn``, ``(conn, 1)``, ``{"c": conn}``, ``Wrapper(conn)``,
+    ``a if c else conn`` and ``[c for c in conns]`` hold on to ``conn``; ``conn.fetch()``,
     ``conn.closed`` and ``helper(conn)`` (whose result is data) do not.
     """
     leaves: list[cst.BaseExpression] = []
@@ -40,6 +40,11 @@ def escaping_leaves(expression: cst.BaseExpression) -> list[cst.BaseExpression]:
             stack.extend((node.left, node.right))
         elif isinstance(node, cst.NamedExpr):
             stack.append(node.value)
+        elif isinstance(node, cst.ListComp | cst.SetComp | cst.GeneratorExp):
+            # The collection keeps every element it is built from.
+            stack.append(node.elt)
+        elif isinstance(node, cst.DictComp):
+            stack.extend((node.key, node.value))
         elif isinstance(node, cst.Call) and is_class_name(last_name(node.func)):
             stack.extend(arg.value for arg in node.args)
         elif (

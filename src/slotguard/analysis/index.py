@@ -26,6 +26,9 @@ class SymbolKind(str, enum.Enum):
     """A generator that yields a resource (a dependency such as ``get_db``)."""
     RELEASER = "releaser"
     """A function that releases the resource passed as one of its arguments."""
+    FUNCTION = "function"
+    """Any other function, class (``Name``) or method (``Class.name``): what
+    matters of it is whether calling it can raise (``raises``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,10 @@ class Symbol:
     """For acquirers: ``async def``, so the resource exists once awaited."""
     parameter: int = 0
     """For releasers: the position of the argument they release."""
+    raises: bool = False
+    """For functions: calling it can realistically raise (it does I/O, a
+    database call, an ``await`` or an explicit ``raise``; see
+    ``slotguard.analysis.raising``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +88,15 @@ class ProjectIndex:
         return bool(self._state)
 
     def names(self) -> set[str]:
-        """The short names of every symbol: what a module must mention to use one."""
-        return {qualified.rsplit(".", 1)[-1] for qualified in self._symbols}
+        """The short names of the symbols that can make a finding where they
+        are used: what a module must mention to use one. (A function that
+        only raises changes findings in modules that acquire something, which
+        the prefilter lets through anyway.)"""
+        return {
+            qualified.rsplit(".", 1)[-1]
+            for qualified, symbol in self._symbols.items()
+            if symbol.kind is not SymbolKind.FUNCTION
+        }
 
     def __bool__(self) -> bool:
         return bool(self._symbols or self._state)

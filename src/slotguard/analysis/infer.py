@@ -22,7 +22,12 @@ import libcst as cst
 from slotguard.analysis.index import EMPTY_INDEX, ProjectIndex, Symbol, SymbolKind
 from slotguard.analysis.names import ImportMap
 from slotguard.model import Model
-from slotguard.model.catalog import DEPENDENCY_MARKERS
+from slotguard.model.catalog import (
+    BORROWED_BINDS,
+    CONNECTION_BIND_NAMES,
+    CONNECTION_METHODS,
+    DEPENDENCY_MARKERS,
+)
 from slotguard.model.vocabulary import Kind, Method, ResourceType
 from slotguard.syntax import (
     assigned_names,
@@ -796,7 +801,9 @@ class Scope:
         # Calling a factory: ``SessionLocal()``.
         receiver = self.lookup(callee)
         if receiver is not None and receiver.calling_produces is not None:
-            complete = not self._unbound_factory(call.func)
+            complete = not self._unbound_factory(call.func) and not self._borrowing_factory(
+                call.func
+            )
             return Produced(model.type(receiver.calling_produces), expr, call, complete, callee)
         # A function of another module of the project that acquires.
         symbol = module.imported_symbol(callee)
@@ -811,6 +818,23 @@ class Scope:
             if returned is not None:
                 complete = awaited or not function.is_async
                 return Produced(returned, expr, call, complete, callee)
+        return None
+
+    def local_binding(self, name: str) -> Binding | None:
+        """The binding of a name in this function or a function enclosing it
+        (not the module's: a module's ``SessionLocal = sessionmaker()`` is
+        usually given its bind later, by ``configure(bind=...)``)."""
+        function = self.function
+        scope: Scope = self
+        while function is not None:
+            binding = scope.bindings.get(name)
+            if binding is not None:
+                return binding
+            if name in scope.local_names:
+                return None
+            function = function.parent
+            if function is not None:
+                scope = function.scope
         return None
 
     def _bound_to_a_pool(self, call: cst.Call, bound_by: tuple[str, ...]) -> bool:
@@ -845,7 +869,7 @@ class Scope:
             # Only a factory of this function: a module's ``SessionLocal =
             # sessionmaker()`` is usually given its bind later, by
             # ``SessionLocal.configure(bind=engine)`` at startup.
-            binding = self.bindings.get(expr.value) if self.function is not None else None
+            binding = self.local_binding(expr.value)
             if binding is None or not isinstance(binding.node, cst.Call):
                 return False
             expr = binding.node
@@ -859,12 +883,60 @@ class Scope:
         made = self.module.model.type(constructor.produces)
         return made.kind is Kind.FACTORY and not _bound(expr, _FACTORY_BINDS)
 
-    def _is_a_connection(self, expr: cst.BaseExpression) -> bool:
+    def _is_a_connection(self, expr: cst.BaseExpression, depth: int = 0) -> bool:
+        """Whether a bind is a connection someone else holds, rather than a
+        pool-backed engine: by its type where the model knows it, else by
+        where it comes from (``bind = op.get_bind()``, ``session.connection()``),
+        else by its name (``bind=conn``)."""
         typed = self.type_of(expr)
         if typed is None:
             produced = self.produced(expr)
             typed = produced.type if produced is not None else None
-        return typed is not None and typed.kind in _CONNECTIONS
+        if typed is not None:
+            return typed.kind in _CONNECTIONS
+        if depth < 3:
+            assigned = self._single_assignment(expr)
+            if assigned is not None:
+                return self._is_a_connection(assigned, depth + 1)
+        callee = dotted_name(expr.func) if isinstance(expr, cst.Call) else None
+        if callee is not None:
+            qualified = self.module.qualify(callee)
+            if qualified in BORROWED_BINDS or callee.rsplit(".", 1)[-1] in CONNECTION_METHODS:
+                return True
+        return _names_a_connection(expr)
+
+    def _single_assignment(self, expr: cst.BaseExpression) -> cst.BaseExpression | None:
+        """The value of the only assignment to a local name, if there is one."""
+        if not isinstance(expr, cst.Name) or self.function is None:
+            return None
+        values = [
+            node.value
+            for node in self.of_type(cst.Assign)
+            if isinstance(node, cst.Assign)
+            and any(
+                isinstance(target.target, cst.Name) and target.target.value == expr.value
+                for target in node.targets
+            )
+        ]
+        return values[0] if len(values) == 1 else None
+
+    def _borrowing_factory(self, expr: cst.BaseExpression) -> bool:
+        """A session factory of this function bound to a connection someone
+        else holds: ``Maker = sessionmaker(bind=conn)``; its sessions borrow."""
+        if isinstance(expr, cst.Name):
+            binding = self.local_binding(expr.value)
+            if binding is None or not isinstance(binding.node, cst.Call):
+                return False
+            expr = binding.node
+        if not isinstance(expr, cst.Call):
+            return False
+        binds = [
+            arg.value
+            for index, arg in enumerate(expr.args)
+            if not arg.star
+            and (arg.keyword.value if arg.keyword is not None else str(index)) in _FACTORY_BINDS
+        ]
+        return bool(binds) and all(self._is_a_connection(bind) for bind in binds)
 
     def entered_type(self, item: cst.BaseExpression) -> ResourceType | None:
         """The type bound by ``with <item> as name``."""
@@ -959,6 +1031,16 @@ def _compound_bodies(node: cst.BaseCompoundStatement) -> Iterator[object]:
 _FACTORY_BINDS = ("0", "bind", "binds")
 
 _CONNECTIONS = frozenset({Kind.CONNECTION, Kind.POOLED_CONNECTION, Kind.ENGINE_CONNECTION})
+
+
+def _names_a_connection(expr: cst.BaseExpression) -> bool:
+    """``conn``, ``self.connection``, ``bind``: a name the code gives a
+    connection (and not an engine)."""
+    name = dotted_name(expr.func if isinstance(expr, cst.Call) else expr)
+    if name is None:
+        return False
+    last = name.rsplit(".", 1)[-1].lower()
+    return "engine" not in last and any(hint in last for hint in CONNECTION_BIND_NAMES)
 
 
 def _bound(call: cst.Call, bound_by: tuple[str, ...]) -> bool:

@@ -50,10 +50,11 @@ import libcst as cst
 
 from slotguard.diagnostic import Applicability
 from slotguard.fixes.base import Plan, Unfixable
-from slotguard.flow.held import FunctionFlow, Site, SiteOutcome
+from slotguard.fixes.imports import usable_spelling
+from slotguard.flow.held import FunctionFlow, Site, SiteOutcome, flows
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context, RawFinding
-from slotguard.rules.common import code, flows
+from slotguard.rules.common import code
 from slotguard.syntax import assigned_names, children, unwrap_await, walk
 
 
@@ -66,6 +67,7 @@ class _Manager:
     applicability: Applicability
     caveat: str = ""
     """Why the fix is unsafe, for its description."""
+    imports: Sequence[cst.SimpleStatementLine] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +147,7 @@ def _with_plan(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> Pl
     if isinstance(place, Unfixable):
         return place
     site, statement, block, index = place.site, place.statement, place.block, place.index
-    manager = _context_manager(site, flow)
+    manager = _context_manager(context, site, flow)
     if isinstance(manager, Unfixable):
         return manager
     others = [other.site for other in flow.outcomes if other.site is not site]
@@ -203,6 +205,7 @@ def _with_plan(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> Pl
         start=index,
         end=region.end,
         build=build,
+        imports=manager.imports,
     )
 
 
@@ -225,7 +228,7 @@ def _analysis(context: Context) -> _Analysis:
     analysis = _ANALYSES.get(context)
     if analysis is None:
         sites: dict[int, tuple[FunctionFlow, SiteOutcome]] = {}
-        for flow in flows(context):
+        for flow in flows(context.module):
             for outcome in flow.outcomes:
                 sites.setdefault(id(outcome.site.node), (flow, outcome))
                 sites.setdefault(id(outcome.site.produced.call), (flow, outcome))
@@ -245,7 +248,7 @@ def _function_parents(context: Context, function: cst.FunctionDef) -> dict[int, 
     return parents
 
 
-def _context_manager(site: Site, flow: FunctionFlow) -> _Manager | Unfixable:
+def _context_manager(context: Context, site: Site, flow: FunctionFlow) -> _Manager | Unfixable:
     """The expression to enter, whether with ``async with``, and how safe."""
     resource = site.type
     if not resource.with_releases:
@@ -263,6 +266,12 @@ def _context_manager(site: Site, flow: FunctionFlow) -> _Manager | Unfixable:
         call = call.with_changes(func=call.func.with_changes(attr=cst.Name(method.context_manager)))
         caveat = f" (unsafe: `{method.context_manager}()` also commits or rolls back)"
         return _Manager(call, resource.is_async, Applicability.UNSAFE, caveat)
+    if resource.closing_form:
+        # Its own ``with`` releases only in recent versions of its library;
+        # ``closing`` calls the release the code already called, in all.
+        spelled, imports = usable_spelling(context.tree, "contextlib.closing")
+        wrapped = cst.Call(cst.parse_expression(spelled), [cst.Arg(call)])
+        return _Manager(wrapped, resource.is_async, Applicability.SAFE, imports=imports)
     if resource.kind is Kind.CONNECTION:
         # A direct connection's own context manager may end its transaction
         # too (psycopg commits), where ``close()`` discarded it.
@@ -623,8 +632,40 @@ def _with_trailing_release(
             body = region or [cst.SimpleStatementLine([cst.Pass()])]
             return _Region(end + 1, body, frozenset(id(part) for part in body))
         if _rebinds_or_releases(statement, site):
-            return None
+            later = any(_is_release(after, site) for after in block.body[end + 1 :])
+            return _obstacle(site, statement, released_later=later)
     return None
+
+
+def _first_line(statement: cst.BaseStatement, limit: int = 60) -> str:
+    """The first line of a statement (a compound statement's header)."""
+    if isinstance(statement, cst.SimpleStatementLine | cst.BaseCompoundStatement):
+        statement = statement.with_changes(leading_lines=())
+    line = cst.Module(body=[]).code_for_node(statement).strip().split("\n")[0].rstrip()
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _obstacle(site: Site, statement: cst.BaseStatement, *, released_later: bool) -> Unfixable:
+    """Why a statement after the acquisition stops the rewrite: it releases
+    the resource (on some path, or besides a later release), or binds the
+    name to something else."""
+    released = any(
+        isinstance(sub, cst.SimpleStatementLine) and _is_release(sub, site)
+        for sub in walk(statement)
+    )
+    head = _first_line(statement)
+    if released and released_later:
+        where = "inside" if isinstance(statement, cst.BaseCompoundStatement) else "by"
+        return Unfixable(
+            f"`{site.name}` is also released {where} `{head}`, "
+            "and a `with` would release it once, at its end"
+        )
+    if released:
+        return Unfixable(
+            f"`{site.name}` is released only inside `{head}`, on some of its paths, "
+            "which a `with` cannot express"
+        )
+    return Unfixable(f"`{site.name}` is bound to something else by `{head}` before its release")
 
 
 def _release_in_finally(

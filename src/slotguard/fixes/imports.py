@@ -3,12 +3,14 @@ adding an import line where a person (or isort) would have put it."""
 
 from __future__ import annotations
 
+import itertools
 import sys
+from collections import Counter
 from collections.abc import Sequence
 
 import libcst as cst
 
-from slotguard.syntax import dotted_name
+from slotguard.syntax import dotted_name, walk
 
 
 def spelling(module: cst.Module, qualified: str) -> str | None:
@@ -41,8 +43,83 @@ def _bound(alias: cst.ImportAlias) -> str | None:
     return None
 
 
-def import_line(module_name: str) -> cst.SimpleStatementLine:
-    return cst.SimpleStatementLine([cst.Import([cst.ImportAlias(cst.Name(module_name))])])
+def import_line(module_name: str, bound_as: str | None = None) -> cst.SimpleStatementLine:
+    alias = cst.ImportAlias(
+        cst.Name(module_name),
+        asname=None if bound_as in (None, module_name) else cst.AsName(cst.Name(bound_as)),
+    )
+    return cst.SimpleStatementLine([cst.Import([alias])])
+
+
+def usable_spelling(
+    module: cst.Module, qualified: str
+) -> tuple[str, list[cst.SimpleStatementLine]]:
+    """How new code anywhere in the module can write ``qualified``
+    (``contextlib.closing``), and the import line that needs, if any.
+
+    An existing top-level import is used only when nothing else in the
+    module binds its name (a later ``from . import helpers as contextlib``,
+    a local ``closing = ...``), which could make the name mean something
+    else where the new code runs. Otherwise the module is imported under a
+    name nothing binds: ``contextlib``, else ``_contextlib``, ...
+    """
+    bound = bound_names(module)
+    spelled = spelling(module, qualified)
+    if spelled is not None and bound[spelled.split(".")[0]] == 1:
+        return spelled, []
+    parent, _, attribute = qualified.rpartition(".")
+    candidates = itertools.chain(
+        [parent, f"_{parent}"], (f"_{parent}_{n}" for n in itertools.count(2))
+    )
+    name = next(candidate for candidate in candidates if not bound[candidate])
+    return f"{name}.{attribute}", [import_line(parent, name)]
+
+
+def bound_names(module: cst.Module) -> Counter[str]:
+    """How many times each name is bound anywhere in the module, in any
+    scope: by an assignment, a definition, a parameter, an import, ``as``,
+    a loop or comprehension, ``:=``, ``del``, ``global``/``nonlocal`` or a
+    ``match`` capture. (A star import binds names nobody can list; the
+    names this module makes up start with ``_``, which it does not bind.)"""
+    bound: Counter[str] = Counter()
+    for node in walk(module):
+        targets: list[cst.CSTNode] = []
+        if isinstance(node, cst.Import | cst.ImportFrom) and not isinstance(
+            node.names, cst.ImportStar
+        ):
+            for alias in node.names:
+                if alias.asname is None:
+                    full = dotted_name(alias.name) or ""
+                    bound[full.split(".")[0]] += 1
+        elif isinstance(node, cst.AsName):
+            targets = [node.name]
+        elif isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Param):
+            bound[node.name.value] += 1
+        elif isinstance(node, cst.Assign):
+            targets = [target.target for target in node.targets]
+        elif isinstance(
+            node, cst.AnnAssign | cst.AugAssign | cst.For | cst.CompFor | cst.NamedExpr | cst.Del
+        ):
+            targets = [node.target]
+        elif isinstance(node, cst.Global | cst.Nonlocal):
+            bound.update(item.name.value for item in node.names)
+        elif isinstance(node, cst.MatchAs | cst.MatchStar) and node.name is not None:
+            bound[node.name.value] += 1
+        elif isinstance(node, cst.MatchMapping) and node.rest is not None:
+            bound[node.rest.value] += 1
+        for target in targets:
+            bound.update(_target_names(target))
+    return bound
+
+
+def _target_names(target: cst.CSTNode) -> list[str]:
+    if isinstance(target, cst.Name):
+        return [target.value]
+    if isinstance(target, cst.Tuple | cst.List):
+        return [name for element in target.elements for name in _target_names(element.value)]
+    if isinstance(target, cst.StarredElement):
+        return _target_names(target.value)
+    return []
 
 
 def with_imports(tree: cst.Module, imports: Sequence[cst.SimpleStatementLine]) -> cst.Module:

@@ -41,7 +41,7 @@ from slotguard.analysis.infer import Produced, Scope
 from slotguard.diagnostic import Applicability
 from slotguard.fixes.base import Fixer, Plan, Unfixable
 from slotguard.fixes.context_manager import reindent_continuations
-from slotguard.fixes.imports import import_line, spelling
+from slotguard.fixes.imports import usable_spelling
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context, RawFinding
 from slotguard.rules.common import code
@@ -72,6 +72,11 @@ class WithDoesNotReleaseFix(Fixer):
         if not isinstance(entered, cst.Attribute | cst.Call):
             return Unfixable("the `with` item is not one the fix recognises")
         return _inline_resource(context, finding, statement, position, block, parents, scope)
+
+
+def is_with_item(context: Context, node: cst.CSTNode) -> bool:
+    """Whether ``node`` is what a ``with`` statement of a block enters."""
+    return _locate(context.tree, node) is not None
 
 
 def _locate(
@@ -145,11 +150,7 @@ def _closing(
     name: str,
 ) -> Plan:
     item = statement.items[position]
-    spelled = spelling(context.tree, "contextlib.closing")
-    imports = []
-    if spelled is None:
-        spelled = "contextlib.closing"
-        imports.append(import_line("contextlib"))
+    spelled, imports = usable_spelling(context.tree, "contextlib.closing")
     wrapped = cst.Call(cst.parse_expression(spelled), [cst.Arg(item.item)])
     closing = item.with_changes(
         item=wrapped, comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))

@@ -29,15 +29,31 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import libcst as cst
 
-from slotguard.syntax import dotted_name, walk_scope
+from slotguard.syntax import always_true, dotted_name, walk_scope
 
 
 class GraphTooLarge(Exception):
     pass
+
+
+class RaisePolicy(Protocol):
+    """Which operations get an exception edge. Without a policy, every call,
+    ``with`` entry and exit, loop step and pattern that runs code does; an
+    ``await``, a ``raise``, an ``assert`` and a ``yield`` always do."""
+
+    def call(self, call: cst.Call) -> bool: ...
+
+    def with_enter(self, item: cst.WithItem) -> bool: ...
+
+    def with_exit(self, item: cst.WithItem) -> bool: ...
+
+    def loop_step(self, loop: cst.For) -> bool: ...
+
+    def pattern(self, pattern: cst.MatchPattern) -> bool: ...
 
 
 class EdgeKind(enum.Enum):
@@ -241,9 +257,9 @@ class _Builder:
         self,
         unit: cst.CSTNode,
         max_points: int,
-        may_raise: Callable[[cst.Call], bool] | None = None,
+        policy: RaisePolicy | None = None,
     ) -> None:
-        self.may_raise = may_raise
+        self.policy = policy
         self.points: list[Point] = []
         self.max_points = max_points
         self.contexts: list[_Context] = []
@@ -290,11 +306,11 @@ class _Builder:
         """Add the exceptional edges of a point evaluating ``evaluated``."""
         has_call, has_await, has_yield = calls, awaits, False
         if evaluated is not None:
-            may_raise = self.may_raise
+            policy = self.policy
             for node in walk_scope(evaluated):
                 kind = type(node)
                 if kind is cst.Call:
-                    if may_raise is None or may_raise(node):  # type: ignore[arg-type]
+                    if not has_call and (policy is None or policy.call(node)):  # type: ignore[arg-type]
                         has_call = True
                 elif kind is cst.Await:
                     has_await = True
@@ -307,6 +323,9 @@ class _Builder:
         if has_yield:
             self._throw([(point, EdgeKind.THROW)], Category.ERROR)
             self._throw([(point, EdgeKind.THROW)], Category.BASE)
+
+    def _exit_raises(self, item: cst.WithItem) -> bool:
+        return self.policy is None or self.policy.with_exit(item)
 
     def _throw(self, sources: Pending, category: Category, depth: int | None = None) -> None:
         """Route an exception of ``category`` from ``sources`` to the handlers,
@@ -412,7 +431,9 @@ class _Builder:
         try:
             exit_point = self._point(PointKind.WITH_EXIT, context.item)
             context.copies[key] = exit_point
-            self._raises(exit_point, None, calls=True, awaits=context.is_async)
+            self._raises(
+                exit_point, None, calls=self._exit_raises(context.item), awaits=context.is_async
+            )
             end: Pending = [(exit_point, EdgeKind.NORMAL)]
             if context.suppresses and isinstance(key, tuple) and key[0] == "raise":
                 context.after.append((exit_point, EdgeKind.NORMAL))
@@ -515,7 +536,7 @@ class _Builder:
             self.contexts.pop()
         self._link(end, test)
         after = list(loop.breaks)
-        if not _always_true(statement.test):
+        if not always_true(statement.test):
             exhausted: Pending = [(test, EdgeKind.FALSE)]
             if statement.orelse is not None:
                 exhausted = self._suite(statement.orelse.body, exhausted)
@@ -527,7 +548,8 @@ class _Builder:
         self._raises(iterable, statement.iter)
         is_async = statement.asynchronous is not None
         step = self._enter([(iterable, EdgeKind.NORMAL)], PointKind.LOOP_NEXT, statement)
-        self._raises(step, statement.target, calls=True, awaits=is_async)
+        step_raises = self.policy is None or self.policy.loop_step(statement)
+        self._raises(step, statement.target, calls=step_raises, awaits=is_async)
         loop = _Loop(step)
         self.contexts.append(loop)
         try:
@@ -550,7 +572,8 @@ class _Builder:
         item = statement.items[index]
         is_async = statement.asynchronous is not None
         enter = self._enter(pending, PointKind.WITH_ENTER, item)
-        self._raises(enter, item.item, calls=True, awaits=is_async)
+        enter_raises = self.policy is None or self.policy.with_enter(item)
+        self._raises(enter, item.item, calls=enter_raises, awaits=is_async)
         context = _With(item, is_async, _suppresses(item))
         self.contexts.append(context)
         try:
@@ -559,7 +582,7 @@ class _Builder:
             self.contexts.pop()
         if end:
             exit_point = self._enter(end, PointKind.WITH_EXIT, item)
-            self._raises(exit_point, None, calls=True, awaits=is_async)
+            self._raises(exit_point, None, calls=self._exit_raises(item), awaits=is_async)
             end = [(exit_point, EdgeKind.NORMAL)]
         return end + context.after
 
@@ -621,7 +644,10 @@ class _Builder:
         current: Pending = [(subject, EdgeKind.NORMAL)]
         for case in statement.cases:
             test = self._enter(current, PointKind.CASE, case)
-            self._raises(test, case.guard, calls=_pattern_calls(case.pattern))
+            pattern_raises = _pattern_calls(case.pattern) and (
+                self.policy is None or self.policy.pattern(case.pattern)
+            )
+            self._raises(test, case.guard, calls=pattern_raises)
             after += self._suite(case.body, [(test, EdgeKind.TRUE)])
             if case.guard is None and _irrefutable(case.pattern):
                 current = []
@@ -662,14 +688,6 @@ _STATEMENT_BUILDERS: dict[type[cst.CSTNode], Callable[[_Builder, Any, Pending], 
     cst.FunctionDef: _Builder._definition,
     cst.ClassDef: _Builder._definition,
 }
-
-
-def _always_true(test: cst.BaseExpression) -> bool:
-    if isinstance(test, cst.Name):
-        return test.value == "True"
-    if isinstance(test, cst.Integer):
-        return test.value not in ("0", "0x0", "0o0", "0b0")
-    return False
 
 
 def _irrefutable(pattern: cst.MatchPattern) -> bool:
@@ -747,14 +765,14 @@ def build(
     unit: cst.CSTNode,
     *,
     max_points: int = DEFAULT_MAX_POINTS,
-    may_raise: Callable[[cst.Call], bool] | None = None,
+    raises: RaisePolicy | None = None,
 ) -> Graph:
     """The graph of a ``FunctionDef``, ``Module``, ``ClassDef`` or ``Lambda``.
 
-    ``may_raise`` tells which calls can raise (every call, by default): the
-    caller knows calls that do not, such as logging.
+    ``raises`` tells which operations can raise (every one that runs code, by
+    default): the caller knows those that realistically cannot.
     """
-    builder = _Builder(unit, max_points, may_raise)
+    builder = _Builder(unit, max_points, raises)
     start: Pending = [(builder.entry, EdgeKind.NORMAL)]
     if isinstance(unit, cst.Module):
         end = builder._body(unit.body, start)

@@ -26,6 +26,7 @@ from slotguard.syntax import (
     is_class_name,
     last_name,
     names_in,
+    string_value,
     unwrap_await,
     walk,
 )
@@ -104,6 +105,12 @@ class Effects:
     none_if_true: frozenset[str] = frozenset()
     """Names that hold nothing (None or falsy) when a branch test is true."""
     none_if_false: frozenset[str] = frozenset()
+    known_if_true: frozenset[str] = frozenset()
+    """Condition keys a branch test makes true when it is true (see
+    ``conditions``)."""
+    known_if_false: frozenset[str] = frozenset()
+    sets: dict[str, bool | None] = field(default_factory=dict)
+    """Condition keys an assignment makes true, false or unknown."""
     catches: bool = False
     """An ``except`` clause: the exception that led here is handled."""
 
@@ -141,6 +148,7 @@ class EffectReader:
             assert isinstance(node, cst.BaseExpression)
             self._expression(node, effects)
             effects.none_if_true, effects.none_if_false = refinements(node)
+            effects.known_if_true, effects.known_if_false = conditions(node)
         elif kind is PointKind.EVAL:
             assert isinstance(node, cst.BaseExpression)
             self._expression(node, effects)
@@ -171,6 +179,8 @@ class EffectReader:
     # -- statements ---------------------------------------------------------
 
     def _statement(self, node: cst.CSTNode, effects: Effects) -> None:
+        if isinstance(node, cst.Assign | cst.AnnAssign | cst.AugAssign | cst.Del):
+            effects.sets = assigned_conditions(node)
         if isinstance(node, cst.Assign):
             self._expression(node.value, effects, kept=True)
             for target in node.targets:
@@ -407,3 +417,110 @@ def refinements(test: cst.BaseExpression) -> tuple[frozenset[str], frozenset[str
     if isinstance(test, cst.Call) and last_name(test.func) == "bool" and len(test.args) == 1:
         return refinements(test.args[0].value)
     return frozenset(), frozenset()
+
+
+def negate(key: str) -> str:
+    """The opposite of a condition key: ``x`` and ``!x``."""
+    return key[1:] if key.startswith("!") else "!" + key
+
+
+def conditions(test: cst.BaseExpression) -> tuple[frozenset[str], frozenset[str]]:
+    """(condition keys true when the test is true, ... when it is false).
+
+    A key is a name whose truth a flag holds (``created`` for ``if
+    created:``), or ``has:<dotted>`` for an attribute that exists and is not
+    None (``hasattr(request.state, "db")``, ``getattr(o, "db", None)``,
+    ``o.db is not None``). A ``!`` in front negates it. Correlated with what
+    was assigned since an acquisition, they tell that a release under such a
+    test runs on every path where the resource exists.
+    """
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        when_true, when_false = conditions(test.expression)
+        return when_false, when_true
+    if isinstance(test, cst.BooleanOperation):
+        left_true, left_false = conditions(test.left)
+        right_true, right_false = conditions(test.right)
+        if isinstance(test.operator, cst.And):
+            return left_true | right_true, left_false & right_false
+        return left_true & right_true, left_false | right_false
+    key = _condition_key(test)
+    if key is not None:
+        return frozenset([key]), frozenset([negate(key)])
+    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
+        target = test.comparisons[0]
+        key = _condition_key(test.left)
+        if key is not None and _is_none(target.comparator):
+            if isinstance(target.operator, cst.IsNot | cst.NotEqual):
+                return frozenset([key]), frozenset([negate(key)])
+            if isinstance(target.operator, cst.Is | cst.Equal):
+                return frozenset([negate(key)]), frozenset([key])
+    return frozenset(), frozenset()
+
+
+def _condition_key(expr: cst.BaseExpression) -> str | None:
+    if isinstance(expr, cst.Name):
+        return expr.value
+    if isinstance(expr, cst.Attribute):
+        dotted = dotted_name(expr)
+        return f"has:{dotted}" if dotted is not None else None
+    if isinstance(expr, cst.Call) and last_name(expr.func) in ("hasattr", "getattr"):
+        if len(expr.args) < 2 or (last_name(expr.func) == "getattr" and len(expr.args) != 3):
+            return None
+        owner = dotted_name(expr.args[0].value)
+        attribute = string_value(expr.args[1].value)
+        if owner is None or attribute is None:
+            return None
+        return f"has:{owner}.{attribute}"
+    return None
+
+
+def assigned_conditions(node: cst.CSTNode) -> dict[str, bool | None]:
+    """The condition keys an assignment statement changes: a name given a
+    constant becomes true or false, an attribute given a value exists (and
+    one given None does not), anything else makes them unknown."""
+    found: dict[str, bool | None] = {}
+    if isinstance(node, cst.Assign):
+        for target in node.targets:
+            _assigned_condition(target.target, node.value, found)
+    elif isinstance(node, cst.AnnAssign) and node.value is not None:
+        _assigned_condition(node.target, node.value, found)
+    elif isinstance(node, cst.AugAssign):
+        _assigned_condition(node.target, None, found)
+    elif isinstance(node, cst.Del):
+        key = _condition_key(node.target)
+        if key is not None:
+            found[key] = False if key.startswith("has:") else None
+    return found
+
+
+def _assigned_condition(
+    target: cst.BaseExpression, value: cst.BaseExpression | None, found: dict[str, bool | None]
+) -> None:
+    if isinstance(target, cst.Name | cst.Attribute):
+        key = _condition_key(target)
+        if key is None:
+            return
+        if value is None:
+            found[key] = None
+        elif key.startswith("has:"):
+            found[key] = not _is_none(value)
+        else:
+            found[key] = _truth(value)
+    elif isinstance(target, cst.Tuple | cst.List):
+        for element in target.elements:
+            _assigned_condition(element.value, None, found)
+
+
+def _truth(value: cst.BaseExpression) -> bool | None:
+    """The truth of a constant; None for anything else."""
+    if isinstance(value, cst.Name) and value.value in ("True", "False", "None"):
+        return value.value == "True"
+    if isinstance(value, cst.Integer):
+        return value.value not in ("0", "0x0", "0o0", "0b0")
+    if isinstance(value, cst.SimpleString):
+        return len(value.evaluated_value) > 0
+    return None
+
+
+def _is_none(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "None"

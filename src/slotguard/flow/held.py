@@ -21,18 +21,17 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import libcst as cst
 
 from slotguard.analysis.infer import FunctionInfo, ModuleInfo, Produced
+from slotguard.analysis.raising import raising
 from slotguard.analysis.releasers import releasing_parameters
 from slotguard.flow.cfg import EdgeKind, Graph, GraphTooLarge, Point, PointKind, build
-from slotguard.flow.effects import Binding, EffectReader, Effects, ReleaseCandidate
+from slotguard.flow.effects import Binding, EffectReader, Effects, ReleaseCandidate, negate
 from slotguard.model.catalog import (
-    CLOSED_STATE,
     EXPECTS_A_RAISE,
-    LOGGER_NAMES,
-    LOGGING_METHODS,
 )
 from slotguard.model.vocabulary import ResourceType
 from slotguard.syntax import dotted_name, walk
@@ -107,9 +106,21 @@ class SiteOutcome:
         return self.released or self.handed_off or self.release_written
 
 
-# A fact: (site index, names, via edge kind, via point index); via is (None, -1)
-# on paths that stayed in normal flow.
-Fact = tuple[int, frozenset[str], EdgeKind | None, int]
+class Fact(NamedTuple):
+    """On some path, the resource acquired at ``site`` is held under ``names``."""
+
+    site: int
+    names: frozenset[str]
+    via_kind: EdgeKind | None
+    """How the path first left normal flow; None while it stayed in it."""
+    via: int
+    """The index of the point where it did, or -1."""
+    conditions: frozenset[str] = frozenset()
+    """What is known on this path since the acquisition, as condition keys
+    (``created``, ``!created``, ``has:request.state.db``): a later test that
+    contradicts one cannot take this path (see ``effects.conditions``)."""
+
+
 State = frozenset[Fact]
 
 
@@ -121,6 +132,8 @@ class FunctionFlow:
     states: list[State | None]
     """The facts that hold on entry to each point (by ``Point.index``);
     None for points the analysis never reached."""
+    effects: list[Effects]
+    """What each point does (by ``Point.index``)."""
 
     def outcome_for(self, node: cst.CSTNode) -> SiteOutcome | None:
         for outcome in self.outcomes:
@@ -133,8 +146,8 @@ class FunctionFlow:
         names that refer to them there."""
         state = self.states[point.index] or frozenset()
         held: dict[int, set[str]] = {}
-        for site_index, names, _, _ in state:
-            held.setdefault(site_index, set()).update(names)
+        for fact in state:
+            held.setdefault(fact.site, set()).update(fact.names)
         return [
             (self.outcomes[index].site, frozenset(names)) for index, names in sorted(held.items())
         ]
@@ -143,16 +156,33 @@ class FunctionFlow:
 _MAX_ITERATIONS = 200_000
 
 
-def analyse(module: ModuleInfo, function: FunctionInfo | None) -> FunctionFlow | None:
-    """The analysis of one function, or None when it has nothing to track or
-    its graph is too large."""
+def flow_of(module: ModuleInfo, function: FunctionInfo | None) -> FunctionFlow | None:
+    """The analysis of one function, computed once per module and shared by
+    the rules; None for the module body, a function that acquires nothing, or
+    one whose graph is too large."""
     if function is None:
         return None
+    flows: dict[int, FunctionFlow | None] = module.cached("flows", dict)
+    key = id(function.node)
+    if key not in flows:
+        flows[key] = analyse(module, function)
+    return flows[key]
+
+
+def flows(module: ModuleInfo) -> list[FunctionFlow]:
+    """The analysis of every function of the module that acquires something."""
+    found = (flow_of(module, function) for function in module.functions)
+    return [flow for flow in found if flow is not None]
+
+
+def analyse(module: ModuleInfo, function: FunctionInfo) -> FunctionFlow | None:
+    """The analysis of one function, or None when it has nothing to track or
+    its graph is too large."""
     scope = function.scope
     if not _may_acquire(function):
         return None
     try:
-        graph = build(function.node, may_raise=call_may_raise)
+        graph = build(function.node, raises=raising(module).policy(function))
     except GraphTooLarge:
         too_large(module).append(function)
         return None
@@ -169,31 +199,57 @@ def analyse(module: ModuleInfo, function: FunctionInfo | None) -> FunctionFlow |
             if _could_release(candidate, module)
         }
         effects = [reader.read(point) for point in graph.points]
+    _keep_relevant_conditions(effects)
     return _Solver(function, graph, effects, _expected_to_raise(function)).solve()
+
+
+def _keep_relevant_conditions(effects: list[Effects]) -> None:
+    """Only conditions some branch tests are worth carrying: most functions
+    test none, and their facts then carry nothing."""
+    tested = {
+        key.lstrip("!")
+        for point_effects in effects
+        for key in (*point_effects.known_if_true, *point_effects.known_if_false)
+    }
+    for point_effects in effects:
+        if point_effects.sets:
+            point_effects.sets = {k: v for k, v in point_effects.sets.items() if k in tested}
+
+
+def _known_conditions(graph: Graph, effects: list[Effects]) -> list[frozenset[str] | None]:
+    """What is known true on every path to each point (a must-analysis): a
+    resource acquired where a test already told a flag inherits it, so that
+    ``if owned: session = Session(...)`` and a later ``if owned: session.close()``
+    correlate."""
+    if not any(e.known_if_true or e.known_if_false for e in effects):
+        return [frozenset()] * len(graph.points)
+    known: list[frozenset[str] | None] = [None] * len(graph.points)
+    known[graph.entry.index] = frozenset()
+    worklist = [graph.entry]
+    while worklist:
+        point = worklist.pop()
+        here = known[point.index]
+        assert here is not None
+        point_effects = effects[point.index]
+        after = _set(here, point_effects.sets) if point_effects.sets else here
+        for target, kind in point.successors:
+            out = here if kind.exceptional else after
+            if kind is EdgeKind.TRUE and point_effects.known_if_true:
+                out = _set(out, dict.fromkeys(point_effects.known_if_true, True))
+            elif kind is EdgeKind.FALSE and point_effects.known_if_false:
+                out = _set(out, dict.fromkeys(point_effects.known_if_false, True))
+            current = known[target.index]
+            merged = out if current is None else current & out
+            if merged != current:
+                known[target.index] = merged
+                worklist.append(target)
+    return known
 
 
 def too_large(module: ModuleInfo) -> list[FunctionInfo]:
     """The functions of the module whose graph was too large to analyse: the
     engine reports each (SG000), so that a leak in one is not silently missed."""
     return module.cached("functions-too-large", list)
-
-
-def call_may_raise(call: cst.Call) -> bool:
-    """Whether a call can raise into its caller: not a logging call, nor a
-    question about a connection's closed state (``conn.is_closed()``)."""
-    func = call.func
-    if type(func) is not cst.Attribute:
-        return True
-    if func.attr.value in CLOSED_STATE and not call.args:
-        return False
-    if func.attr.value not in LOGGING_METHODS:
-        return True
-    receiver = func.value
-    if type(receiver) is cst.Attribute:
-        return receiver.attr.value not in LOGGER_NAMES
-    if type(receiver) is cst.Name:
-        return receiver.value not in LOGGER_NAMES
-    return True
 
 
 def _expected_to_raise(function: FunctionInfo) -> set[int]:
@@ -238,6 +294,23 @@ def _may_acquire(function: FunctionInfo) -> bool:
     return False
 
 
+def releases(
+    candidate: ReleaseCandidate, names: frozenset[str] | set[str], resource: ResourceType
+) -> bool:
+    """Whether a release candidate releases a resource of type ``resource``
+    that ``names`` refer to."""
+    if candidate.name not in names:
+        return False
+    how = candidate.how
+    if how == "method":
+        return candidate.method in resource.release_methods
+    if how == "returned":
+        return candidate.method in resource.returned_by
+    if how == "entered":
+        return resource.with_releases
+    return True  # a releasing function, or ``with closing(name)``
+
+
 class _Solver:
     def __init__(
         self,
@@ -254,6 +327,7 @@ class _Solver:
         self._site_by_node: dict[int, Site] = {}
         self.outcomes: list[SiteOutcome] = []
         self._leaks: set[tuple[int, Leak]] = set()
+        self.known = _known_conditions(graph, effects)
 
     def _site(self, point: Point, produced: Produced, name: str | None) -> Site:
         key = id(produced.expression)
@@ -309,17 +383,17 @@ class _Solver:
                 self._leak(fact, leak_kind, None)
         for state in states:
             for fact in state or ():
-                self.outcomes[fact[0]].names.update(fact[1])
+                self.outcomes[fact.site].names.update(fact.names)
         for outcome in self.outcomes:
             outcome.leaks.sort(key=_leak_order)
             outcome.release_written = self._release_written(outcome)
-        return FunctionFlow(self.function, self.graph, self.outcomes, states)
+        return FunctionFlow(self.function, self.graph, self.outcomes, states, self.effects)
 
     def _release_written(self, outcome: SiteOutcome) -> bool:
         names = frozenset(outcome.names)
         resource = outcome.site.type
         return any(
-            self._releases(candidate, names, resource)
+            releases(candidate, names, resource)
             for effects in self.effects
             for candidate in effects.releases
         )
@@ -329,7 +403,7 @@ class _Solver:
     def _transfer(self, point: Point, state: State) -> Iterable[tuple[Point, State]]:
         effects = self.effects[point.index]
         if effects.catches:
-            state = frozenset((s, n, None, -1) for s, n, _, _ in state)
+            state = frozenset(fact._replace(via_kind=None, via=-1) for fact in state)
         killed = self._kill(state, effects, point)
         normal: State | None = None
         for target, kind in point.successors:
@@ -339,10 +413,16 @@ class _Solver:
             if normal is None:
                 normal = self._bind(killed, effects, point)
             out = normal
-            if kind is EdgeKind.TRUE and effects.none_if_true:
-                out = _drop_names(out, effects.none_if_true)
-            elif kind is EdgeKind.FALSE and effects.none_if_false:
-                out = _drop_names(out, effects.none_if_false)
+            if kind is EdgeKind.TRUE:
+                if effects.none_if_true:
+                    out = _drop_names(out, effects.none_if_true)
+                if effects.known_if_true:
+                    out = _knowing(out, effects.known_if_true)
+            elif kind is EdgeKind.FALSE:
+                if effects.none_if_false:
+                    out = _drop_names(out, effects.none_if_false)
+                if effects.known_if_false:
+                    out = _knowing(out, effects.known_if_false)
             if kind in (EdgeKind.RETURN, EdgeKind.BREAK, EdgeKind.CONTINUE):
                 out = _with_via(out, kind, point)
             yield target, out
@@ -352,9 +432,9 @@ class _Solver:
             return state
         kept = []
         for fact in state:
-            site_index, names = fact[0], fact[1]
-            outcome = self.outcomes[site_index]
-            if any(self._releases(c, names, outcome.site.type) for c in effects.releases):
+            names = fact.names
+            outcome = self.outcomes[fact.site]
+            if any(releases(c, names, outcome.site.type) for c in effects.releases):
                 outcome.released = True
                 continue
             if names & effects.handoffs:
@@ -363,22 +443,11 @@ class _Solver:
             kept.append(fact)
         return frozenset(kept)
 
-    @staticmethod
-    def _releases(
-        candidate: ReleaseCandidate, names: frozenset[str], resource: ResourceType
-    ) -> bool:
-        if candidate.name not in names:
-            return False
-        how = candidate.how
-        if how == "method":
-            return candidate.method in resource.release_methods
-        if how == "returned":
-            return candidate.method in resource.returned_by
-        if how == "entered":
-            return resource.with_releases
-        return True  # a releasing function, or ``with closing(name)``
-
     def _bind(self, state: State, effects: Effects, point: Point) -> State:
+        if effects.sets:
+            state = frozenset(
+                fact._replace(conditions=_set(fact.conditions, effects.sets)) for fact in state
+            )
         if not effects.bindings and not effects.discarded:
             return state
         facts = set(state)
@@ -386,33 +455,35 @@ class _Solver:
             target = binding.target
             joined = set()
             if binding.aliases:
-                joined = {f for f in facts if f[1] & binding.aliases}
+                joined = {f for f in facts if f.names & binding.aliases}
             rebound = set()
             for fact in facts:
-                if target in fact[1]:
+                if target in fact.names:
                     rebound.add(fact)
             for fact in rebound:
                 facts.discard(fact)
-                remaining = fact[1] - {target}
+                remaining = fact.names - {target}
                 if fact in joined:
-                    remaining = fact[1] | {target}
+                    remaining = fact.names | {target}
                 if remaining:
-                    facts.add((fact[0], remaining, fact[2], fact[3]))
+                    facts.add(fact._replace(names=remaining))
                 else:
                     self._leak(fact, LeakKind.LOST, point)
             for fact in joined - rebound:
                 facts.discard(fact)
-                facts.add((fact[0], fact[1] | {target}, fact[2], fact[3]))
+                facts.add(fact._replace(names=fact.names | {target}))
             if binding.acquired is not None:
                 site = self._site(point, binding.acquired, target)
-                facts.add((site.index, frozenset([target]), None, -1))
+                # What the statement itself assigns is known after it.
+                known = _set(self.known[point.index] or frozenset(), effects.sets)
+                facts.add(Fact(site.index, frozenset([target]), None, -1, known))
         for produced in effects.discarded:
             site = self._site(point, produced, None)
-            self._leak((site.index, frozenset(), None, -1), LeakKind.LOST, point)
+            self._leak(Fact(site.index, frozenset(), None, -1), LeakKind.LOST, point)
         return frozenset(facts)
 
     def _leak(self, fact: Fact, kind: LeakKind, at: Point | None) -> None:
-        site_index, _, via_kind, via_index = fact
+        site_index, _, via_kind, via_index, _ = fact
         via = self.graph.points[via_index] if via_index >= 0 else None
         leak = Leak(kind, via_kind, via, at)
         key = (site_index, leak)
@@ -425,12 +496,40 @@ def _with_via(state: State, kind: EdgeKind, point: Point) -> State:
     if not state:
         return state
     return frozenset(
-        fact if fact[2] is not None else (fact[0], fact[1], kind, point.index) for fact in state
+        fact if fact.via_kind is not None else fact._replace(via_kind=kind, via=point.index)
+        for fact in state
     )
 
 
 def _drop_names(state: State, names: frozenset[str]) -> State:
-    return frozenset(fact for fact in state if not fact[1] & names)
+    return frozenset(fact for fact in state if not fact.names & names)
+
+
+def _knowing(state: State, known: frozenset[str]) -> State:
+    """The facts that can take a branch whose test tells ``known``: those
+    that know its opposite cannot, the others learn it."""
+    opposite = frozenset(negate(key) for key in known)
+    return frozenset(
+        fact._replace(conditions=_set(fact.conditions, dict.fromkeys(known, True)))
+        for fact in state
+        if not fact.conditions & opposite
+    )
+
+
+def _set(conditions: frozenset[str], sets: dict[str, bool | None]) -> frozenset[str]:
+    """``conditions`` after keys become true, false or unknown (a key
+    written ``!key`` is set to the opposite)."""
+    values: dict[str, bool | None] = {}
+    for key, value in sets.items():
+        if key.startswith("!"):
+            values[key[1:]] = None if value is None else not value
+        else:
+            values[key] = value
+    kept = {key for key in conditions if key.lstrip("!") not in values}
+    for key, value in values.items():
+        if value is not None:
+            kept.add(key if value else negate(key))
+    return frozenset(kept)
 
 
 _KIND_RANK = {kind: rank for rank, kind in enumerate(LeakKind)}

@@ -45,6 +45,7 @@ _ASYNCPG = (
         with_note="an asyncpg connection is not a context manager; close it in `finally`",
         transaction_methods=("transaction",),
         is_async=True,
+        reclaimed_when_unreferenced=True,
     ),
 )
 
@@ -57,6 +58,7 @@ _PSYCOPG = (
         release_methods=("close",),
         transaction_methods=("transaction",),
         context_manager_form="with psycopg.connect(...) as conn",
+        reclaimed_when_unreferenced=True,
     ),
     ResourceType(
         name="psycopg.AsyncConnection",
@@ -67,6 +69,7 @@ _PSYCOPG = (
         transaction_methods=("transaction",),
         context_manager_form="async with await psycopg.AsyncConnection.connect(...) as conn",
         is_async=True,
+        reclaimed_when_unreferenced=True,
     ),
     ResourceType(
         name="psycopg_pool.ConnectionPool",
@@ -139,6 +142,7 @@ _PSYCOPG2 = (
         release_methods=("close",),
         with_releases=False,
         with_note="psycopg2's connection context manager only commits or rolls back",
+        reclaimed_when_unreferenced=True,
     ),
     ResourceType(
         name="psycopg2.Pool",
@@ -320,8 +324,14 @@ _SQLALCHEMY = (
         kind=Kind.ENGINE_CONNECTION,
         library="sqlalchemy",
         release_methods=("close", "invalidate"),
-        # SQLAlchemy 2's pool proxy closes (checks in) the connection when its
-        # `with` block ends.
+        # The pool's proxy returns the connection to the pool when it is
+        # garbage-collected, and nothing but the caller refers to it.
+        reclaimed_when_unreferenced=True,
+        # The proxy became a context manager that closes (checks in) the
+        # connection only in SQLAlchemy 2.0.47 and 2.1.0b2; before, its `with`
+        # raises TypeError. So `with` is not reported (it releases, or fails at
+        # once), but the form written is `contextlib.closing`.
+        closing_form=True,
     ),
 )
 
@@ -439,6 +449,19 @@ DEPENDENCY_MARKERS = ("Depends", "Security", "Provide")
 """FastAPI's and Litestar's markers: ``Depends(get_db)`` injects what the
 provider yields, so a parameter default or ``Annotated`` metadata calling one
 of these names a dependency provider."""
+
+BORROWED_BINDS = frozenset({"alembic.op.get_bind", "alembic.context.get_bind"})
+"""Calls that return a connection someone else holds: Alembic's migration
+connection. A session bound to one borrows it and checks nothing out."""
+
+CONNECTION_METHODS = frozenset({"connection", "get_connection"})
+"""Methods that return the connection an object already holds
+(``session.connection()``): a session bound to it borrows it."""
+
+CONNECTION_BIND_NAMES = ("conn", "bind")
+"""Parts of a name the code gives a connection (``conn``, ``connection``,
+``db_conn``, ``bind``), when nothing else tells what a session is bound to.
+A name with ``engine`` in it is an engine's."""
 
 CLOSED_STATE = ("closed", "is_closed")
 """Attributes and methods that tell whether a connection is already closed

@@ -337,3 +337,21 @@ def unbounded_acquire(type_name: str, method: str) -> UnboundedAcquire | None:
         if entry.type_name == type_name and entry.method == method:
             return entry
     return None
+
+
+COMMAND_DECORATORS = frozenset({"command", "group"})
+"""Last names of decorators that make a function a command-line command run
+once per process (``@click.command()``, ``@cli.command()``, Typer's
+``@app.command()``, ``@click.group()``)."""
+
+MIGRATION_RUNNERS = ("alembic.context",)
+"""Importing one of these makes a module a migration run's environment
+(Alembic's ``env.py``): its functions run once, in a process that ends."""
+
+MANAGEMENT_COMMAND_BASES = frozenset({"BaseCommand", "AppCommand", "LabelCommand"})
+"""Django's command classes: their ``handle`` runs once per process."""
+
+SERVING_CALLS = frozenset(
+    {"serve_forever", "run_forever", "run_until_complete", "start_polling", "run_polling"}
+)
+"""Calls that keep the process running (a server's or bot's loop)."""

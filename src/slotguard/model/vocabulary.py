@@ -77,6 +77,9 @@ class ResourceType:
     """Whether ``with <acquisition> as x`` releases it when the block ends."""
     with_note: str = "its context manager does not release it"
     """Why ``with`` does not release it, when it does not."""
+    closing_form: bool = False
+    """The context-manager form to write is ``contextlib.closing(...)``:
+    its own ``with`` releases only in some versions of its library."""
     methods: tuple[Method, ...] = ()
     calling_produces: str | None = None
     """For factories: the type a call of the value produces (``SessionLocal()``)."""
@@ -86,6 +89,17 @@ class ResourceType:
     """How to write the acquisition as a context manager, for messages and fixes."""
     is_async: bool = False
     """Entered with ``async with``, released with ``await``."""
+    reclaimed_when_unreferenced: bool = False
+    """CPython closes it as soon as nothing refers to it: its destructor closes
+    the socket (or gives it back to its pool), and nothing else (a pool's
+    bookkeeping, a reference cycle) keeps it alive. Left open on a normal
+    exit, it is closed when the function's frame goes; on an exception path
+    the traceback keeps the frame, and the connection, as long as anyone
+    keeps the exception. Measured with the garbage collector off:
+    psycopg2, psycopg (sync and async), asyncpg's ``connect`` and
+    SQLAlchemy's ``raw_connection``; not SQLAlchemy's sessions and
+    ``engine.connect()`` (a transaction and its connection refer to each
+    other) nor anything a pool hands out."""
 
     def method(self, name: str) -> Method | None:
         for method in self.methods:

@@ -5,14 +5,22 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from slotguard.diagnostic import Applicability, Diagnostic
 
+if TYPE_CHECKING:
+    from slotguard.report.json_format import Edits
+
+SHOWS_EDITS = frozenset({"json"})
+"""The formats that show the edits of each fix."""
+
 
 class SourceReader:
-    """Source lines of reported files, read once each. Lines are split on
-    ``\\n`` only, as the engine counts them (``str.splitlines`` would also
-    split on form feeds and other separators)."""
+    """Source lines of reported files, read once each, decoded as the engine
+    decodes them (a declared encoding, a BOM). Lines are split on ``\\n``
+    only, as the engine counts them (``str.splitlines`` would also split on
+    form feeds and other separators)."""
 
     def __init__(self, texts: dict[str, str] | None = None) -> None:
         self._texts = dict(texts or {})
@@ -23,7 +31,7 @@ class SourceReader:
             text = self._texts.get(path)
             if text is None:
                 try:
-                    text = Path(path).read_bytes().decode("utf-8", errors="replace")
+                    text = source_text(Path(path).read_bytes())
                 except OSError:
                     text = None
             self._lines[path] = (
@@ -32,7 +40,26 @@ class SourceReader:
         return self._lines[path]
 
 
-def render(diagnostics: Sequence[Diagnostic], fmt: str, sources: SourceReader) -> str:
+def source_text(data: bytes) -> str:
+    """A file's text for showing it: decoded as Python decodes it, or, for
+    a file that does not decode (reported as SG000), as UTF-8 with
+    replacement characters."""
+    from slotguard.source import SourceError, decode
+
+    try:
+        return decode(data).text
+    except SourceError:
+        return data.decode("utf-8", errors="replace")
+
+
+def render(
+    diagnostics: Sequence[Diagnostic],
+    fmt: str,
+    sources: SourceReader,
+    edits: Edits | None = None,
+) -> str:
+    """The findings in a format; ``edits``, the edits of their fixes, for
+    the formats that show them (json)."""
     from slotguard.report.text import format_concise, format_full
 
     if fmt == "full":
@@ -42,7 +69,7 @@ def render(diagnostics: Sequence[Diagnostic], fmt: str, sources: SourceReader) -
     if fmt == "json":
         from slotguard.report.json_format import format_json
 
-        return format_json(diagnostics, sources)
+        return format_json(diagnostics, sources, edits)
     from slotguard.report.sarif import format_sarif, repository_root
 
     # The repository the findings are in, even when slotguard runs from
@@ -95,22 +122,41 @@ def baseline_note(baselined: int, stale: int) -> str:
 
 
 def statistics(diagnostics: Sequence[Diagnostic], fmt: str = "full") -> str:
-    """Findings counted by rule: a table, or with ``fmt`` json a list of
-    ``{code, name, count, fixable}`` objects."""
+    """Findings counted by rule: a table ending with the total, where
+    ``[*]`` marks the rules whose findings ``slotguard fix`` fixes (safe
+    fixes), or, with ``fmt`` json, a list of ``{code, name, count, fixable,
+    unsafe_fixable}`` objects."""
     counts = Counter((d.code, d.name) for d in diagnostics)
-    fixable = Counter(d.code for d in diagnostics if d.fix is not None)
+    safe = Counter(
+        d.code
+        for d in diagnostics
+        if d.fix is not None and d.fix.applicability is Applicability.SAFE
+    )
+    unsafe = Counter(
+        d.code
+        for d in diagnostics
+        if d.fix is not None and d.fix.applicability is Applicability.UNSAFE
+    )
     if fmt == "json":
         import json
 
         rows_json = [
-            {"code": code, "name": name, "count": count, "fixable": fixable[code]}
+            {
+                "code": code,
+                "name": name,
+                "count": count,
+                "fixable": safe[code],
+                "unsafe_fixable": unsafe[code],
+            }
             for (code, name), count in sorted(counts.items())
         ]
         return json.dumps(rows_json, indent=2) + "\n"
     rows = []
     for (code, name), count in sorted(counts.items()):
-        marker = "[*]" if fixable[code] else "   "
+        marker = "[*]" if safe[code] else "   "
         rows.append(f"{count:>5}  {code}  {marker} {name}")
+    if rows:
+        rows.append(f"{len(diagnostics):>5}  total")
     return "".join(row + "\n" for row in rows)
 
 

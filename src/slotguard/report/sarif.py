@@ -34,6 +34,8 @@ SARIF_SCHEMA = (
     "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 )
 SOURCE_ROOT = "%SRCROOT%"
+README_URL = "https://github.com/slotguard/slotguard/blob/main/README.md"
+"""Where each rule's ``helpUri`` points: its section of the README."""
 FINGERPRINT_KEY = "slotguard/v1"
 
 _LEVELS = {"error": "error", "warning": "warning"}
@@ -109,6 +111,11 @@ def format_sarif(
     return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
 
 
+def rule_anchor(code: str, name: str) -> str:
+    """The anchor GitHub gives the README heading ``### SG201 release-skipped-on-exit``."""
+    return f"{code}-{name}".lower()
+
+
 def _rule(rule: type[Rule]) -> dict[str, Any]:
     documentation = rule.documentation()
     return {
@@ -116,6 +123,7 @@ def _rule(rule: type[Rule]) -> dict[str, Any]:
         "name": rule.name,
         "shortDescription": {"text": rule.summary},
         "fullDescription": {"text": section(documentation, "What it does") or rule.summary},
+        "helpUri": f"{README_URL}#{rule_anchor(rule.code, rule.name)}",
         "help": {"text": documentation, "markdown": documentation},
         "defaultConfiguration": {"enabled": rule.default, "level": "error"},
     }
@@ -144,7 +152,10 @@ def _result(
     if diagnostic.related:
         result["relatedLocations"] = [
             {
-                **_location(artifact, related.span),
+                **_location(
+                    artifact if related.path is None else _artifact(related.path, root, base),
+                    related.span,
+                ),
                 "id": number,
                 "message": {"text": related.message},
             }

@@ -50,6 +50,8 @@ def _frame(diagnostic: Diagnostic, lines: Sequence[str]) -> list[str]:
     marks: dict[int, list[tuple[Span, str]]] = {}
     primary_label = diagnostic.code
     for related in diagnostic.related:
+        if related.path not in (None, diagnostic.path):
+            continue  # another file's lines are not in this frame
         if related.span == diagnostic.span:
             primary_label = f"{diagnostic.code}: {related.message}"
         else:
@@ -88,5 +90,31 @@ def _marker_row(span: Span, text: str, label: str, width: int) -> str:
     if span.end_line == span.line:
         length = max(1, len(text[: span.end_column - 1].expandtabs(4)) - start)
     else:
-        length = max(1, len(text.rstrip("\r\n").expandtabs(4)) - start)
+        # The span goes on below: mark the rest of this line's code.
+        end = _code_end(text, span.column - 1)
+        length = max(1, len(text[:end].expandtabs(4)) - start)
     return f"{' ' * width} | {' ' * start}{'^' * length} {label}"
+
+
+def _code_end(text: str, start: int) -> int:
+    """Where the code of a source line ends, from ``start``: before a
+    trailing comment and the spaces before it. Strings are skipped, so a
+    ``#`` inside one is not taken for a comment; a string still open at the
+    end of the line (triple-quoted) runs to the end."""
+    position = start
+    quote = ""
+    while position < len(text):
+        char = text[position]
+        if quote:
+            if char == "\\":
+                position += 1
+            elif text.startswith(quote, position):
+                position += len(quote) - 1
+                quote = ""
+        elif char in "'\"":
+            quote = char * 3 if text.startswith(char * 3, position) else char
+            position += len(quote) - 1
+        elif char == "#":
+            break
+        position += 1
+    return len(text[:position].rstrip())

@@ -103,7 +103,6 @@ class Context:
         self.settled: set[str] = set()
         self.marked_nodes: list[cst.CSTNode] = []
         self._rule: type[Rule] | None = None
-        self._flows: dict[int, FunctionFlow | None] = {}
 
     def for_rule(self, rule: type[Rule]) -> Context:
         self._rule = rule
@@ -144,12 +143,9 @@ class Context:
     def flow(self, function: FunctionInfo | None) -> FunctionFlow | None:
         """The held-resource analysis of a function (None: the module body),
         computed once and shared by the rules; None if it cannot be built."""
-        from slotguard.flow.held import analyse
+        from slotguard.flow.held import flow_of
 
-        key = id(function)
-        if key not in self._flows:
-            self._flows[key] = analyse(self.module, function)
-        return self._flows[key]
+        return flow_of(self.module, function)
 
     @staticmethod
     def resolve_lines(message: str, line_of: Callable[[int], int]) -> str:

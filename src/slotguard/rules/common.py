@@ -5,16 +5,14 @@ from __future__ import annotations
 import io
 import re
 import tokenize
-from collections.abc import Callable, Iterator
 
 import libcst as cst
 
-from slotguard.analysis.infer import FunctionInfo, ModuleInfo
+from slotguard.analysis.infer import FunctionInfo
 from slotguard.analysis.lifetimes import last_statement
-from slotguard.flow.cfg import Point, PointKind
-from slotguard.flow.held import FunctionFlow, Leak, Site
-from slotguard.model import Model
-from slotguard.model.catalog import BUILTIN, RECLAIMING_HARNESSES
+from slotguard.flow.cfg import EdgeKind, Point, PointKind
+from slotguard.flow.held import Leak, LeakKind, Site
+from slotguard.flow.leaks import Judged, Verdict, judged_for
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context
 
@@ -55,82 +53,11 @@ def _without_comments(source: str) -> str:
     return "".join(lines)
 
 
-def flows(context: Context) -> Iterator[FunctionFlow]:
-    """The held-resource analysis of every function that acquires something."""
-    for function in context.module.functions:
-        flow = context.flow(function)
-        if flow is not None:
-            yield flow
-
-
-def in_a_test(function: FunctionInfo | None) -> bool:
-    """Whether the function is a test (``test*``) or nested in one: what it
-    creates ends with the test."""
-    while function is not None:
-        if function.name.startswith("test"):
-            return True
-        function = function.parent
-    return False
-
-
-def reclaimed_elsewhere(context: Context, site: Site) -> bool:
-    """Whether something outside the function's own code owns what the site
-    acquires, so leaving it open is not a leak of this function's:
-
-    - the module is part of the library that defines the resource type
-      (``sqlalchemy.orm.session`` handling sessions, ``asyncpg.pool`` handling
-      pooled connections): code that implements a resource is judged by its
-      own internal bookkeeping, which is not the public API the model knows
-      (SPEC section 1);
-    - the module runs under a test harness that takes back every resource of
-      that kind after each test (``RECLAIMING_HARNESSES``).
-    """
-    return site.type.kind in reclaimed_kinds(context.module)
-
-
-def reclaimed_kinds(module: ModuleInfo) -> frozenset[Kind]:
-    """The kinds of resource something outside the module's own code takes
-    back (see ``reclaimed_elsewhere``)."""
-    return module.cached("reclaimed-kinds", lambda: _reclaimed_kinds(module))
-
-
-# Only the libraries of the built-in table: a wrapper the configuration adds
-# lives in the user's own package, which is exactly the code to check.
-_BUILT_IN_LIBRARIES = Model(BUILTIN).libraries()
-
-
-def _reclaimed_kinds(module: ModuleInfo) -> frozenset[Kind]:
-    name = module.module_name
-    if name is not None and name.split(".", 1)[0] in _BUILT_IN_LIBRARIES:
-        return frozenset(Kind)
-    imported = module.imports.qualified_names()
-    kinds: set[Kind] = set()
-    for harness, reclaimed in RECLAIMING_HARNESSES:
-        prefix = harness + "."
-        if any(q == harness or q.startswith(prefix) for q in imported):
-            kinds |= reclaimed
-    return frozenset(kinds)
-
-
-def builds_a_context_manager(function: FunctionInfo) -> bool:
-    """Code that a context manager, a dependency provider or a pool is made of:
-    it acquires by hand because it *is* the managed form (SPEC section 1)."""
-    if function.is_context_manager or function.lends_what_it_yields or function.is_fixture:
-        return True
-    if function.is_generator and function.yielded_type() is not None:
-        return True
-    if function.cls is not None:
-        methods = set(function.cls.methods)
-        if methods & {"__exit__", "__aexit__", "release", "putconn", "close", "aclose"}:
-            return True
-    return False
-
-
-def subject(site: Site) -> str:
+def subject(site: Site, limit: int = _MAX_CODE) -> str:
     """``conn`` in backquotes, or a description when the result is unnamed."""
     if site.name is not None:
         return f"`{site.name}`"
-    return f"the {site.type.kind.value} from `{code(site.node)}`"
+    return f"the {site.type.kind.value} from `{code(site.node, limit)}`"
 
 
 def context_manager_form(site: Site) -> str | None:
@@ -153,7 +80,10 @@ def context_manager_form(site: Site) -> str | None:
     expression: cst.BaseExpression = cst.Await(call) if keep_await else call
     prefix = "async with" if resource.is_async else "with"
     target = f" as {site.name}" if site.name else ""
-    return f"{prefix} {code(expression)}{target}"
+    entered = code(expression)
+    if resource.closing_form:
+        entered = f"contextlib.closing({entered})"
+    return f"{prefix} {entered}{target}"
 
 
 def exit_description(
@@ -182,33 +112,85 @@ def point_node(point: Point, function: FunctionInfo) -> cst.CSTNode:
     return node
 
 
-def report_leaks(
-    context: Context,
-    wanted: Callable[[Leak], bool],
-    describe: Callable[[Leak, FunctionInfo], tuple[str, cst.CSTNode, str] | None],
-) -> None:
-    """Report, once per acquisition, the first leak ``wanted`` selects, for
-    acquisitions that some path does release or hand off (SG2's scope).
+def report_judged(context: Context, code_of_rule: str) -> None:
+    """Report the acquisitions the leak verdicts give to ``code_of_rule``
+    (``slotguard.flow.leaks``): one finding per acquisition, the deciding
+    path in the message, the other leaking paths in ``related``."""
+    for verdict in judged_for(context.module, code_of_rule):
+        message, related = describe_verdict(context, verdict)
+        context.report(verdict.outcome.site.node, message, related=related)
 
-    ``describe`` gives the end of the message ("when returning at line 12"),
-    the node where it leaks, and that node's label in the code frame.
-    """
-    for flow in flows(context):
-        for outcome in flow.outcomes:
-            if not outcome.managed or reclaimed_elsewhere(context, outcome.site):
-                continue
-            for leak in outcome.leaks:
-                if not wanted(leak):
-                    continue
-                described = describe(leak, flow.function)
-                if described is None:
-                    continue
-                path, node, label = described
-                site = outcome.site
-                acquired = f"acquired at line {context.line(site.node)}"
-                context.report(
-                    site.node,
-                    f"{subject(site)} {acquired} is not released {path}",
-                    related=[(site.node, f"{subject(site)} acquired here"), (node, label)],
-                )
-                break
+
+_MAX_OTHER_PATHS = 3
+
+
+def describe_verdict(
+    context: Context, verdict: Judged
+) -> tuple[str, list[tuple[cst.CSTNode, str]]]:
+    """The message (what leaks, where, at most about 100 characters) and the
+    related places of a verdict."""
+    site = verdict.outcome.site
+    function = verdict.function
+    what = subject(site, limit=36)
+    form = context_manager_form(site)
+    advice = f"use `{form}`" if form else "release it in a `finally`"
+    if verdict.verdict is Verdict.BARE:
+        if verdict.reclaimed_by_refcount:
+            message = f"{what} is left for the garbage collector to close"
+            label = (
+                f"opened here; close it in a `finally` or {advice}"
+                if form
+                else ("opened here; close it in a `finally`")
+            )
+        else:
+            message = f"{what} is released by hand, not by a context manager"
+            label = f"acquired here; {advice}"
+        return message, [(site.node, label)]
+    if verdict.verdict is Verdict.NEVER_RELEASED:
+        verb = "released" if site.type.kind is Kind.POOLED_CONNECTION else "closed"
+        snippet = code(site.node, 40)
+        named = f"`{site.name}` from `{snippet}`" if site.name else f"`{snippet}`"
+        return f"{named} is never {verb}", [(site.node, f"acquired here; {advice}")]
+    deciding, *others = verdict.leaks
+    path, node, label = describe_leak(context, deciding, function)
+    acquired = f"acquired at line {context.line(site.node)}"
+    related: list[tuple[cst.CSTNode, str]] = [
+        (site.node, f"acquired here; {advice}"),
+        (node, label),
+    ]
+    seen = {id(node)}
+    for leak in others:
+        if len(related) > _MAX_OTHER_PATHS + 1:
+            break
+        _, other, other_label = describe_leak(context, leak, function)
+        if id(other) not in seen:
+            seen.add(id(other))
+            related.append((other, f"also {other_label}"))
+    return f"{what} {acquired} is not released {path}", related
+
+
+def describe_leak(
+    context: Context, leak: Leak, function: FunctionInfo
+) -> tuple[str, cst.CSTNode, str]:
+    """How a leaking path ends a message ("when returning at line 12"), the
+    node it leaves at, and that node's label in the code frame."""
+    if leak.kind is LeakKind.LOST and leak.at is not None and leak.via is None:
+        node = point_node(leak.at, function)
+        line = context.line(node)
+        return (
+            f"before its last reference is overwritten at line {line}",
+            node,
+            "loses its last reference here",
+        )
+    if not leak.skipped_by_exception or leak.via is None:
+        path, node = exit_description(leak.via, context, function)
+        return path, node, "leaves without releasing it"
+    node = point_node(leak.via, function)
+    line = context.line(node)
+    if leak.via_kind is EdgeKind.THROW:
+        return f"if the consumer stops at the `yield` on line {line}", node, "suspends here"
+    if isinstance(node, cst.Raise):
+        return f"when raising at line {line}", node, "raises here"
+    if leak.via_kind is EdgeKind.CANCEL:
+        return f"if the `await` at line {line} is cancelled", node, "cancellation leaves here"
+    return f"if `{code(node, 30)}` at line {line} raises", node, "may raise here"

@@ -1,8 +1,9 @@
 """
 ## What it does
-Finds an ORM session or an engine connection created by a bare call and not
-entered: `db = SessionLocal()`, `session = AsyncSession(engine)`,
-`conn = await engine.connect()`.
+Finds an ORM session or an engine connection created by a bare call
+(`db = SessionLocal()`, `session = AsyncSession(engine)`,
+`conn = await engine.connect()`) that no path of the function closes, nor
+hands to anyone who would.
 
 ## Why is this bad?
 A SQLAlchemy session checks a connection out of the engine's pool at its
@@ -12,17 +13,19 @@ garbage collector happens to find it, and SQLAlchemy only warns about it at
 that point, far from the code that leaked it. The context-manager form closes
 the session on every path.
 
-The rule stays silent when the session is handed to someone else (returned,
-registered on an exit stack, stored on an object that closes it) and inside
-code that implements a context manager or a dependency provider.
+A session closed on some paths and not on others is reported by SG201,
+SG202 or SG203 instead, once. The rule stays silent when the session is
+handed to someone else (returned, registered on an exit stack, stored on an
+object that closes it), when it is bound to a connection the function did
+not open (`Session(bind=conn)`: it checks nothing out of the pool), and inside
+code that implements a context manager or a dependency provider. A session
+closed correctly by hand is the opt-in SG108's.
 
 ## Example
 ```python
 def list_users(engine):
     session = Session(engine)
-    users = session.scalars(select(User)).all()
-    session.close()
-    return users
+    return session.scalars(select(User)).all()
 ```
 
 ## Use instead
@@ -33,8 +36,10 @@ def list_users(engine):
 ```
 
 ## Fix safety
-Safe when the `close()` sits in the matching `finally`, or ends the block
-that created the session.
+There is no automatic fix: where a session that is never released should be
+released is a decision about its lifetime. A bare acquisition that is
+released correctly is the opt-in SG108's, whose fix is the context-manager
+form.
 
 ## At runtime
 `pytest --slotguard-leaks=fail` fails a test that ends with the session's
@@ -44,15 +49,14 @@ created the session.
 
 from __future__ import annotations
 
-from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context, Rule
-from slotguard.rules.sg101_acquire_without_context_manager import report_bare_acquisitions
+from slotguard.rules.common import report_judged
 
 
 class SessionWithoutContextManager(Rule):
     code = "SG102"
     name = "session-without-context-manager"
-    summary = "An ORM session or engine connection is created by a bare call and not entered."
+    summary = "An ORM session or engine connection created by a bare call is never closed."
 
     def check(self, context: Context) -> None:
-        report_bare_acquisitions(context, frozenset([Kind.SESSION, Kind.ENGINE_CONNECTION]))
+        report_judged(context, self.code)

@@ -13,25 +13,26 @@ before either happens.
 When the connection is closed on some paths but not on others, the SG2 rules
 report the exact path instead.
 
+A psycopg2 connection kept only by the function's own variables is closed by
+CPython as soon as the function returns (its destructor closes the socket),
+so leaving it open holds no slot past the call: that is reported by the
+opt-in SG108, not here.
+
 ## Example
 ```python
-def count_users(dsn):
-    conn = psycopg2.connect(dsn)
-    cur = conn.cursor()
-    cur.execute("select count(*) from users")
-    return cur.fetchone()[0]
+async def count_users(dsn):
+    conn = await asyncpg.connect(dsn)
+    return await conn.fetchval("select count(*) from users")
 ```
 
 ## Use instead
 ```python
-def count_users(dsn):
-    conn = psycopg2.connect(dsn)
+async def count_users(dsn):
+    conn = await asyncpg.connect(dsn)
     try:
-        cur = conn.cursor()
-        cur.execute("select count(*) from users")
-        return cur.fetchone()[0]
+        return await conn.fetchval("select count(*) from users")
     finally:
-        conn.close()
+        await conn.close()
 ```
 
 With psycopg 3, `with psycopg.connect(dsn) as conn:` closes the connection.
@@ -49,9 +50,8 @@ runtime, and is not reported.)
 
 from __future__ import annotations
 
-from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context, Rule
-from slotguard.rules.common import code, context_manager_form, flows, reclaimed_elsewhere
+from slotguard.rules.common import report_judged
 
 
 class ConnectionWithoutClose(Rule):
@@ -60,16 +60,4 @@ class ConnectionWithoutClose(Rule):
     summary = "A direct connection is never closed."
 
     def check(self, context: Context) -> None:
-        for flow in flows(context):
-            for outcome in flow.outcomes:
-                site = outcome.site
-                if site.type.kind is not Kind.CONNECTION or outcome.managed:
-                    continue
-                if reclaimed_elsewhere(context, site):
-                    continue
-                what = f"`{site.name}`" if site.name else "the connection"
-                form = context_manager_form(site)
-                advice = f"use `{form}`" if form else "close it in a `finally`"
-                context.report(
-                    site.node, f"{what} opened with `{code(site.node)}` is never closed; {advice}"
-                )
+        report_judged(context, self.code)

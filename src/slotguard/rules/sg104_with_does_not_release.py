@@ -46,9 +46,11 @@ already meant.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import libcst as cst
 
-from slotguard.analysis.infer import Produced, Scope
+from slotguard.analysis.infer import ModuleInfo, Produced, Scope
 from slotguard.model.catalog import SELF_RETURNING_METHODS
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
@@ -61,31 +63,59 @@ class WithDoesNotRelease(Rule):
     summary = "A `with` statement looks like cleanup but does not release the connection."
 
     def check(self, context: Context) -> None:
-        module = context.module
-        scopes = [module.module_scope, *(f.scope for f in module.functions)]
-        for scope in scopes:
-            for node in scope.of_type(cst.WithItem):
-                assert isinstance(node, cst.WithItem)
-                item, _ = unwrap_await(node.item)
-                produced = scope.produced(item)
-                if produced is not None:
-                    resource = produced.type
-                    if resource.kind.is_short_lived and not resource.with_releases:
-                        context.report(
+        for found in non_releasing_withs(context.module):
+            if not found.reclaimed:
+                context.report(found.item, found.message, related=[(found.item, found.note)])
+
+
+@dataclass(frozen=True, slots=True)
+class NonReleasingWith:
+    """A ``with`` item that looks like cleanup and releases nothing."""
+
+    item: cst.BaseExpression
+    message: str
+    note: str
+    """Why it does not release, for the code frame."""
+    reclaimed: bool
+    """What it leaves open is closed by CPython once unreferenced (a
+    psycopg2 connection): not a leak at runtime, so the opt-in SG108's."""
+
+
+def non_releasing_withs(module: ModuleInfo) -> list[NonReleasingWith]:
+    """Every ``with`` item of the module that does not release what it opens."""
+    return module.cached("non-releasing-withs", lambda: _non_releasing_withs(module))
+
+
+def _non_releasing_withs(module: ModuleInfo) -> list[NonReleasingWith]:
+    found = []
+    for scope in [module.module_scope, *(f.scope for f in module.functions)]:
+        for node in scope.of_type(cst.WithItem):
+            assert isinstance(node, cst.WithItem)
+            item, _ = unwrap_await(node.item)
+            produced = scope.produced(item)
+            if produced is not None:
+                resource = produced.type
+                if resource.kind.is_short_lived and not resource.with_releases:
+                    message = f"`with {code(item, 50)}` does not release the {resource.kind.value}"
+                    found.append(
+                        NonReleasingWith(
                             node.item,
-                            f"`with {code(item)}` does not release the "
-                            f"{resource.kind.value}: {resource.with_note}",
+                            message,
+                            resource.with_note,
+                            resource.reclaimed_when_unreferenced,
                         )
-                    continue
-                inline = _inline_acquisition(item, scope)
-                if inline is not None:
-                    created, entered = inline
-                    context.report(
-                        node.item,
-                        f"`with {code(item)}` enters `{entered}`, not the "
-                        f"{created.type.kind.value} created by `{code(created.expression)}`,"
-                        " which is never released",
                     )
+                continue
+            inline = _inline_acquisition(item, scope)
+            if inline is not None:
+                created, entered = inline
+                message = (
+                    f"`with` enters `{entered}`, not the {created.type.kind.value} "
+                    f"`{code(created.expression, 30)}`, which is never released"
+                )
+                note = f"`{entered}` is entered; the {created.type.kind.value} stays open"
+                found.append(NonReleasingWith(node.item, message, note, reclaimed=False))
+    return found
 
 
 def _inline_acquisition(item: cst.BaseExpression, scope: Scope) -> tuple[Produced, str] | None:

@@ -47,12 +47,8 @@ naming the acquisition; the correct form passes.
 
 from __future__ import annotations
 
-import libcst as cst
-
-from slotguard.analysis.infer import FunctionInfo
-from slotguard.flow.held import Leak, LeakKind
 from slotguard.rules.base import Context, Rule
-from slotguard.rules.common import exit_description, point_node, report_leaks
+from slotguard.rules.common import report_judged
 
 
 class ReleaseSkippedOnExit(Rule):
@@ -61,15 +57,4 @@ class ReleaseSkippedOnExit(Rule):
     summary = "A path out of the function leaves an acquired resource unreleased."
 
     def check(self, context: Context) -> None:
-        def describe(leak: Leak, function: FunctionInfo) -> tuple[str, cst.CSTNode, str]:
-            if leak.kind is LeakKind.LOST and leak.at is not None and leak.via is None:
-                node = point_node(leak.at, function)
-                return (
-                    f"before its last reference is overwritten at line {context.line(node)}",
-                    node,
-                    "its last reference is overwritten here",
-                )
-            path, node = exit_description(leak.via, context, function)
-            return path, node, "leaves without releasing it"
-
-        report_leaks(context, lambda leak: not leak.skipped_by_exception, describe)
+        report_judged(context, self.code)

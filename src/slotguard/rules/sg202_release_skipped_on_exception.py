@@ -42,13 +42,8 @@ does not hide it: the connection is reported as never given back).
 
 from __future__ import annotations
 
-import libcst as cst
-
-from slotguard.analysis.infer import FunctionInfo
-from slotguard.flow.cfg import EdgeKind
-from slotguard.flow.held import Leak
 from slotguard.rules.base import Context, Rule
-from slotguard.rules.common import code, point_node, report_leaks
+from slotguard.rules.common import report_judged
 
 
 class ReleaseSkippedOnException(Rule):
@@ -57,30 +52,4 @@ class ReleaseSkippedOnException(Rule):
     summary = "An exception can leave the function while an acquired resource is held."
 
     def check(self, context: Context) -> None:
-        def describe(leak: Leak, function: FunctionInfo) -> tuple[str, cst.CSTNode, str] | None:
-            if leak.via is None:
-                return None
-            node = point_node(leak.via, function)
-            line = context.line(node)
-            if isinstance(node, cst.Raise):
-                return f"when raising at line {line}", node, "raises here"
-            if isinstance(node, cst.MatchCase):
-                # Matching a pattern runs code (``__eq__``, ``__match_args__``,
-                # guards); the case's body is not what raises.
-                pattern = node.pattern
-                line = context.line(pattern)
-                matching = f"if matching `case {code(pattern, 40)}` at line {line} raises"
-                return matching, pattern, "may raise here"
-            if leak.via_kind is EdgeKind.CANCEL:
-                return (
-                    f"if the `await` at line {line} is cancelled (`{code(node, 40)}`)",
-                    node,
-                    "cancellation leaves here",
-                )
-            return f"if `{code(node, 40)}` at line {line} raises", node, "may raise here"
-
-        report_leaks(
-            context,
-            lambda leak: leak.skipped_by_exception and leak.via_kind is not EdgeKind.THROW,
-            describe,
-        )
+        report_judged(context, self.code)

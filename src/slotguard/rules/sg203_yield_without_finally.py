@@ -39,13 +39,8 @@ the generator.
 
 from __future__ import annotations
 
-import libcst as cst
-
-from slotguard.analysis.infer import FunctionInfo
-from slotguard.flow.cfg import EdgeKind
-from slotguard.flow.held import Leak
 from slotguard.rules.base import Context, Rule
-from slotguard.rules.common import point_node, report_leaks
+from slotguard.rules.common import report_judged
 
 
 class YieldWithoutFinally(Rule):
@@ -54,19 +49,4 @@ class YieldWithoutFinally(Rule):
     summary = "A generator yields while holding a resource it releases outside `finally`."
 
     def check(self, context: Context) -> None:
-        def describe(leak: Leak, function: FunctionInfo) -> tuple[str, cst.CSTNode, str] | None:
-            if leak.via is None:
-                return None
-            node = point_node(leak.via, function)
-            return (
-                f"if the consumer stops or raises at the `yield` on line {context.line(node)}"
-                "; release it in a `finally`",
-                node,
-                "suspends here holding it",
-            )
-
-        report_leaks(
-            context,
-            lambda leak: leak.skipped_by_exception and leak.via_kind is EdgeKind.THROW,
-            describe,
-        )
+        report_judged(context, self.code)

@@ -18,9 +18,11 @@ reported; neither is a `scoped_session` registry, nor a connection dedicated
 to `LISTEN` (`add_listener`), nor per-request state (`request.state`,
 `request.ctx`), nor an object that stores a session it was given (a
 repository) or one it creates and closes in its own `close`, `__exit__`,
-`__aexit__` or `on_finish`, nor a module-level collection whose sessions a
-function of the module closes (a test fixture's registry of open sessions;
-a cache closed only at shutdown looks the same and is not reported either).
+`__aexit__` or `on_finish` (itself or through a function that closes what it
+is given), nor a module global or collection whose sessions a function of
+the module closes (a session kept for an advisory lock and closed at
+shutdown, a test fixture's registry of open sessions; a cache closed only at
+shutdown looks the same and is not reported either), nor test code.
 
 ## Why is this bad?
 A session or connection holds a slot of the pool for as long as it lives. Kept
@@ -83,6 +85,7 @@ from slotguard.analysis.lifetimes import (
     module_level_names,
     module_resources,
 )
+from slotguard.analysis.ownership import in_a_test
 from slotguard.model.vocabulary import Kind, ResourceType
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
@@ -99,6 +102,9 @@ class StoredOnLongLivedObject(Rule):
         lookup = module_resources(module)
         module_names = module_level_names(module)
         for function in module.functions:
+            if in_a_test(function):
+                # A test's objects and globals live as long as the test run.
+                continue
             self._check_stores(context, function, lookup, module_names)
             self._check_cached(context, function, lookup)
 
@@ -218,7 +224,11 @@ class StoredOnLongLivedObject(Rule):
             return
         if lookup.is_dedicated(stored, place.key):
             return
-        if place.kind == "global-container" and lookup.module_releases(place.key, stored.type):
+        if place.kind in ("global", "global-container") and lookup.module_releases(
+            place.key, stored.type
+        ):
+            # Kept on purpose (a lock's session, a shutdown-closed cache) and
+            # released by a function of the module.
             return
         lasts = (
             "which lives as long as the application"

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from slotguard.analysis.ownership import in_a_test
 from slotguard.analysis.slow_work import RegionKind, SlowCall, SlowKind, SlowWork, slow_work
 from slotguard.model.external import slow_calls
 from slotguard.rules.base import Context, Rule
@@ -74,6 +75,8 @@ class ExternalCallInTransaction(Rule):
     def check(self, context: Context) -> None:
         work = slow_work_for(context)
         for function in (None, *context.module.functions):
+            if in_a_test(function):
+                continue
             for slow in work.in_function(function):
                 if slow.kind is not SlowKind.EXTERNAL:
                     continue

@@ -52,6 +52,7 @@ from __future__ import annotations
 import libcst as cst
 
 from slotguard.analysis.infer import FunctionInfo
+from slotguard.analysis.ownership import in_a_test
 from slotguard.analysis.slow_work import (
     CONNECTION_KINDS,
     RegionKind,
@@ -95,6 +96,8 @@ class SleepWhileHolding(Rule):
         work = slow_work_for(context)
         module = context.module
         for function in (None, *module.functions):
+            if in_a_test(function):
+                continue
             everywhere = function is not None and (
                 context.flow(function) is not None or sessions_may_begin(module, function, work)
             )

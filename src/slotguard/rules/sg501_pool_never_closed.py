@@ -81,6 +81,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from slotguard.analysis.infer import FunctionInfo, ModuleInfo
+from slotguard.analysis.ownership import in_a_test, reclaimed_kinds
 from slotguard.analysis.pools import (
     Lifecycle,
     PoolSite,
@@ -93,7 +94,7 @@ from slotguard.diagnostic import Diagnostic
 from slotguard.facts import Fact
 from slotguard.model.lifecycle import PROCESS_HOOKS, Phase
 from slotguard.rules.base import Context, Rule
-from slotguard.rules.common import code, in_a_test, reclaimed_kinds
+from slotguard.rules.common import code
 from slotguard.rules.sg502_startup_without_shutdown import startup_hook
 from slotguard.syntax import dotted_name
 

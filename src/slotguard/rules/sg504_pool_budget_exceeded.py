@@ -61,12 +61,13 @@ from typing import TYPE_CHECKING
 import libcst as cst
 
 from slotguard.analysis.infer import FunctionInfo
+from slotguard.analysis.ownership import in_a_test
 from slotguard.analysis.pools import size_of
 from slotguard.diagnostic import Diagnostic, Related
 from slotguard.facts import Fact
 from slotguard.model.lifecycle import POOL_SIZES
 from slotguard.rules.base import Context, Rule
-from slotguard.rules.common import code, in_a_test
+from slotguard.rules.common import code
 from slotguard.syntax import dotted_name
 
 _CONSTRUCTOR_NAMES = frozenset(
@@ -90,7 +91,7 @@ class PoolBudgetExceeded(Rule):
         module = context.module
         functions: list[FunctionInfo | None] = [None, *module.functions]
         for function in functions:
-            if function is not None and (function.is_fixture or in_a_test(function)):
+            if in_a_test(function):
                 continue
             scope = function.scope if function is not None else module.module_scope
             for call in scope.of_type(cst.Call):

@@ -1,0 +1,188 @@
+"""The results cache holds plain data that cannot run code when read, is
+versioned, survives any garbage put in its place, and ignores itself in git
+(SPEC section 8)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from click.testing import CliRunner
+
+from slotguard import cache
+from slotguard.analysis.index import ModuleSummary, Symbol, SymbolKind
+from slotguard.cli import cli
+from slotguard.diagnostic import Applicability, Diagnostic, Edit, Fix, Related, Span
+from slotguard.facts import Fact
+from slotguard.results import FileResult
+
+LEAKY = """\
+import asyncpg
+
+
+async def load(pool: asyncpg.Pool, key):
+    conn = await pool.acquire()
+    if key is None:
+        return None
+    return await conn.fetchrow("select $1", key)
+"""
+
+
+class _RunsCode:
+    """Unpickling this calls ``os.mkdir(marker)``: what an attacker's
+    ``__reduce__`` would do with ``os.system``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.mkdir, (str(self.marker),))
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "slotguard.toml").write_text("")
+    (tmp_path / "app.py").write_text(LEAKY)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def check(*args: str) -> tuple[int, list[tuple[str, int, str, str]]]:
+    result = CliRunner().invoke(cli, ["check", "--output-format", "json", *args])
+    found = [(f["path"], f["line"], f["code"], f["message"]) for f in json.loads(result.stdout)]
+    return result.exit_code, found
+
+
+def test_a_pickle_in_the_cache_folder_is_never_executed(project: Path) -> None:
+    expected = check("--no-cache")
+    marker = project / "code-ran"
+    payload = pickle.dumps(_RunsCode(marker))
+    folder = project / ".slotguard_cache"
+    folder.mkdir()
+    # Under the name the pickle cache used, and under the cache's own name.
+    for name in ("results-v1.pickle", cache.FILE_NAME):
+        (folder / name).write_bytes(payload)
+    assert check() == expected
+    assert not marker.exists()
+    assert check() == expected
+    assert not marker.exists()
+
+
+def test_the_cache_is_json_that_names_its_format_and_ignores_itself(project: Path) -> None:
+    check()
+    folder = project / ".slotguard_cache"
+    stored = json.loads((folder / cache.FILE_NAME).read_text(encoding="utf-8"))
+    assert stored["format"] == cache.FORMAT and stored["version"] == cache.VERSION
+    assert stored["entries"]
+    assert "*" in (folder / ".gitignore").read_text().splitlines()
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"", b"\x80\x04not json", b"[1, 2]", b'{"format": 3}', b"[" * 100_000, b'{"entries": 1}'],
+)
+def test_a_cache_that_does_not_parse_is_empty_and_rewritten(project: Path, garbage: bytes) -> None:
+    expected = check("--no-cache")
+    folder = project / ".slotguard_cache"
+    folder.mkdir()
+    (folder / cache.FILE_NAME).write_bytes(garbage)
+    assert check() == expected
+    stored = json.loads((folder / cache.FILE_NAME).read_text(encoding="utf-8"))
+    assert stored["format"] == cache.FORMAT and stored["entries"]
+
+
+def _forge(path: Path, **header: object) -> None:
+    """Rewrite every stored finding's message, and the header as given."""
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    for kind, value in stored["entries"].values():
+        if kind == "file":
+            for diagnostic in value["diagnostics"]:
+                diagnostic["message"] = "FORGED"
+    stored.update(header)
+    path.write_text(json.dumps(stored), encoding="utf-8")
+
+
+def test_a_cache_written_by_another_version_is_not_trusted(project: Path) -> None:
+    _, expected = check()
+    path = project / ".slotguard_cache" / cache.FILE_NAME
+    # The forged entries are read when the header is this slotguard's...
+    _forge(path)
+    assert {message for *_, message in check()[1]} == {"FORGED"}
+    # ...and ignored (then replaced) when it is not.
+    for header in ({"slotguard": "0.0.1"}, {"version": cache.VERSION + 1}, {"code": "x"}):
+        check("--no-cache")
+        _forge(path, **header)
+        assert check()[1] == expected
+        assert check()[1] == expected
+
+
+def test_an_entry_that_does_not_decode_is_a_miss(project: Path) -> None:
+    _, expected = check()
+    path = project / ".slotguard_cache" / cache.FILE_NAME
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    broken = [["file", {"path": 3}], ["run", {}], "x", ["file", None], ["nonsense", 1]]
+    stored["entries"] = {
+        entry_key: broken[number % len(broken)]
+        for number, entry_key in enumerate(stored["entries"])
+    }
+    path.write_text(json.dumps(stored), encoding="utf-8")
+    assert check()[1] == expected
+
+
+_T = TypeVar("_T")
+
+
+def _without_defaults(value: _T) -> _T:
+    """``value``, checked to set every field away from its default, so that a
+    field the codec forgets shows in the round trip."""
+    import dataclasses
+
+    assert dataclasses.is_dataclass(value)
+    for field in dataclasses.fields(value):
+        if field.default is not dataclasses.MISSING:
+            assert getattr(value, field.name) != field.default, field.name
+    return value
+
+
+def test_every_field_survives_the_round_trip() -> None:
+    span = Span(3, 5, 4, 1)
+    symbol = _without_defaults(
+        Symbol(SymbolKind.PROVIDER, "sqlalchemy.Session", awaited=True, parameter=2, raises=True)
+    )
+    diagnostic = Diagnostic(
+        "SG201",
+        "release-skipped-on-exit",
+        "`conn` leaks",
+        "app/x.py",
+        span,
+        fix=Fix(Applicability.UNSAFE, "rewrite"),
+        related=(Related(Span(9, 1, 9, 7), "here"), Related(span, "there", "app/y.py")),
+        no_fix_reason="because",
+    )
+    result = FileResult(
+        "app/x.py",
+        (diagnostic,),
+        analysed=True,
+        summary=ModuleSummary(
+            "app.x",
+            (("get_db", symbol),),
+            (("pool", "asyncpg.Pool"),),
+            (("pools", ("a", 1, None, ("b", 2.5, True))),),
+        ),
+        context_only=True,
+        pending=(("app.x:pool", diagnostic),),
+        settled=("app.y:engine",),
+        facts=(Fact("SG504", "pool", ("create_pool", 10, "10 + 0"), "app/x.py", span, True),),
+        suppressed=(Diagnostic("SG101", "n", "m", "app/x.py", span),),
+    )
+    stored = json.loads(json.dumps(cache.FILE_RESULT.encode(result)))
+    assert cache.FILE_RESULT.decode(stored) == result
+    stored = json.loads(json.dumps(cache.RUN_FINDINGS.encode([diagnostic])))
+    assert cache.RUN_FINDINGS.decode(stored) == [diagnostic]
+    edits = {("SG101", span): (Edit("    async with x:\n", Span(5, 1, 7, 1)), Edit("", span))}
+    stored = json.loads(json.dumps(cache.FIX_EDITS.encode(edits)))
+    assert cache.FIX_EDITS.decode(stored) == edits
