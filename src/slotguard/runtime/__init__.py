@@ -39,7 +39,7 @@ from types import EllipsisType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from slotguard.runtime.stack import Frame, Stack
+    from slotguard.runtime.stack import DEFAULT_DEPTH, Frame, Stack
     from slotguard.runtime.tracker import Checkout, IdleTransaction, Tracker
     from slotguard.runtime.watchdog import Watchdog
 
@@ -56,10 +56,8 @@ __all__ = [
     "uninstall",
 ]
 
-DEFAULT_DEPTH = 8
-"""Project frames kept per taking stack."""
-
 _LAZY = {
+    "DEFAULT_DEPTH": "slotguard.runtime.stack",
     "Frame": "slotguard.runtime.stack",
     "Stack": "slotguard.runtime.stack",
     "Checkout": "slotguard.runtime.tracker",
@@ -82,16 +80,20 @@ def __getattr__(name: str) -> Any:
 
 
 @contextmanager
-def track(*, depth: int = DEFAULT_DEPTH, idle_threshold: float | None = None) -> Iterator[Tracker]:
+def track(*, depth: int | None = None, idle_threshold: float | None = None) -> Iterator[Tracker]:
     """Track checkouts for the duration of a ``with`` block.
 
-    ``depth`` project frames are kept per taking stack; ``idle_threshold``
+    ``depth`` project frames are kept per taking stack (by default
+    ``DEFAULT_DEPTH``, 8); ``idle_threshold``
     (seconds) also watches transactions idle between statements, which costs
     a little on every statement.
     """
+    from slotguard.runtime.stack import DEFAULT_DEPTH
     from slotguard.runtime.tracker import Tracker
 
-    tracker = Tracker(depth=depth, idle_threshold=idle_threshold).start()
+    tracker = Tracker(
+        depth=DEFAULT_DEPTH if depth is None else depth, idle_threshold=idle_threshold
+    ).start()
     try:
         yield tracker
     finally:
@@ -102,7 +104,7 @@ def install(
     threshold: float | None = 30.0,
     *,
     idle_threshold: float | EllipsisType | None = ...,
-    depth: int = DEFAULT_DEPTH,
+    depth: int | None = None,
     logger: logging.Logger | None = None,
     interval: float | None = None,
 ) -> Tracker:
@@ -118,6 +120,7 @@ def install(
     global _installed
     if threshold is not None and threshold <= 0:
         raise ValueError(f"threshold must be positive (seconds), not {threshold}")
+    from slotguard.runtime.stack import DEFAULT_DEPTH
     from slotguard.runtime.tracker import Tracker
     from slotguard.runtime.watchdog import Watchdog
 
@@ -127,7 +130,9 @@ def install(
             raise RuntimeError(
                 "slotguard.runtime is already installed; call slotguard.runtime.uninstall() first"
             )
-        tracker = Tracker(depth=depth, idle_threshold=idle).start()
+        tracker = Tracker(
+            depth=DEFAULT_DEPTH if depth is None else depth, idle_threshold=idle
+        ).start()
         watchdog = None
         if threshold is not None:
             watchdog = Watchdog(tracker, threshold, log=logger, interval=interval).start()

@@ -135,7 +135,7 @@ class LeakCheck:
     """The plugin's working half, registered only when the check is on."""
 
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
-        from slotguard.runtime import DEFAULT_DEPTH
+        from slotguard.runtime.stack import DEFAULT_DEPTH
         from slotguard.runtime.tracker import Tracker
 
         self.mode = settings.leaks

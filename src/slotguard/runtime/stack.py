@@ -35,6 +35,9 @@ from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Any
 
+DEFAULT_DEPTH = 8
+"""Project frames kept per taking stack."""
+
 PROJECT = 2
 """The user's own code: what a stack shows."""
 LIBRARY = 1

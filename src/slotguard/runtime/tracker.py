@@ -35,9 +35,10 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from slotguard.runtime import DEFAULT_DEPTH
 from slotguard.runtime.errors import internal_error
+from slotguard.runtime.kind import Kind
 from slotguard.runtime.stack import (
+    DEFAULT_DEPTH,
     Frame,
     Raw,
     Stack,
@@ -48,21 +49,8 @@ from slotguard.runtime.stack import (
     frame_stack,
 )
 
-IsClosed = Callable[[Any], bool]
-"""Whether a direct connection is closed (asked lazily, when the tracker is read)."""
 InTransaction = Callable[[], bool]
 """Whether a connection still has a transaction open (asked by the production timer)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Kind:
-    """What a hook takes, made once per hook: every checkout of it shares this."""
-
-    library: str
-    what: str
-    pooled: bool = True
-    is_closed: IsClosed | None = None
-    """For a direct connection: how to ask whether it was closed since."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -530,15 +518,15 @@ class _Hub:
             self._sync(tuple(t for t in self.trackers if t is not tracker))
 
     def _sync(self, trackers: tuple[Tracker, ...]) -> None:
-        from slotguard.runtime import hooks
+        from slotguard.runtime.hooks import install_checkouts, install_statements
 
         want_checkouts = bool(trackers)
         want_statements = any(t.idle_threshold is not None for t in trackers)
         self.depth = max((t.depth for t in trackers), default=DEFAULT_DEPTH)
         if want_checkouts and not self._installed["checkouts"]:
-            self._installed["checkouts"] = hooks.install_checkouts(self)
+            self._installed["checkouts"] = install_checkouts(self)
         if want_statements and not self._installed["statements"]:
-            self._installed["statements"] = hooks.install_statements(self)
+            self._installed["statements"] = install_statements(self)
         self.trackers = trackers
         self.watching_idle = want_statements
         if not want_statements:

@@ -25,8 +25,8 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from slotguard.runtime.hooks.patch import Patch, apply_all, load, mark_coroutine_function
+from slotguard.runtime.kind import Kind
 from slotguard.runtime.stack import Stack, note_pool_code
-from slotguard.runtime.tracker import Kind
 
 if TYPE_CHECKING:
     from slotguard.runtime.tracker import _Hub

@@ -32,8 +32,8 @@ from slotguard.runtime.hooks.patch import (
     load,
     mark_coroutine_function,
 )
+from slotguard.runtime.kind import Kind
 from slotguard.runtime.stack import Stack, note_pool_code
-from slotguard.runtime.tracker import Kind
 
 if TYPE_CHECKING:
     from slotguard.runtime.tracker import _Hub

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from slotguard.runtime.hooks.patch import Patch, apply_all, load
+from slotguard.runtime.kind import Kind
 from slotguard.runtime.stack import note_pool_code
-from slotguard.runtime.tracker import Kind
 
 if TYPE_CHECKING:
     from slotguard.runtime.tracker import _Hub

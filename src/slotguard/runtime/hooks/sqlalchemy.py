@@ -36,8 +36,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from slotguard.runtime.hooks.patch import Patch, apply_all, internal_error, load
+from slotguard.runtime.kind import Kind
 from slotguard.runtime.stack import PROJECT, Stack, capture, classify, note_pool_code
-from slotguard.runtime.tracker import Kind
 
 if TYPE_CHECKING:
     from slotguard.runtime.tracker import _Hub
