@@ -39,6 +39,8 @@ class Symbol:
     """For acquirers: ``async def``, so the resource exists once awaited."""
     parameter: int = 0
     """For releasers: the position of the argument they release."""
+    element: int | None = None
+    """For acquirers that return a tuple: the resource's position in it."""
     raises: bool = False
     """For functions: calling it can realistically raise (it does I/O, a
     database call, an ``await`` or an explicit ``raise``; see

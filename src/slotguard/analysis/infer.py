@@ -23,6 +23,7 @@ from slotguard.analysis.index import EMPTY_INDEX, ProjectIndex, Symbol, SymbolKi
 from slotguard.analysis.names import ImportMap
 from slotguard.model import Model
 from slotguard.model.catalog import (
+    AWAITABLE_WRAPPERS,
     BORROWED_BINDS,
     CONNECTION_BIND_NAMES,
     CONNECTION_METHODS,
@@ -79,6 +80,9 @@ class Produced:
     """How the code spells what it called, for messages (``pool.acquire``)."""
     method: Method | None = None
     """The catalog method that produced it, when it was a method call."""
+    element: int | None = None
+    """A project function that returns the resource in a tuple: its
+    position there (``conn, cur = open_db()``); None when it is the value."""
 
     @property
     def acquires(self) -> bool:
@@ -187,21 +191,34 @@ class FunctionInfo:
         return None
 
     def returned_acquisition(self) -> ResourceType | None:
-        """The type this function acquires and returns to its caller, if any:
-        such a function is an acquiring call itself."""
+        """The type this function acquires and returns to its caller, if any
+        (also as an element of a returned tuple, ``returned_element``): such
+        a function is an acquiring call itself."""
+        found = self._returned()
+        return found[0] if found is not None else None
+
+    def returned_element(self) -> int | None:
+        """Where in the returned tuple the acquired resource is
+        (``return conn, cur`` → 0); None when it is returned alone."""
+        found = self._returned()
+        return found[1] if found is not None else None
+
+    def _returned(self) -> tuple[ResourceType, int | None] | None:
         if self.is_generator:
             return None
         scope = self.scope
         for node in scope.of_type(cst.Return):
             assert isinstance(node, cst.Return)
-            if node.value is not None:
-                produced = scope.produced(node.value)
-                if produced is not None and produced.acquires:
-                    return produced.type
-                if isinstance(node.value, cst.Name):
-                    binding = scope.binding(node.value.value)
-                    if binding is not None and binding.origin is Origin.ACQUIRED:
-                        return binding.type
+            if node.value is None:
+                continue
+            typed = _acquired_value(scope, node.value)
+            if typed is not None:
+                return typed, None
+            if isinstance(node.value, cst.Tuple):
+                for position, element in enumerate(node.value.elements):
+                    typed = _acquired_value(scope, element.value)
+                    if typed is not None:
+                        return typed, position
         return None
 
     def __repr__(self) -> str:
@@ -219,10 +236,13 @@ class ModuleInfo:
         *,
         is_package: bool = False,
         index: ProjectIndex = EMPTY_INDEX,
+        is_test: bool = False,
     ) -> None:
         self.tree = tree
         self.model = model
         self.module_name = module_name
+        self.is_test = is_test
+        """Test code by its path (``tests/``, ``test_*.py``, ``conftest.py``)."""
         self.index = index
         self.imports = ImportMap(module_name, is_package=is_package)
         self.functions: list[FunctionInfo] = []
@@ -663,6 +683,9 @@ class Scope:
             if name is not None:
                 self._attribute_assignments.append((name, value))
             return
+        if isinstance(target, cst.Tuple | cst.List):
+            self._bind_elements(target, value)
+            return
         if not isinstance(target, cst.Name):
             return
         name = target.value
@@ -673,6 +696,8 @@ class Scope:
         if name in self.bindings:
             return
         produced = self.produced(value)
+        if produced is not None and produced.element is not None:
+            return  # the name holds a tuple
         if produced is not None and produced.type.kind.is_resource and produced.complete:
             self.bindings[name] = Binding(name, produced.type, Origin.ACQUIRED, produced.expression)
             return
@@ -680,6 +705,27 @@ class Scope:
         if typed is not None:
             origin = Origin.ALIAS if isinstance(value, (cst.Name, cst.Attribute)) else Origin.OUTER
             self.bindings[name] = Binding(name, typed, origin, value)
+
+    def _bind_elements(self, target: cst.Tuple | cst.List, value: cst.BaseExpression) -> None:
+        """``conn, cur = open_db()``: each name is local; the one at the
+        position a project function returns its resource in acquires it."""
+        produced = self.produced(value)
+        for position, element in enumerate(target.elements):
+            for name in assigned_names(element.value):
+                if name in self._declared_global:
+                    self.global_assignments.add(name)
+                    continue
+                self.local_names.add(name)
+                if (
+                    produced is not None
+                    and produced.element == position
+                    and produced.complete
+                    and isinstance(element.value, cst.Name)
+                    and name not in self.bindings
+                ):
+                    self.bindings[name] = Binding(
+                        name, produced.type, Origin.ACQUIRED, produced.expression
+                    )
 
     def attribute_assignments(self) -> list[tuple[str, cst.BaseExpression]]:
         """``(dotted target, value)`` for assignments to attributes and items."""
@@ -736,7 +782,11 @@ class Scope:
             name = dotted_name(expr)
             return self.lookup(name, with_state=with_state) if name is not None else None
         produced = self.produced(expr)
-        if produced is not None and (produced.complete or not produced.type.kind.is_resource):
+        if (
+            produced is not None
+            and produced.element is None
+            and (produced.complete or not produced.type.kind.is_resource)
+        ):
             return produced.type
         if isinstance(expr, cst.IfExp):
             return self.type_of(expr.body) or self.type_of(expr.orelse)
@@ -759,9 +809,20 @@ class Scope:
         func = inner.func
         callee = dotted_name(func)
         if callee is not None:
+            wrapped = self._through_a_wrapper(callee, inner, expr, awaited)
+            if wrapped is not None:
+                return wrapped
             found = self._produced_by_name(callee, inner, expr, awaited)
             if found is not None:
                 return found
+        elif isinstance(func, cst.Call):
+            # ``sessionmaker(bind=engine)()``: a factory made and called at once.
+            factory = self.type_of(func)
+            if factory is not None and factory.calling_produces is not None:
+                complete = not self._unbound_factory(func) and not self._borrowing_factory(func)
+                made = self.module.model.type(factory.calling_produces)
+                spelled = f"{dotted_name(func.func) or 'factory'}(...)()"
+                return Produced(made, expr, inner, complete, spelled)
         if isinstance(func, cst.Attribute):
             receiver = self.type_of(func.value)
             if receiver is not None:
@@ -781,6 +842,22 @@ class Scope:
         elif callee is None:
             return None
         return None
+
+    def _through_a_wrapper(
+        self, callee: str, call: cst.Call, expr: cst.BaseExpression, awaited: bool
+    ) -> Produced | None:
+        """``await asyncio.wait_for(pool.acquire(), 5)``: what the awaitable it
+        is given produces, once awaited."""
+        position = AWAITABLE_WRAPPERS.get(self.module.qualify(callee) or "")
+        if position is None or len(call.args) <= position:
+            return None
+        awaitable = call.args[position].value
+        produced = self.produced(cst.Await(awaitable) if awaited else awaitable)
+        if produced is None:
+            return None
+        return Produced(
+            produced.type, expr, produced.call, produced.complete, produced.callee, produced.method
+        )
 
     def _produced_by_name(
         self, callee: str, call: cst.Call, expr: cst.BaseExpression, awaited: bool
@@ -810,14 +887,16 @@ class Scope:
         if symbol is not None and symbol.kind is SymbolKind.ACQUIRER and symbol.type_name:
             acquired = module._type_named(symbol.type_name)
             if acquired is not None:
-                return Produced(acquired, expr, call, awaited or not symbol.awaited, callee)
+                complete = awaited or not symbol.awaited
+                return Produced(acquired, expr, call, complete, callee, element=symbol.element)
         # A function of this module that returns what it acquires.
         function = module.function_named(callee)
         if function is not None:
             returned = module.returned_acquisition(function)
             if returned is not None:
                 complete = awaited or not function.is_async
-                return Produced(returned, expr, call, complete, callee)
+                element = function.returned_element()
+                return Produced(returned, expr, call, complete, callee, element=element)
         return None
 
     def local_binding(self, name: str) -> Binding | None:
@@ -1075,6 +1154,19 @@ def assignment_names(node: cst.CSTNode) -> list[str]:
     if isinstance(node, (cst.AnnAssign, cst.AugAssign, cst.NamedExpr)):
         return list(assigned_names(node.target))
     return []
+
+
+def _acquired_value(scope: Scope, value: cst.BaseExpression) -> ResourceType | None:
+    """The type of what ``value`` acquires, or of the acquisition a name of
+    the scope holds."""
+    produced = scope.produced(value)
+    if produced is not None and produced.acquires and produced.element is None:
+        return produced.type
+    if isinstance(value, cst.Name):
+        binding = scope.binding(value.value)
+        if binding is not None and binding.origin is Origin.ACQUIRED:
+            return binding.type
+    return None
 
 
 def _provided_type(module: ModuleInfo, provider: FunctionInfo) -> ResourceType | None:

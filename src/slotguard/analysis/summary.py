@@ -35,7 +35,11 @@ def summarise(module: ModuleInfo) -> ModuleSummary | None:
         returned = module.returned_acquisition(definition)
         if returned is not None:
             symbols[name] = Symbol(
-                SymbolKind.ACQUIRER, returned.name, awaited=definition.is_async, raises=True
+                SymbolKind.ACQUIRER,
+                returned.name,
+                awaited=definition.is_async,
+                element=definition.returned_element(),
+                raises=True,
             )
         elif name in releasers:
             symbols[name] = Symbol(

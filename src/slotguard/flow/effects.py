@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from slotguard.analysis.escapes import escaping, escaping_leaves
+from slotguard.analysis.escapes import escaping, escaping_leaves, handed_over
 from slotguard.analysis.index import SymbolKind
 from slotguard.analysis.infer import Produced, Scope
 from slotguard.flow.cfg import Point, PointKind
@@ -195,7 +195,7 @@ class EffectReader:
         elif isinstance(node, cst.Return):
             if node.value is not None:
                 self._expression(node.value, effects, kept=True)
-                effects.handoffs |= escaping(node.value)
+                effects.handoffs |= handed_over(node.value)
         elif isinstance(node, cst.Expr):
             self._expression(node.value, effects)
         elif isinstance(node, cst.Del):
@@ -222,6 +222,17 @@ class EffectReader:
             else:
                 effects.bindings.append(Binding(target.value, aliases=frozenset(escaping(value))))
             return
+        produced = self._acquired_by(value)
+        if isinstance(target, cst.Tuple | cst.List) and produced is not None:
+            # ``conn, cur = open_db()``: the name at the resource's position
+            # acquires it.
+            for position, element in enumerate(target.elements):
+                for name in assigned_names(element.value):
+                    if name in self.global_names:
+                        continue
+                    acquired = produced if position == produced.element else None
+                    effects.bindings.append(Binding(name, acquired=acquired))
+            return
         # Stored on an object, in a container, in a global, or unpacked.
         effects.handoffs |= escaping(value)
         for name in assigned_names(target):
@@ -246,6 +257,12 @@ class EffectReader:
     # -- expressions --------------------------------------------------------
 
     def _acquisition(self, value: cst.BaseExpression) -> Produced | None:
+        """What assigning ``value`` to a name acquires (not a tuple that
+        holds an acquisition: see ``_assign``)."""
+        produced = self._acquired_by(value)
+        return produced if produced is not None and produced.element is None else None
+
+    def _acquired_by(self, value: cst.BaseExpression) -> Produced | None:
         produced = self.scope.produced(value)
         if produced is not None and produced.acquires and produced.type.kind.is_short_lived:
             return produced
@@ -282,7 +299,7 @@ class EffectReader:
                     self._maybe_discarded(node, effects, discardable)
             elif isinstance(node, cst.Yield):
                 if self.yield_hands_off and isinstance(node.value, cst.BaseExpression):
-                    effects.handoffs |= escaping(node.value) - self.lent
+                    effects.handoffs |= handed_over(node.value) - self.lent
                     kept_nodes.update(id(n) for n in escaping_leaves(node.value))
             elif isinstance(node, cst.NamedExpr):
                 kept_nodes.update(id(n) for n in escaping_leaves(node.value))
