@@ -39,6 +39,11 @@ or create the session directly: `with SessionLocal() as db:`.
 ## Fix safety
 There is no automatic fix: the right replacement depends on whether the
 generator is meant to be used outside the framework at all.
+
+## At runtime
+`pytest --slotguard-leaks=fail` fails a test that ends with the dependency's
+session still holding its connection, naming the line that created the session
+inside the dependency and the statement that took the connection.
 """
 
 from __future__ import annotations

@@ -67,6 +67,10 @@ async def lifespan(app):
 ## Fix safety
 There is no automatic fix: where the pool should be closed depends on how
 the application shuts down.
+
+## At runtime
+No runtime check: `slotguard.runtime` follows checkouts, and a pool left open
+holds none; its idle connections show on the server (`pg_stat_activity`).
 """
 
 from __future__ import annotations

@@ -56,6 +56,10 @@ the application is not created by `FastAPI(...)` or `Starlette(...)` in the
 same module, already has `lifespan`, `on_startup` or `on_shutdown` (or `**`
 arguments), registers hooks in another way, or when merging the handlers
 would change what a name means.
+
+## At runtime
+No runtime check: `slotguard.runtime` follows checkouts, and a pool left open
+holds none; its idle connections show on the server (`pg_stat_activity`).
 """
 
 from __future__ import annotations

@@ -32,6 +32,10 @@ async def handler(pool):
 
 ## Fix safety
 There is no automatic fix: the right limit depends on the application.
+
+## At runtime
+`slotguard.runtime.install(threshold=30)` logs the connections held past 30 s,
+with their stacks: the holders an unbounded acquisition waits behind.
 """
 
 from __future__ import annotations

@@ -47,6 +47,10 @@ engine = create_engine(URL, max_overflow=5)
 ## Fix safety
 There is no automatic fix: the budget is shared by pools, workers and the
 server's configuration, and only a person can choose which to change.
+
+## At runtime
+`tracker.summary()` (from `slotguard.runtime.install()`) gives how many
+connections each process holds, per library, for a health endpoint.
 """
 
 from __future__ import annotations
