@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fixture_harness import FIXTURES, run_project
+from fixture_harness import FIXTURES, fixture_files, run, run_project
 
 SG501 = FIXTURES / "rules" / "sg501"
 
@@ -25,6 +25,45 @@ def test_a_pool_disposed_in_another_module_of_the_run_is_not_reported() -> None:
 
 def test_a_pool_disposed_nowhere_in_the_run_is_reported() -> None:
     assert findings(SG501 / "project_never_disposed", ("SG5",)) == [("app/db.py", 7, "SG501")]
+
+
+def test_a_module_engine_is_judged_by_the_application_that_imports_it() -> None:
+    """The application (`app.main`, which registers a lifespan) reaches
+    `app.db` through `app.routes`; the stand-alone script is reached by
+    nothing that registers hooks, so its engine is not reported."""
+    directory = SG501 / "standalone_script_beside_an_application"
+    assert findings(directory, ("SG5",)) == [("app/db.py", 9, "SG501")]
+
+
+def test_a_cached_getter_of_another_module_lends_its_engine() -> None:
+    directory = SG501 / "cached_getter_in_another_module"
+    assert findings(directory, ("SG5",)) == [("app/jobs.py", 23, "SG501")]
+
+
+def test_a_closer_another_module_does_not_register_is_named() -> None:
+    directory = SG501 / "closer_in_another_module"
+    found = run_project(directory, ("SG5",))
+    (diagnostic,) = [d for diagnostics in found.values() for d in diagnostics]
+    assert (Path(diagnostic.path).relative_to(directory).as_posix(), diagnostic.line) == (
+        "app/db.py",
+        6,
+    )
+    assert diagnostic.message == (
+        "`engine` is never disposed: `dispose_engine` closes it but `add_event_handler` "
+        "registers `flush_metrics`"
+    )
+
+
+def test_first_lines_of_messages_are_short() -> None:
+    """What leaks and where, in about 100 characters (SPEC section 2)."""
+    long = [
+        (path.name, d.message)
+        for directory in ("sg501", "sg502")
+        for path in fixture_files(f"rules/{directory}")
+        for d in run(path)
+        if len(d.message.splitlines()[0]) > 110
+    ]
+    assert not long
 
 
 SG504 = FIXTURES / "rules" / "sg504"
