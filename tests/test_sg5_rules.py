@@ -35,6 +35,10 @@ def test_a_module_engine_is_judged_by_the_application_that_imports_it() -> None:
     assert findings(directory, ("SG5",)) == [("app/db.py", 9, "SG501")]
 
 
+def test_a_test_application_is_not_the_application() -> None:
+    assert findings(SG501 / "tests_of_an_application", ("SG5",)) == []
+
+
 def test_a_cached_getter_of_another_module_lends_its_engine() -> None:
     directory = SG501 / "cached_getter_in_another_module"
     assert findings(directory, ("SG5",)) == [("app/jobs.py", 23, "SG501")]

@@ -371,7 +371,10 @@ def _note_module(context: Context, module: ModuleInfo, found: Lifecycle) -> None
     closes; its cached getters."""
     if module.module_name is not None:
         reached = tuple(sorted(references(module)))
-        context.note(_MODULE, None, module.module_name, reached, found.entry)
+        # A test's application (a test client's app, a fixture's lifespan)
+        # is not the long-lived one whose pools must be closed at shutdown.
+        entry = found.entry and not is_test_module(module)
+        context.note(_MODULE, None, module.module_name, reached, entry)
     keys = set(settled_keys(found))
     for close in counted_instance_closes(module, found):
         keys.update(instance_close_keys(module, close))
