@@ -1323,7 +1323,8 @@ class Ownership:
     release_method: FunctionInfo | None
     """The method that should release it (``close``, ``__aexit__``...), if the class has one."""
     dropped: cst.CSTNode | None
-    """``self.engine = None`` in a release method, without a close."""
+    """``self.engine = None`` in a release method (then ``release_method``),
+    without a close."""
     handed_on: bool
     """The class gives the pool to an object that keeps it (returns or
     stores what it builds around it)."""
@@ -1365,8 +1366,10 @@ def ownership(module: ModuleInfo, found: Lifecycle, site: PoolSite) -> Ownership
     release = release_method(methods) or next((m for m in methods if found.hooks_of(m)), None)
     dropped = None
     for candidate in methods:
-        if is_release_method(candidate.name):
-            dropped = dropped or _dropped(candidate, attribute)
+        drop = _dropped(candidate, attribute) if is_release_method(candidate.name) else None
+        if drop is not None and dropped is None:
+            dropped = drop
+            release = candidate
     return Ownership(
         owner,
         attribute,
