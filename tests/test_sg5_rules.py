@@ -28,11 +28,11 @@ def test_a_pool_disposed_nowhere_in_the_run_is_reported() -> None:
 
 
 def test_a_module_engine_is_judged_by_the_application_that_imports_it() -> None:
-    """The application (`app.main`, which registers a lifespan) reaches
-    `app.db` through `app.routes`; the stand-alone script is reached by
+    """The application (`storefront.main`, which registers a lifespan) reaches
+    `storefront.db` through `storefront.routes`; the stand-alone script is reached by
     nothing that registers hooks, so its engine is not reported."""
     directory = SG501 / "standalone_script_beside_an_application"
-    assert findings(directory, ("SG5",)) == [("app/db.py", 9, "SG501")]
+    assert findings(directory, ("SG5",)) == [("storefront/db.py", 9, "SG501")]
 
 
 def test_a_test_application_is_not_the_application() -> None:
@@ -41,7 +41,7 @@ def test_a_test_application_is_not_the_application() -> None:
 
 def test_a_cached_getter_of_another_module_lends_its_engine() -> None:
     directory = SG501 / "cached_getter_in_another_module"
-    assert findings(directory, ("SG5",)) == [("app/jobs.py", 23, "SG501")]
+    assert findings(directory, ("SG5",)) == [("inventory/jobs.py", 23, "SG501")]
 
 
 def test_a_closer_another_module_does_not_register_is_named() -> None:
@@ -49,7 +49,7 @@ def test_a_closer_another_module_does_not_register_is_named() -> None:
     found = run_project(directory, ("SG5",))
     (diagnostic,) = [d for diagnostics in found.values() for d in diagnostics]
     assert (Path(diagnostic.path).relative_to(directory).as_posix(), diagnostic.line) == (
-        "app/db.py",
+        "metrics/db.py",
         6,
     )
     assert diagnostic.message == (
