@@ -175,6 +175,13 @@ SCENARIOS = [
         in_transaction=True,
     ),
     _scenario("sg105_next_on_get_db", "SG105", None, held=ITERATIONS, in_transaction=True),
+    _scenario(
+        "sg107_sqlalchemy_session_used_after_its_block",
+        "SG107",
+        None,
+        held=ITERATIONS,
+        in_transaction=True,
+    ),
     _scenario("sg201_asyncpg_early_return", "SG201", "safe", held=ITERATIONS),
     _scenario("sg201_psycopg2_pool_continue", "SG201", "safe", held=ITERATIONS),
     _scenario(
