@@ -176,6 +176,13 @@ SCENARIOS = [
     ),
     _scenario("sg105_next_on_get_db", "SG105", None, held=ITERATIONS, in_transaction=True),
     _scenario(
+        "sg106_sqlalchemy_scoped_session_in_threads",
+        "SG106",
+        None,
+        held=ITERATIONS,
+        in_transaction=True,
+    ),
+    _scenario(
         "sg107_sqlalchemy_session_used_after_its_block",
         "SG107",
         None,
