@@ -142,7 +142,7 @@ def _report(
     streaming: tuple[cst.Call, FunctionInfo] | None,
 ) -> None:
     query = begun.query
-    where = f"`{begun.session}` is idle in the transaction begun at line {context.line(query)}"
+    where = f"`{begun.session}` is idle in transaction since line {context.line(query)}"
     related = [
         (
             query,
