@@ -278,7 +278,7 @@ class SlotguardServer(LanguageServer):
         self.refreshing.add(check.root)
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.projects, self.checker.refresh, check.path)
-        root = check.root
+        root, started = check.root, loop.time()
 
         def done(outcome: asyncio.Future[bool]) -> None:
             self.refreshing.discard(root)
@@ -288,6 +288,8 @@ class SlotguardServer(LanguageServer):
             if isinstance(error, Exception):
                 self.report_server_error(error, Exception)
             elif outcome.result():
+                took = loop.time() - started
+                self.log(types.MessageType.Info, f"analysed the project {root} in {took:.1f} s")
                 for uri, state in self.documents.items():
                     state.check = None  # saw the project as it was
                     self.schedule(uri, 0)
@@ -351,7 +353,10 @@ class SlotguardServer(LanguageServer):
         actions: list[types.CodeAction] = []
         if _wants(wanted, types.CodeActionKind.QuickFix.value):
             for diagnostic in here:
-                option = await self.fix_of(check, state, diagnostic)
+                try:
+                    option = await self.fix_of(check, state, diagnostic)
+                except Obsolete:
+                    raise JsonRpcContentModified() from None
                 if option is not None:
                     actions.append(self.fix_action(uri, state, check, lines, option))
             for diagnostic in here:
@@ -377,7 +382,14 @@ class SlotguardServer(LanguageServer):
             return None
         key = (diagnostic.code, *_span_key(diagnostic))
         if key not in state.fixes:
-            state.fixes[key] = await self.run(self.checker.fix, check, diagnostic)
+            uri, version = state.uri, state.version
+
+            def job() -> FixOption | None:
+                if not self.is_current(uri, version):
+                    raise Obsolete
+                return self.checker.fix(check, diagnostic)
+
+            state.fixes[key] = await self.run(job)
         return state.fixes[key]
 
     def fix_action(
