@@ -495,3 +495,26 @@ def test_without_the_server_extra_the_command_says_how_to_install_it(tmp_path: P
     assert completed.returncode == 2
     assert "pip install 'slotguard[server]'" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.asyncio
+async def test_columns_are_counted_in_utf16_for_a_client_that_counts_so(tmp_path: Path) -> None:
+    """VS Code 1.65 offers no position encoding: UTF-16 code units, where an
+    emoji counts two."""
+    session = await _start(
+        server_projects.service(tmp_path), client_capabilities("visual-studio-code")
+    )
+    try:
+        text = server_projects.LOOKUPS.replace(
+            "    conn = await pool.acquire()", '    note = "😋"; conn = await pool.acquire()'
+        )
+        uri = session.open("app/lookups.py", text)
+        (finding,) = await session.diagnostics(uri, version=1)
+        # `await` starts at code point 23 (0-based): UTF-16 unit 24.
+        assert _range(finding) == (4, 24, 4, 44)
+        hover = await session.client.text_document_hover_async(
+            types.HoverParams(types.TextDocumentIdentifier(uri), finding.range.start)
+        )
+        assert hover is not None
+    finally:
+        assert await _stop(session) == 0

@@ -17,7 +17,9 @@ engine can change under the server without the server changing.
   it imports and the application state of the project, as in a ``check`` run,
   and its findings include the whole-run ones about its own lines.
 
-Not thread-safe: the server calls a ``Checker`` from one thread.
+A ``Checker`` may be used from two threads, one calling ``check`` and the
+fixes, the other ``refresh``: a buffer's findings never wait for the
+analysis of a whole project.
 """
 
 from __future__ import annotations
@@ -50,10 +52,6 @@ LIST_AGAIN_AFTER = 5.0
 or deleted outside the editor); a save lists them at once."""
 
 ANALYSIS_ERROR = "SG000"
-
-
-class ConfigurationProblem(Exception):
-    """The file's configuration is invalid: the defaults are used meanwhile."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,9 +147,8 @@ class Checker:
     """Checks buffers, and keeps each project's analysis between checks.
 
     ``check`` never analyses the project: it uses the project's last analysis
-    (none at first) and says whether that is current; ``refresh`` brings it up
-    to date. The server calls them from two threads, so that a buffer's
-    findings never wait for a whole project."""
+    (none at first) and says whether that is current; ``refresh`` brings it
+    up to date."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

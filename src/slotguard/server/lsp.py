@@ -150,9 +150,12 @@ class SlotguardServer(LanguageServer):
     # -- documents ---------------------------------------------------------------------
 
     def did_open(self, params: types.DidOpenTextDocumentParams) -> None:
-        uri = params.text_document.uri
-        self.documents[uri] = _Document(uri, _path_of(uri))
-        self.schedule(uri, 0)
+        document = params.text_document
+        path = _path_of(document.uri)
+        if document.language_id != "python" and path.suffix != ".py":
+            return  # a client that sends every file it opens
+        self.documents[document.uri] = _Document(document.uri, path)
+        self.schedule(document.uri, 0)
 
     def did_change(self, params: types.DidChangeTextDocumentParams) -> None:
         self.schedule(params.text_document.uri, DEBOUNCE)
