@@ -31,6 +31,7 @@ import contextlib
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -573,6 +574,10 @@ def _read(path: Path) -> str:
 
 def serve() -> int:
     """Serve one client over standard input and output; the exit status."""
+    # The parser tries code CPython rejects in a forked child first (see
+    # ``slotguard.parse``); the child only parses and leaves, so the threads
+    # of this process do not matter to it (Python 3.12 warns about them).
+    warnings.filterwarnings("ignore", message=".*multi-threaded.*fork", category=DeprecationWarning)
     server = SlotguardServer()
     server.start_io()
     return 0 if server.shutting_down else 1
