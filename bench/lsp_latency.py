@@ -293,11 +293,11 @@ async def measure(rounds: int, lines: int, root: Path) -> dict[str, Any]:
                 )
             ],
         )
-        cpu_before = cpu_seconds(server.pid)
+        cpu_before, client_before = cpu_seconds(server.pid), time.process_time()
         sent = time.perf_counter()
         client.text_document_did_change(change)
         received, count = await published_for(version)
-        cpu_after = cpu_seconds(server.pid)
+        cpu_after, client_after = cpu_seconds(server.pid), time.process_time()
         wall_start, cpu_start = time.perf_counter(), time.process_time()
         check = reference.check(current, heavy)
         reference_wall = time.perf_counter() - wall_start
@@ -312,6 +312,7 @@ async def measure(rounds: int, lines: int, root: Path) -> dict[str, Any]:
                 "wall": received - sent,
                 "after_debounce": received - sent - DEBOUNCE,
                 "server_cpu": cpu_after - cpu_before,
+                "client_cpu": client_after - client_before,
                 "reference_wall": reference_wall,
                 "reference_cpu": reference_cpu,
             }
@@ -322,7 +323,14 @@ async def measure(rounds: int, lines: int, root: Path) -> dict[str, Any]:
     await asyncio.wait_for(server.wait(), 60)
     await client.stop()
 
-    columns = ("wall", "after_debounce", "server_cpu", "reference_wall", "reference_cpu")
+    columns = (
+        "wall",
+        "after_debounce",
+        "server_cpu",
+        "client_cpu",
+        "reference_wall",
+        "reference_cpu",
+    )
     figures = {column: summary([row[column] for row in rows]) for column in columns}
     ratio = {
         kind: figures["after_debounce"][kind] / figures["reference_wall"][kind]
@@ -360,6 +368,7 @@ def report(result: dict[str, Any]) -> str:
         f"| wall | {cell('wall')} |",
         f"| wall less the debounce | {cell('after_debounce')} |",
         f"| server CPU | {cell('server_cpu')} |",
+        f"| client CPU (pygls reading the message) | {cell('client_cpu')} |",
         f"| reference: the same check in process, wall | {cell('reference_wall')} |",
         f"| reference: the same check in process, CPU | {cell('reference_cpu')} |",
         f"| ratio, wall less the debounce / reference wall | "
