@@ -518,3 +518,30 @@ async def test_columns_are_counted_in_utf16_for_a_client_that_counts_so(tmp_path
         assert hover is not None
     finally:
         assert await _stop(session) == 0
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_request_is_answered_as_cancelled_or_done(session: Session) -> None:
+    uri = session.open("app/lookups.py")
+    (finding,) = await session.diagnostics(uri, version=1)
+    # A newer version is on its way: the code actions asked for are obsolete.
+    session.replace(uri, server_projects.LOOKUPS_FIXED)
+    params = types.CodeActionParams(
+        types.TextDocumentIdentifier(uri),
+        finding.range,
+        types.CodeActionContext(diagnostics=[finding]),
+    )
+    pending = session.client.protocol.send_request_async(
+        types.TEXT_DOCUMENT_CODE_ACTION, params, msg_id="obsolete"
+    )
+    session.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="obsolete"))
+    try:
+        await asyncio.wait_for(pending, WAIT)
+    except JsonRpcException as error:
+        # -32800: cancelled; -32801: the content changed under it.
+        assert error.code in (-32800, -32801)
+    assert await session.diagnostics(uri, version=2) == []
+    hover = await session.client.text_document_hover_async(
+        types.HoverParams(types.TextDocumentIdentifier(uri), types.Position(line=4, character=8))
+    )
+    assert hover is None
