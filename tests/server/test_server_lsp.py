@@ -539,7 +539,7 @@ async def test_a_cancelled_request_is_answered_as_cancelled_or_done(session: Ses
         await asyncio.wait_for(pending, WAIT)
     except JsonRpcException as error:
         # -32800: cancelled; -32801: the content changed under it.
-        assert error.code in (-32800, -32801)
+        assert error.code in (-32800, -32801), repr(error)
     assert await session.diagnostics(uri, version=2) == []
     hover = await session.client.text_document_hover_async(
         types.HoverParams(types.TextDocumentIdentifier(uri), types.Position(line=4, character=8))
