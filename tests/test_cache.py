@@ -158,6 +158,7 @@ def test_every_field_survives_the_round_trip() -> None:
             parameter=2,
             element=1,
             raises=True,
+            slow="an LLM call",
         )
     )
     diagnostic = Diagnostic(

@@ -40,7 +40,7 @@ from slotguard.facts import Fact
 from slotguard.results import FileResult
 
 FORMAT = "slotguard-results-cache"
-VERSION = 4
+VERSION = 5
 """Bumped whenever the shape of an entry changes."""
 FILE_NAME = "results.json"
 _MAX_ENTRIES = 100_000
@@ -243,14 +243,15 @@ def encode_symbol(symbol: Symbol) -> Json:
         symbol.parameter,
         symbol.element,
         symbol.raises,
+        symbol.slow,
     ]
 
 
 def decode_symbol(data: Json) -> Symbol:
     values = _list(data)
-    if len(values) != 6:
-        raise BadEntry("a symbol has six fields")
-    kind, type_name, awaited, parameter, element, raises = values
+    if len(values) != 7:
+        raise BadEntry("a symbol has seven fields")
+    kind, type_name, awaited, parameter, element, raises, slow = values
     return Symbol(
         SymbolKind(_string(kind)),
         _optional_string(type_name),
@@ -258,6 +259,7 @@ def decode_symbol(data: Json) -> Symbol:
         _integer(parameter),
         None if element is None else _integer(element),
         _boolean(raises),
+        _optional_string(slow),
     )
 
 

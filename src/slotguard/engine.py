@@ -165,10 +165,12 @@ def analyse(
 ) -> FileResult:
     """Run the selected rules over a parsed module, and summarise it."""
     from slotguard.analysis.summary import summarise
+    from slotguard.model.external import slow_calls
 
     try:
         context = run_rules(tree, path, settings, shown, index)
-        return _located(context, tree, text, shown, summarise(context.module))
+        calls = slow_calls(context.settings.config.external_calls)
+        return _located(context, tree, text, shown, summarise(context.module, calls))
     except RecursionError:
         reason = "nesting is too deep to analyse (recursion limit reached)"
         return FileResult(shown, (analysis_error(shown, SourceError(reason)),), True)

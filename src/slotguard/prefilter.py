@@ -11,6 +11,9 @@ applies to is not parsed at all:
   models``, which leads to nothing the model knows);
 - a dependency marker called (``Depends(get_db)``: it injects what another
   module's provider yields), or a configured wrapper's name;
+- an import of a library whose calls are slow (``httpx``, ``openai``,
+  ``boto3``, ...): the file may wrap them for the rest of the project, and
+  its summary says which of its functions are slow;
 - a name another module of the project exports (the project index);
 - application state (``app.state.pool``) when the project types some.
 
@@ -26,6 +29,7 @@ from functools import cache
 from slotguard.analysis.index import EMPTY_INDEX, ProjectIndex
 from slotguard.model import Model
 from slotguard.model.catalog import DEPENDENCY_MARKERS
+from slotguard.model.external import SLOW_LIBRARIES
 from slotguard.project import import_statements
 
 _MARKER_CALL = re.compile(
@@ -61,8 +65,23 @@ def _imports_the_model(data: bytes, model: Model) -> bool:
     return any(model.leads_somewhere(name) for name in imported_names(data))
 
 
+_SLOW_ROOTS = SLOW_LIBRARIES - {"os", "asyncio"}
+"""Libraries of slow calls a file may wrap for the rest of the project (an
+LLM client class, a webhook sender): its summary says which of its
+functions are slow. ``os`` and ``asyncio`` are in nearly every file."""
+
+
+def _imports_slow_calls(data: bytes) -> bool:
+    roots = _words(_SLOW_ROOTS)
+    if roots is None or roots.search(data) is None:
+        return False
+    return any(name.split(".", 1)[0] in _SLOW_ROOTS for name in imported_names(data))
+
+
 def may_have_findings(data: bytes, model: Model, index: ProjectIndex = EMPTY_INDEX) -> bool:
     if _imports_the_model(data, model) or _MARKER_CALL.search(data) is not None:
+        return True
+    if _imports_slow_calls(data):
         return True
     names = _words(model.name_triggers())
     if names is not None and names.search(data) is not None:

@@ -50,6 +50,10 @@ class Symbol:
     """For functions: calling it can realistically raise (it does I/O, a
     database call, an ``await`` or an explicit ``raise``; see
     ``slotguard.analysis.raising``)."""
+    slow: str | None = None
+    """For functions and methods: the slow external call it makes, itself or
+    through functions it calls, as a message names it ("an LLM call"); with
+    ``awaited``, only once awaited (SG4 in the modules that call it)."""
 
 
 @dataclass(frozen=True, slots=True)

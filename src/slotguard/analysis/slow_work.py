@@ -102,6 +102,9 @@ class SlowCall:
     chain: tuple[Hop, ...] = ()
     regions: tuple[Region, ...] = ()
     """Enclosing regions, outermost first."""
+    elsewhere: str | None = None
+    """The qualified name of the function of another module of the project
+    that makes it, called at ``origin`` (its summary says so)."""
 
     def innermost(self, kind: RegionKind) -> Region | None:
         for region in reversed(self.regions):
@@ -336,13 +339,32 @@ class SlowWork:
                 yield SlowCall(call, SlowKind.EXTERNAL, connecting[1], call, (), context.regions)
                 return
         helper = self.helper(call.func, function)
-        if helper is None or (helper.is_async and not context.awaited):
+        if helper is None:
+            yield from self._elsewhere(call, called, context)
+            return
+        if helper.is_async and not context.awaited:
             return
         for kind, inner in summarise(helper).items():
             if (kind is SlowKind.WAIT and context.bounded) or len(inner.chain) >= MAX_CHAIN:
                 continue
             chain = (Hop(call, helper), *inner.chain)
-            yield SlowCall(call, kind, inner.what, inner.origin, chain, context.regions)
+            yield SlowCall(
+                call, kind, inner.what, inner.origin, chain, context.regions, inner.elsewhere
+            )
+
+    def _elsewhere(
+        self, call: cst.Call, called: str | None, context: _Context
+    ) -> Iterator[SlowCall]:
+        """A function or method of another module of the project whose
+        summary says it makes a slow external call."""
+        if called is None or not self.module.index:
+            return
+        symbol = self.module.index.symbol(called)
+        if symbol is None or symbol.slow is None or (symbol.awaited and not context.awaited):
+            return
+        yield SlowCall(
+            call, SlowKind.EXTERNAL, symbol.slow, call, (), context.regions, elsewhere=called
+        )
 
     def _awaited(
         self, node: cst.Await, context: _Context, function: FunctionInfo | None

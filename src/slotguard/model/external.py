@@ -519,6 +519,13 @@ class ExternalCall:
     """None for a call the configuration names."""
 
 
+SLOW_LIBRARIES = frozenset(
+    pattern.split(".", 1)[0] for family in FAMILIES for pattern in family.calls
+)
+"""The top-level packages whose calls may be slow: a module that imports
+none of them makes no slow call of its own."""
+
+
 class SlowCalls:
     """The tables above, extended by the configuration, indexed for lookups
     by qualified call name."""

@@ -131,7 +131,7 @@ def slow_phrase(context: Context, slow: SlowCall) -> str:
     or, through helpers, "`refund(...)` makes an HTTP request" (where it
     does, the code frame shows: ``chain_related``)."""
     subject = f"`{callee(slow.node)}`"
-    if not slow.chain:
+    if not slow.chain and slow.elsewhere is None:
         if slow.kind is SlowKind.EXTERNAL:
             return f"{subject} ({slow.what}) runs"
         return f"{subject} {_VERBS[slow.kind]}"
@@ -142,11 +142,17 @@ def slow_phrase(context: Context, slow: SlowCall) -> str:
 
 def chain_related(context: Context, slow: SlowCall) -> list[tuple[cst.CSTNode, str]]:
     """The slow call at the end of a chain of helpers, for the code frame."""
-    if not slow.chain:
+    hops = [f"`{_spelled(hop.function)}()`" for hop in slow.chain]
+    if slow.elsewhere is not None:
+        module, _, name = slow.elsewhere.rpartition(".")
+        owner, _, method = module.rpartition(".")
+        if owner and method[:1].isupper():  # a method: Class.name of its module
+            module, name = owner, f"{method}.{name}"
+        hops.append(f"`{name}()` of `{module}`")
+    if not hops:
         return []
-    through = [f"`{_spelled(hop.function)}()`" for hop in slow.chain[:-1]]
-    via = f", reached through {', '.join(through)}" if through else ""
-    return [(slow.origin, f"{slow.what} in `{_spelled(slow.chain[-1].function)}()`{via}")]
+    via = f", reached through {', '.join(hops[:-1])}" if len(hops) > 1 else ""
+    return [(slow.origin, f"{slow.what} in {hops[-1]}{via}")]
 
 
 def _spelled(function: FunctionInfo) -> str:

@@ -144,7 +144,7 @@ def _reason(
                     return text, [(site.node, "the connection is acquired here")]
     transactions = implicit_transactions(context.module, function, work)
     if transactions is not None:
-        begun = transactions.open_at(slow.node)
+        begun = transactions.open_during(slow, work)
         if begun:
             session, query = begun[0].session, begun[0].query
             text = f"while `{session}` is idle in transaction since line {context.line(query)}"

@@ -117,7 +117,7 @@ class ExternalCallInImplicitTransaction(Rule):
             if transactions is None:
                 continue
             for slow in outside:
-                begun = transactions.open_at(slow.node)
+                begun = transactions.open_during(slow, work)
                 if begun and id(slow.node) not in reported:
                     reported.add(id(slow.node))
                     _report(context, slow, begun[0], None)
@@ -214,28 +214,81 @@ class ImplicitTransactions:
         graph: Graph,
         states: list[_State | None],
         queries: dict[int, cst.Call],
+        receivers: dict[str, _Receiver | None],
     ) -> None:
         self.function = function
         self.graph = graph
         self.states = states
         self.queries = queries
+        self.receivers = receivers
         self._points: dict[int, list[Point]] | None = None
         self._order: dict[int, int] | None = None
 
-    def open_at(self, node: cst.CSTNode) -> list[Begun]:
-        """The sessions whose transaction may be open when ``node`` is
-        evaluated, earliest query first."""
+    def open_during(self, slow: SlowCall, work: SlowWork) -> list[Begun]:
+        """The sessions in their transaction while the slow call runs. A
+        session handed to the function that does the slow work stays in it
+        only if that function does not end it first: a function of the
+        module is followed from its parameter to where it makes the call; one
+        of another module is trusted to (its own analysis judges it)."""
+        begun = self.open_at(slow.node)
+        call = slow.node
+        if not begun or not (slow.chain or slow.elsewhere) or not isinstance(call, cst.Call):
+            return begun
+        handed = {dotted_name(arg.value): (position, arg) for position, arg in enumerate(call.args)}
+        return [
+            each
+            for each in begun
+            if (given := handed.get(each.session)) is None
+            or (slow.chain and self._still_open(slow, work, each.session, *given))
+        ]
+
+    def _still_open(
+        self, slow: SlowCall, work: SlowWork, session: str, position: int, arg: cst.Arg
+    ) -> bool:
+        """Whether the helper that got ``session`` as ``arg`` reaches its slow
+        call with the transaction its caller began still open."""
+        helper = slow.chain[0].function
+        parameter = _parameter_name(helper, position, arg)
+        receiver = self._receiver_of(session)
+        if parameter is None or receiver is None:
+            return False
+        inside = slow.chain[1].call if len(slow.chain) > 1 else slow.origin
+        given = receiver._replace(key=parameter)
+        transactions = _Pass(helper, work, given=given, trusting=True).run()
+        if transactions is None:
+            return False
+        held = [query for key, query in transactions.facts_at(inside) if key == parameter]
+        if any(query != _GIVEN for query in held):
+            # The helper queries it again first: where it knows the session's
+            # type, its own analysis reports the call (one finding, there).
+            typed = helper.scope.lookup(parameter)
+            if typed is not None and autobegin_of(typed.name) is not None:
+                return False
+        return bool(held)
+
+    def _receiver_of(self, session: str) -> _Receiver | None:
+        return self.receivers.get(session)
+
+    def facts_at(self, node: cst.CSTNode) -> set[_Fact]:
         if self._points is None:
             self._points = self.graph.evaluating()
         facts: set[_Fact] = set()
         for point in self._points.get(id(node), ()):
             facts.update(self.states[point.index] or ())
+        return facts
+
+    def open_at(self, node: cst.CSTNode) -> list[Begun]:
+        """The sessions whose transaction may be open when ``node`` is
+        evaluated, earliest query first."""
+        facts = self.facts_at(node)
         if len(facts) > 1 and self._order is None:
             nodes = self.function.scope.nodes
             self._order = {id(sub): index for index, sub in enumerate(nodes)}
         order = self._order or {}
         ordered = sorted(facts, key=lambda fact: (order.get(fact[1], 0), fact[0]))
-        return [Begun(session, self.queries[query]) for session, query in ordered]
+        return [
+            Begun(session, self.queries[query]) for session, query in ordered if query != _GIVEN
+        ]
 
 
 @dataclass(slots=True)
@@ -284,13 +337,32 @@ class _Receiver(NamedTuple):
     only_by_sql: bool
 
 
+_GIVEN = 0
+"""The query id of a transaction the caller began before handing the session."""
+
+
 class _Pass:
-    def __init__(self, function: FunctionInfo, work: SlowWork) -> None:
+    def __init__(
+        self,
+        function: FunctionInfo,
+        work: SlowWork,
+        given: _Receiver | None = None,
+        trusting: bool = False,
+    ) -> None:
         self.function = function
+        self.trusting = trusting
+        """Whether a function of another module given the session leaves its
+        transaction as it was (asked of a helper its caller's transaction
+        reaches) rather than ending it."""
         self.scope = function.scope
         self.work = work
         self.queries: dict[int, cst.Call] = {}
         self._receivers: dict[str, _Receiver | None] = {}
+        self._entry: _State = frozenset()
+        if given is not None:
+            # A parameter the caller handed in its transaction, whatever its annotation says.
+            self._receivers[given.key] = given
+            self._entry = frozenset({(given.key, _GIVEN)})
 
     def autobegin(self, receiver: cst.BaseExpression) -> _Receiver | None:
         """What the receiver's calls do to a transaction, if it has one."""
@@ -368,7 +440,7 @@ class _Pass:
         states = self._solve(graph, effects)
         if states is None:
             return None
-        return ImplicitTransactions(self.function, graph, states, self.queries)
+        return ImplicitTransactions(self.function, graph, states, self.queries, self._receivers)
 
     def may_begin(self) -> bool:
         """A query on a session, or a session passed to a function of the module."""
@@ -460,7 +532,10 @@ class _Pass:
             if found is None:
                 continue
             key = found.key
-            use = _parameter_use(helper, position, arg, found) if helper else "ends"
+            if helper is not None:
+                use = _parameter_use(helper, position, arg, found, self.work, self.trusting)
+            else:
+                use = "none" if self.trusting else "ends"
             if use == "begins":
                 self.queries[id(call)] = call
                 effects.append((True, key, call))
@@ -472,7 +547,7 @@ class _Pass:
 
     def _solve(self, graph: Graph, effects: list[list[_Effect]]) -> list[_State | None] | None:
         states: list[_State | None] = [None] * len(graph.points)
-        states[graph.entry.index] = frozenset()
+        states[graph.entry.index] = self._entry
         worklist = [graph.entry]
         queued = {graph.entry.index}
         iterations = 0
@@ -601,36 +676,55 @@ def _rebound(statement: cst.CSTNode) -> list[str]:
     return []
 
 
-def _parameter_use(helper: FunctionInfo, position: int, arg: cst.Arg, data: _Receiver) -> str:
-    """ "ends", "begins" or "none": what a function of the module does to the
-    session passed as this argument; anything it cannot tell counts as ends."""
+def _parameter_name(helper: FunctionInfo, position: int, arg: cst.Arg) -> str | None:
+    """The parameter of ``helper`` that an argument of a call binds."""
+    if arg.keyword is not None:
+        return arg.keyword.value
+    if arg.star:
+        return None
     params = helper.node.params
     positional = [*params.posonly_params, *params.params]
     if helper.is_method and positional:
         positional = positional[1:]
-    name: str | None = None
-    if arg.keyword is not None:
-        name = arg.keyword.value
-    elif position < len(positional):
-        name = positional[position].name.value
+    return positional[position].name.value if position < len(positional) else None
+
+
+def _parameter_use(
+    helper: FunctionInfo,
+    position: int,
+    arg: cst.Arg,
+    data: _Receiver,
+    work: SlowWork,
+    trusting: bool = False,
+) -> str:
+    """ "ends", "begins" or "none": what a function of the module does to the
+    session passed as this argument. It ends the transaction only if no normal
+    return of the function can leave it open (followed through the function,
+    as the caller's own code is); anything it cannot tell counts as ends."""
+    name = _parameter_name(helper, position, arg)
     if name is None:
         return "ends"
-    begins = False
-    for node in helper.scope.of_type(cst.Call):
-        if isinstance(node, cst.Call):
-            func = node.func
-            if (
-                isinstance(func, cst.Attribute)
-                and isinstance(func.value, cst.Name)
-                and func.value.value == name
-            ):
-                if func.attr.value in data.ends:
-                    return "ends"
-                begins = begins or func.attr.value in data.begins
-                continue
-            if any(isinstance(a.value, cst.Name) and a.value.value == name for a in node.args):
-                return "ends"
-    return "begins" if begins else "none"
+    key = (id(helper.node), name)
+    if key in _FOLLOWING or len(_FOLLOWING) >= _MAX_DEPTH:
+        return "ends"
+    _FOLLOWING.add(key)
+    try:
+        transactions = _Pass(helper, work, given=data._replace(key=name), trusting=trusting).run()
+    finally:
+        _FOLLOWING.discard(key)
+    if transactions is None:
+        return "ends"
+    left = transactions.states[transactions.graph.exit.index] or frozenset()
+    held = {query for held_key, query in left if held_key == name}
+    if not held:
+        return "ends"
+    return "begins" if held - {_GIVEN} else "none"
+
+
+_FOLLOWING: set[tuple[int, str]] = set()
+"""The (function, parameter) pairs being followed: recursion counts as ends."""
+
+_MAX_DEPTH = 8
 
 
 # -- which points evaluate which nodes -------------------------------------------
