@@ -363,6 +363,6 @@ def test_the_fix_summary_gives_each_finding_left_its_own_reason(project: Path) -
     assert "slotguard: fixed 1 finding in 1 file (SG202 (1))" in lines
     start = lines.index("slotguard: 1 finding not fixed:")
     assert lines[start + 1 : start + 2] == [
-        "  app/two.py:8:10: SG202 `db` is also released inside `if flag:`, "
+        "  app/two.py:8:10: SG202 not fixable: `db` is also released inside `if flag:`, "
         "and a `with` would release it once, at its end",
     ]

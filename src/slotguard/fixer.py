@@ -50,7 +50,10 @@ from slotguard.syntax import children, walk
 MAX_ROUNDS = 100
 """More rounds than this in one file means something is looping."""
 
-UNSAFE = "the fix is unsafe: run with --unsafe-fixes"
+FIXABLE_UNSAFE = "fixable with --unsafe-fixes"
+"""The status of a finding whose fix waits for ``--unsafe-fixes``."""
+NOT_FIXABLE = "not fixable"
+FIXED = "fixed"
 
 
 STYLE_CODES = frozenset({"SG108"})
@@ -60,21 +63,32 @@ is correct code written by hand, which the opt-in SG108 reports."""
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """A finding the run removed, and the rewrite that removed it."""
+    """A finding the run removed, where it was in the original text (0 when
+    it appeared during the run), and the rewrite that removed it."""
 
     code: str
     description: str
+    line: int = 0
+    column: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Unfixed:
     """A finding left after fixing, where it is in the fixed text, and why
-    it was not fixed."""
+    it was not fixed: its fix waits for ``--unsafe-fixes`` (``reason`` then
+    says what the fix would do), or there is none."""
 
     code: str
     line: int
     column: int
     reason: str
+    unsafe: bool = False
+    original: tuple[int, int] = (0, 0)
+    """Line and column in the original text (0, 0: it appeared during the run)."""
+
+    @property
+    def status(self) -> str:
+        return FIXABLE_UNSAFE if self.unsafe else NOT_FIXABLE
 
 
 @dataclass(slots=True)
@@ -132,6 +146,7 @@ def fix_source(
         return FileFix(None, error=f"not fixed: {error.reason}")
     fixer = _Fixer(path, settings, shown, index, unsafe, strict=_compiles(source.text))
     current = fixer.check(tree)
+    origins = _Origins(current)
     applied: list[Applied] = []
     for _ in range(MAX_ROUNDS):
         plans = fixer.candidates(current)
@@ -147,17 +162,21 @@ def fix_source(
             fixer.rejected.add(plans[0][0])
             continue
         descriptions = _descriptions(plans)
-        removed = current.counts() - outcome.counts()
-        for key, count in sorted(removed.items()):
+        by_identity = {identity: plan.description for identity, plan in plans}
+        removed = origins.advance(current, outcome, list(by_identity))
+        for key, gone in sorted(removed.items()):
             if key[0] in fixer.wanted:
-                description = descriptions.get(key) or descriptions.get(("", key[1]), "")
-                applied.extend(Applied(key[0], description) for _ in range(count))
+                for place, identity in gone:
+                    description = (
+                        by_identity.get(identity) if identity is not None else None
+                    ) or descriptions.get(("", key[1]), "")
+                    applied.append(Applied(key[0], description, *place))
         current = outcome
     return FileFix(
         source,
         current.tree.code if applied else None,
         applied,
-        fixer.declined(current),
+        fixer.declined(current, origins),
         fixer.pending(current),
     )
 
@@ -271,9 +290,10 @@ class _Fixer:
         if len(plans) == 1:
             self.reasons[plans[0][0]] = reason
 
-    def declined(self, current: _Round) -> list[Unfixed]:
+    def declined(self, current: _Round, origins: _Origins) -> list[Unfixed]:
         """Why each finding left (of the selected rules) was not fixed."""
         left: list[Unfixed] = []
+        seen: Counter[tuple[str, str]] = Counter()
         identities = {id(found.finding): identity for found, identity in self._identified(current)}
         locator: Locator | None = None
         for found in current.found:
@@ -282,9 +302,10 @@ class _Fixer:
             if code not in self.wanted or finding.pending is not None:
                 continue
             plan = current.context.plans.get(id(finding))
+            unsafe = False
             if plan is not None:
                 if plan.applicability not in self.allowed:
-                    reason = UNSAFE
+                    reason, unsafe = plan.description, True
                 else:
                     identity = identities[id(finding)]
                     reason = self.reasons.get(identity, "the rewrite would not remove the finding")
@@ -293,7 +314,9 @@ class _Fixer:
             if locator is None:
                 locator = Locator(current.tree, [f.finding.node for f in current.found])
             span = locator.span(finding.node)
-            left.append(Unfixed(code, span.line, span.column, reason))
+            original = origins.place(found.key, seen[found.key])
+            seen[found.key] += 1
+            left.append(Unfixed(code, span.line, span.column, reason, unsafe, original))
         return left
 
     def pending(self, current: _Round) -> frozenset[str]:
@@ -302,6 +325,70 @@ class _Fixer:
             for f in current.found
             if f.finding.pending is not None and f.finding.rule.code in self.wanted
         )
+
+
+class _Origins:
+    """Where each finding still there was in the original text, so that the
+    summary can name the place of each finding the run fixed: by key, the
+    places of its findings in the order the rounds list them (a fix removes
+    the findings it targets, and keeps the others in order)."""
+
+    def __init__(self, first: _Round) -> None:
+        locator = Locator(first.tree, [found.finding.node for found in first.found])
+        self.places: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        for found in first.found:
+            span = locator.span(found.finding.node)
+            self.places.setdefault(found.key, []).append((span.line, span.column))
+
+    def advance(
+        self, before: _Round, after: _Round, targets: Sequence[tuple[str, str, int]]
+    ) -> dict[tuple[str, str], list[tuple[tuple[int, int], tuple[str, str, int] | None]]]:
+        """The findings removed between two rounds, by key: the place of
+        each, with the identity of the plan that targeted it (None for one
+        removed in passing, taken in order among the others)."""
+        removed: dict[
+            tuple[str, str], list[tuple[tuple[int, int], tuple[str, str, int] | None]]
+        ] = {}
+        counts_before, counts_after = before.counts(), after.counts()
+        for key in counts_before.keys() | counts_after.keys():
+            places = self.places.setdefault(key, [])
+            # A finding that appeared during the run has no original place.
+            places += [(0, 0)] * (counts_before[key] - len(places))
+            gone = counts_before[key] - counts_after[key]
+            if gone <= 0:
+                places += [(0, 0)] * -gone
+                continue
+            positions = _positions(before, key)
+            aimed = {
+                positions[number - 1]: (code, text, number)
+                for code, text, number in targets
+                if (code, text) == key and number <= len(positions)
+            }
+            chosen: dict[int, tuple[str, str, int] | None] = dict(sorted(aimed.items())[:gone])
+            others = [i for i in range(len(places)) if i not in chosen]
+            chosen.update(dict.fromkeys(others[: gone - len(chosen)]))
+            removed[key] = [(places[i], chosen[i]) for i in sorted(chosen)]
+            self.places[key] = [place for i, place in enumerate(places) if i not in chosen]
+        return removed
+
+    def place(self, key: tuple[str, str], position: int) -> tuple[int, int]:
+        """The original place of the ``position``-th finding of ``key`` still there."""
+        places = self.places.get(key, [])
+        return places[position] if position < len(places) else (0, 0)
+
+
+def _positions(current: _Round, key: tuple[str, str]) -> list[int]:
+    """For each finding of ``key`` that has a plan, in order, its position
+    among all the findings of ``key`` (what an identity's occurrence counts)."""
+    positions = []
+    index = 0
+    for found in current.found:
+        if found.key != key:
+            continue
+        if id(found.finding) in current.context.plans:
+            positions.append(index)
+        index += 1
+    return positions
 
 
 def _descriptions(
