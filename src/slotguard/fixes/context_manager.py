@@ -51,8 +51,9 @@ import libcst as cst
 from slotguard.diagnostic import Applicability
 from slotguard.fixes.base import Plan, Unfixable
 from slotguard.fixes.imports import usable_spelling
+from slotguard.fixes.versions import every_version_has
 from slotguard.flow.held import FunctionFlow, Site, SiteOutcome, flows
-from slotguard.model.vocabulary import Kind
+from slotguard.model.vocabulary import Kind, ResourceType
 from slotguard.rules.base import Context, RawFinding
 from slotguard.rules.common import code
 from slotguard.syntax import assigned_names, children, unwrap_await, walk
@@ -92,7 +93,7 @@ def plan_context_manager(
     ``finally`` does not fix it. The other findings take the ``with`` when
     it is safe and possible, else a ``finally`` if there is one to write.
     Several findings at one acquisition share the work."""
-    located = _site_of(context, finding.node)
+    located = site_of(context, finding.node)
     if located is None:
         return Unfixable("the acquisition is not one the flow analysis tracks")
     flow, outcome = located
@@ -127,12 +128,12 @@ def _place(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> _Place
     if outcome.handed_off:
         # A ``with`` would release it under its new owner's feet.
         return Unfixable(f"`{site.name}` is handed to another owner on some path")
-    parents = _function_parents(context, flow.function.node)
-    statement = _acquiring_statement(site, parents)
+    parents = function_parents(context, flow.function.node)
+    statement = acquiring_statement(site, parents)
     block = parents.get(id(statement)) if statement is not None else None
     if statement is None or not isinstance(block, cst.IndentedBlock | cst.Module):
         return Unfixable(f"`{site.name} = ...` is not a statement of its own")
-    return _Place(site, statement, block, _index_of(block, statement))
+    return _Place(site, statement, block, index_of(block, statement))
 
 
 def _finally_plan(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> Plan | None:
@@ -157,7 +158,7 @@ def _with_plan(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> Pl
     above: Sequence[cst.EmptyLine] = ()
     if region is None:
         enclosing = _enclosing_try(
-            site, block, index, _function_parents(context, flow.function.node)
+            site, block, index, function_parents(context, flow.function.node)
         )
         if isinstance(enclosing, _Enclosing):
             region, block = enclosing.region, enclosing.block
@@ -181,19 +182,19 @@ def _with_plan(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> Pl
             reindent_continuations(part, indent) if id(part) in region.deeper else part
             for part in region.body
         ]
-        leading, declaration = _declaration(statement, above)
+        leading, declared = declaration(statement, above)
         entered = cst.With(
             items=[cst.WithItem(manager.expression, asname=cst.AsName(cst.Name(name)))],
             # A comment on the acquisition line stays on the ``with`` line.
             body=cst.IndentedBlock(
-                body=_without_leading_blank_lines(body),
+                body=without_leading_blank_lines(body),
                 header=statement.trailing_whitespace,
                 footer=region.footer,
             ),
             asynchronous=cst.Asynchronous() if manager.is_async else None,
             leading_lines=leading,
         )
-        return [*declaration, entered]
+        return [*declared, entered]
 
     keyword = "async with" if manager.is_async else "with"
     header = f"{keyword} {code(manager.expression)} as {name}"
@@ -236,11 +237,11 @@ def _analysis(context: Context) -> _Analysis:
     return analysis
 
 
-def _site_of(context: Context, node: cst.CSTNode) -> tuple[FunctionFlow, SiteOutcome] | None:
+def site_of(context: Context, node: cst.CSTNode) -> tuple[FunctionFlow, SiteOutcome] | None:
     return _analysis(context).sites.get(id(node))
 
 
-def _function_parents(context: Context, function: cst.FunctionDef) -> dict[int, cst.CSTNode]:
+def function_parents(context: Context, function: cst.FunctionDef) -> dict[int, cst.CSTNode]:
     known = _analysis(context).parents
     parents = known.get(id(function))
     if parents is None:
@@ -266,7 +267,7 @@ def _context_manager(context: Context, site: Site, flow: FunctionFlow) -> _Manag
         call = call.with_changes(func=call.func.with_changes(attr=cst.Name(method.context_manager)))
         caveat = f" (unsafe: `{method.context_manager}()` also commits or rolls back)"
         return _Manager(call, resource.is_async, Applicability.UNSAFE, caveat)
-    if resource.closing_form:
+    if needs_closing(context, resource):
         # Its own ``with`` releases only in recent versions of its library;
         # ``closing`` calls the release the code already called, in all.
         spelled, imports = usable_spelling(context.tree, "contextlib.closing")
@@ -282,6 +283,15 @@ def _context_manager(context: Context, site: Site, flow: FunctionFlow) -> _Manag
     return _Manager(call, resource.is_async, Applicability.SAFE)
 
 
+def needs_closing(context: Context, resource: ResourceType) -> bool:
+    """Whether the ``with`` to write is ``contextlib.closing(...)``: the
+    type's own ``with`` releases only from some version of its library on,
+    and the project may run an older one (``slotguard.fixes.versions``)."""
+    if not (resource.closing_form or resource.with_since) or resource.is_async:
+        return False
+    return not (resource.with_since and every_version_has(context.path_object, resource.with_since))
+
+
 def _article(noun: str) -> str:
     return ("an " if noun[:1] in "aeiou" else "a ") + noun
 
@@ -294,7 +304,7 @@ def _parents(root: cst.CSTNode) -> dict[int, cst.CSTNode]:
     return parents
 
 
-def _acquiring_statement(
+def acquiring_statement(
     site: Site, parents: dict[int, cst.CSTNode]
 ) -> cst.SimpleStatementLine | None:
     """The line ``name = <acquisition>`` holding nothing else."""
@@ -315,7 +325,7 @@ def _acquiring_statement(
     return line
 
 
-def _declaration(
+def declaration(
     statement: cst.SimpleStatementLine, above: Sequence[cst.EmptyLine]
 ) -> tuple[Sequence[cst.EmptyLine], list[cst.BaseStatement]]:
     """For ``conn: Connection = ...``, the annotation kept as a declaration
@@ -332,7 +342,7 @@ def _declaration(
     return (), [declaration]
 
 
-def _index_of(block: cst.IndentedBlock | cst.Module, statement: cst.CSTNode) -> int:
+def index_of(block: cst.IndentedBlock | cst.Module, statement: cst.CSTNode) -> int:
     for index, candidate in enumerate(block.body):
         if candidate is statement:
             return index
@@ -428,7 +438,7 @@ def _enclosing_try(
     rest = list(block.body[1:])
     if any(_rebinds_or_releases(part, site) for part in rest):
         return Unfixable(f"`{site.name}` is rebound or released again inside the `try`")
-    position = _index_of(outer, statement)
+    position = index_of(outer, statement)
     body = rest or [cst.SimpleStatementLine([cst.Pass()])]
     return _Enclosing(
         _Region(position + 1, body, frozenset(), block.footer),
@@ -833,7 +843,7 @@ def _every_node(node: cst.CSTNode) -> list[cst.CSTNode]:
     return found
 
 
-def _without_leading_blank_lines(body: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
+def without_leading_blank_lines(body: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
     """A body does not start with blank lines (comments stay)."""
     first = body[0]
     if isinstance(first, cst.SimpleStatementLine | cst.BaseCompoundStatement):

@@ -80,6 +80,15 @@ class ResourceType:
     closing_form: bool = False
     """The context-manager form to write is ``contextlib.closing(...)``:
     its own ``with`` releases only in some versions of its library."""
+    with_since: str = ""
+    """The oldest release whose ``with`` releases it (``sqlalchemy>=1.4``),
+    when older ones lack the context manager: a fix writes ``with`` only for
+    a project whose declared versions all have it, else
+    ``contextlib.closing(...)``."""
+    with_commits: bool = False
+    """Its context-manager form commits the transaction when the block ends
+    without an exception (psycopg), where ``close()`` or giving it back to
+    its pool rolls it back: the ``with`` does more than release it."""
     methods: tuple[Method, ...] = ()
     calling_produces: str | None = None
     """For factories: the type a call of the value produces (``SessionLocal()``)."""
