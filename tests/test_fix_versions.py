@@ -97,6 +97,27 @@ def test_the_nearest_declaration_decides(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("files", "header"),
+    [
+        ({"requirements.txt": "sqlalchemy==2.0.36\n"}, "    with SessionLocal() as db:\n"),
+        (
+            {"requirements.txt": "sqlalchemy==1.3.24\n"},
+            "    with contextlib.closing(SessionLocal()) as db:\n",
+        ),
+        ({}, "    with contextlib.closing(SessionLocal()) as db:\n"),
+    ],
+)
+def test_a_session_is_entered_as_the_declared_versions_allow(
+    tmp_path: Path, files: dict[str, str], header: str
+) -> None:
+    path = project(tmp_path, files)
+    path.write_text(SESSION)
+    settings = Settings.from_config(Config(), use_cache=False)
+    result = fix_source(path.read_bytes(), path, settings, "module.py", unsafe=True)
+    assert result.text is not None and header in result.text
+
+
+@pytest.mark.parametrize(
     ("requirement", "entered"),
     [
         ("sqlalchemy==2.0.47", "with engine.raw_connection() as conn:"),
