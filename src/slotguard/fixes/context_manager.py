@@ -686,44 +686,65 @@ def _release_in_finally(
 ) -> Plan | None:
     """Without a context manager to use (or a safe one): the statements
     after the acquisition go into a ``try`` whose ``finally`` releases it,
-    either a new one around the statements up to a trailing release, or the
+    either a new one around the statements up to a trailing release (or a
+    trailing ``if`` that only tests the resource before releasing it), or the
     later ``try``/``finally`` that already releases it, if it has no
-    handlers to catch what the statements moved into it raise."""
+    handlers to catch what the statements moved into it raise, or a later
+    ``try`` whose handlers and ``else`` each release it, which gets the
+    ``finally`` instead (around what comes before it too)."""
     for end in range(index + 1, len(block.body)):
         statement = block.body[end]
-        if _is_release(statement, site) or _releasing_try(statement, site):
+        if (
+            _is_release(statement, site)
+            or _releasing_try(statement, site)
+            or _guarded_release(statement, site)
+            or _released_each_way_only(statement, site)
+        ):
             break
         if _rebinds_or_releases(statement, site):
             return None
     else:
         return None
     region = list(block.body[index + 1 : end])
-    if not region:
+    each_way = _released_each_way_only(statement, site)
+    if not region and not each_way:
         return None
+    stripped: list[cst.BaseStatement] = []
+    final_release: cst.BaseStatement = statement
+    if each_way:
+        assert isinstance(statement, cst.Try) and statement.orelse is not None
+        inner = _without_releases_each_way(site, statement)
+        if isinstance(inner, Unfixable) or _comments(inner[1]):
+            return None
+        stripped = inner[0]
+        orelse = statement.orelse.body
+        assert isinstance(orelse, cst.IndentedBlock)
+        final_release = orelse.body[-1]
     # New blocks are indented by the module's default indentation.
     indent = context.tree.default_indent
 
     def build() -> list[cst.BaseStatement]:
         above: Sequence[cst.EmptyLine] = ()
         statements = list(region)
+        if each_way:
+            if not statements and len(stripped) == 1 and isinstance(stripped[0], cst.Try):
+                # The ``try`` keeps its handlers and gets the ``finally``.
+                return [stripped[0].with_changes(finalbody=_finally(final_release, indent))]
+            statements += stripped
         first = statements[0]
         if isinstance(first, cst.SimpleStatementLine | cst.BaseCompoundStatement):
             above = first.leading_lines
             statements[0] = first.with_changes(leading_lines=())
         moved = [reindent_continuations(part, indent) for part in statements]
-        if isinstance(statement, cst.Try):
+        if isinstance(statement, cst.Try) and not each_way:
             assert isinstance(statement.body, cst.IndentedBlock)
             kept = list(statement.body.body)
             kept[0] = _with_lines_above(kept[0], statement.leading_lines)
             body = statement.body.with_changes(body=[*moved, *kept])
             return [statement.with_changes(body=body, leading_lines=above)]
-        assert isinstance(statement, cst.SimpleStatementLine)
-        release = statement.with_changes(
-            leading_lines=_without_blank_lines(statement.leading_lines)
-        )
         protected = cst.Try(
             body=cst.IndentedBlock(moved),
-            finalbody=cst.Finally(body=cst.IndentedBlock([release])),
+            finalbody=_finally(final_release, indent),
             leading_lines=above,
         )
         return [protected]
@@ -736,6 +757,45 @@ def _release_in_finally(
         start=index + 1,
         end=end + 1,
         build=build,
+    )
+
+
+def _finally(release: cst.BaseStatement, indent: str) -> cst.Finally:
+    """A ``finally`` holding ``release`` (a line, or an ``if`` around one)."""
+    if isinstance(release, cst.SimpleStatementLine | cst.BaseCompoundStatement):
+        release = release.with_changes(leading_lines=_without_blank_lines(release.leading_lines))
+    return cst.Finally(body=cst.IndentedBlock([reindent_continuations(release, indent)]))
+
+
+def _guarded_release(statement: cst.BaseStatement, site: Site) -> bool:
+    """``if conn is not None: conn.close()``: an ``if`` without ``else``
+    whose test reads only the resource, and whose body only releases it."""
+    if not isinstance(statement, cst.If) or statement.orelse is not None:
+        return False
+    body = statement.body
+    if not isinstance(body, cst.IndentedBlock) or len(body.body) != 1:
+        return False
+    if not _is_release(body.body[0], site) or _block_comments(body):
+        return False
+    names = {
+        node.value
+        for node in walk(statement.test)
+        if isinstance(node, cst.Name) and not _is_attribute_name(node, statement.test)
+    }
+    return site.name in names and names <= {site.name, "None", "True", "False"}
+
+
+def _is_attribute_name(name: cst.Name, root: cst.CSTNode) -> bool:
+    return any(isinstance(node, cst.Attribute) and node.attr is name for node in walk(root))
+
+
+def _released_each_way_only(statement: cst.BaseStatement, site: Site) -> bool:
+    """A ``try`` without ``finally`` whose handlers and ``else`` each end by
+    releasing (see ``_released_each_way``)."""
+    return (
+        isinstance(statement, cst.Try)
+        and statement.finalbody is None
+        and _released_each_way(statement, site)
     )
 
 
