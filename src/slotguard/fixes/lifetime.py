@@ -125,6 +125,12 @@ def lifetime(
 # -- what the statements compute from the resource --------------------------------
 
 
+def loaded_through(statements: Sequence[cst.BaseStatement], name: str, kind: Kind) -> set[str]:
+    """The names that statements bind to what was loaded through ``name``."""
+    plain = SESSION_PLAIN_METHODS if kind is Kind.SESSION else ROW_METHODS
+    return _derived(statements, name, plain)[1]
+
+
 def _derived(
     statements: Sequence[cst.BaseStatement], name: str, plain: frozenset[str]
 ) -> tuple[set[str], set[str]]:
