@@ -105,11 +105,21 @@ CPYTHON_CLOSES_UNREFERENCED = (
 )
 
 SCENARIOS = [
-    _scenario("sg101_psycopg_pool_never_returned", "SG101", None, held=ITERATIONS, on_server=False),
+    _scenario(
+        "sg101_psycopg_pool_never_returned", "SG101", "unsafe", held=ITERATIONS, on_server=False
+    ),
+    _scenario("sg101_asyncpg_pool_never_released", "SG101", "unsafe", held=ITERATIONS),
     _scenario(
         "sg102_sqlalchemy_session_never_closed",
         "SG102",
-        None,
+        "unsafe",
+        held=ITERATIONS,
+        in_transaction=True,
+    ),
+    _scenario(
+        "sg102_sqlalchemy_session_created_inline",
+        "SG102",
+        "unsafe",
         held=ITERATIONS,
         in_transaction=True,
     ),
@@ -123,7 +133,7 @@ SCENARIOS = [
     _scenario(
         "sg103_aiopg_connect_never_closed",
         "SG103",
-        None,
+        "unsafe",
         held=ITERATIONS,
         pooled=False,
         exhausts=False,
@@ -174,7 +184,7 @@ SCENARIOS = [
         held=ITERATIONS,
         in_transaction=True,
     ),
-    _scenario("sg105_next_on_get_db", "SG105", None, held=ITERATIONS, in_transaction=True),
+    _scenario("sg105_next_on_get_db", "SG105", "unsafe", held=ITERATIONS, in_transaction=True),
     _scenario("sg201_asyncpg_early_return", "SG201", "safe", held=ITERATIONS),
     _scenario("sg201_psycopg2_pool_continue", "SG201", "safe", held=ITERATIONS),
     _scenario(
@@ -186,6 +196,7 @@ SCENARIOS = [
     ),
     _scenario("sg202_sqlalchemy_connection_exception", "SG202", "safe", held=ITERATIONS),
     _scenario("sg203_asyncpg_asynccontextmanager", "SG203", "safe", held=ITERATIONS),
+    _scenario("sg203_psycopg2_pool_stream_released_each_way", "SG203", "safe", held=ITERATIONS),
     _scenario(
         "sg203_sqlalchemy_generator_dependency",
         "SG203",

@@ -22,7 +22,7 @@ of a loaded value, a loop over one, a collection built from them; the result
 of a plain function call (``len(users)``, ``serialize(user)``) is data. Some
 methods of connections return plain rows (``fetchall()``, ``scalar()``):
 their results are data too. A session's results may be ORM objects, except a
-``count()``.
+``count()`` and the rows of raw SQL (``db.execute(text(...)).scalar_one()``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from slotguard.fixes.base import Unfixable
 from slotguard.model.catalog import SELF_RETURNING_METHODS
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.common import code
-from slotguard.syntax import SCOPE_NODES, assigned_names, is_class_name, walk
+from slotguard.syntax import SCOPE_NODES, assigned_names, is_class_name, last_name, walk
 
 ROW_METHODS = frozenset(
     {
@@ -70,6 +70,35 @@ CONTAINER_METHODS = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
+class Plain:
+    """What makes a value computed from the resource plain data."""
+
+    methods: frozenset[str]
+    """Methods whose result is plain (``ROW_METHODS``, ``SESSION_PLAIN_METHODS``)."""
+    statements: frozenset[str] = frozenset()
+    """Names bound to raw SQL (``query = text("...")``): a session runs it
+    into plain rows."""
+
+    @classmethod
+    def of(cls, kind: Kind, scope: cst.CSTNode | None = None) -> Plain:
+        methods = SESSION_PLAIN_METHODS if kind is Kind.SESSION else ROW_METHODS
+        if scope is None:
+            return cls(methods)
+        raw: set[str] = set()
+        other: set[str] = set()
+        for node in walk(scope):
+            if isinstance(node, cst.Assign):
+                found = raw if _is_raw_sql(node.value, frozenset()) else other
+                for target in node.targets:
+                    found |= set(assigned_names(target.target))
+            elif isinstance(node, cst.AnnAssign | cst.AugAssign | cst.For | cst.NamedExpr):
+                other |= set(assigned_names(node.target))
+            elif isinstance(node, cst.AsName):
+                other |= set(assigned_names(node.name))
+        return cls(methods, frozenset(raw - other))
+
+
+@dataclass(frozen=True, slots=True)
 class Lifetime:
     """Where the block that releases the resource ends."""
 
@@ -97,7 +126,7 @@ def lifetime(
     its statement, where it is replaced by ``name``; a loop: its body).
     ``extend``: the block may take the following statements that use the
     resource; else it ends with the acquiring statement."""
-    plain = SESSION_PLAIN_METHODS if kind is Kind.SESSION else ROW_METHODS
+    plain = Plain.of(kind, function)
     later = list(block.body[index + 1 :]) if extend else []
     derived, loaded = _derived([*first, *later], name, plain)
     end = index
@@ -127,12 +156,11 @@ def lifetime(
 
 def loaded_through(statements: Sequence[cst.BaseStatement], name: str, kind: Kind) -> set[str]:
     """The names that statements bind to what was loaded through ``name``."""
-    plain = SESSION_PLAIN_METHODS if kind is Kind.SESSION else ROW_METHODS
-    return _derived(statements, name, plain)[1]
+    return _derived(statements, name, Plain.of(kind))[1]
 
 
 def _derived(
-    statements: Sequence[cst.BaseStatement], name: str, plain: frozenset[str]
+    statements: Sequence[cst.BaseStatement], name: str, plain: Plain
 ) -> tuple[set[str], set[str]]:
     """Names computed from the resource (``derived``: from any expression
     that mentions it) and names holding what was loaded through it
@@ -187,7 +215,7 @@ def _targets(target: cst.BaseExpression) -> set[str]:
     return found
 
 
-def carries(expression: cst.BaseExpression, names: set[str], plain: frozenset[str]) -> bool:
+def carries(expression: cst.BaseExpression, names: set[str], plain: Plain) -> bool:
     """Whether the value of ``expression`` holds on to what ``names`` hold:
     one of them, something obtained from one by attributes, items and method
     calls (short of a method in ``plain``), or a collection or object built
@@ -235,25 +263,60 @@ def _is_constructor(call: cst.Call) -> bool:
     return is_class_name(last)
 
 
-def _chain_carries(node: cst.BaseExpression, names: frozenset[str], plain: frozenset[str]) -> bool:
+def _chain_carries(node: cst.BaseExpression, names: frozenset[str], plain: Plain) -> bool:
     """``user``, ``user.orders[0]``, ``db.query(User).first()``: a chain of
     attributes, items and method calls from one of ``names``, with no
-    method of ``plain`` on the way."""
+    method of ``plain`` on the way. A session's results are plain rows too
+    when its query is raw SQL (``db.execute(text(...)).scalar()``)."""
+    methods: list[cst.Call] = []
     current: cst.BaseExpression = node
     while True:
         if isinstance(current, cst.Name):
-            return current.value in names
+            break
         if isinstance(current, cst.Await):
             current = current.expression
         elif isinstance(current, cst.Attribute | cst.Subscript):
             current = current.value
         elif isinstance(current, cst.Call) and isinstance(current.func, cst.Attribute):
-            method = current.func.attr.value
-            if method in plain:
-                return False
+            methods.append(current)
             current = current.func.value
         else:
             return False
+    if current.value not in names:
+        return False
+    called = [_method(call) for call in methods]
+    if any(method in plain.methods for method in called):
+        return False
+    if methods and _raw_sql(methods[-1], plain.statements):
+        # Rows of a textual query hold no ORM object.
+        return not (called[-1] in RAW_SQL_PLAIN or any(m in ROW_METHODS for m in called[:-1]))
+    return True
+
+
+RAW_SQL_METHODS = frozenset({"execute", "exec_driver_sql", "scalar", "scalars"})
+"""A session's methods that run a statement given as their first argument."""
+RAW_SQL_PLAIN = frozenset({"scalar"})
+"""Of those, the ones whose result is itself a plain value."""
+
+
+def _method(call: cst.Call) -> str:
+    return call.func.attr.value if isinstance(call.func, cst.Attribute) else ""
+
+
+def _raw_sql(call: cst.Call, statements: frozenset[str]) -> bool:
+    """``db.execute(text("..."))``, ``conn.exec_driver_sql("...")``,
+    ``db.execute(query)`` where ``query = text("...")``."""
+    if _method(call) not in RAW_SQL_METHODS or not call.args:
+        return False
+    return _is_raw_sql(call.args[0].value, statements)
+
+
+def _is_raw_sql(statement: cst.BaseExpression, statements: frozenset[str]) -> bool:
+    if isinstance(statement, cst.SimpleString | cst.ConcatenatedString | cst.FormattedString):
+        return True
+    if isinstance(statement, cst.Name):
+        return statement.value in statements
+    return isinstance(statement, cst.Call) and last_name(statement.func) == "text"
 
 
 def _root(expression: cst.BaseExpression) -> str | None:
@@ -387,7 +450,7 @@ def _rebinding(statement: cst.BaseStatement, name: str) -> cst.CSTNode | None:
 def _escape(
     body: Sequence[cst.BaseStatement],
     watched: set[str],
-    plain: frozenset[str],
+    plain: Plain,
     name: str,
     kind: Kind,
     callees: dict[str, cst.FunctionDef],
@@ -454,7 +517,7 @@ def _escape(
 def _kept_by_call(
     call: cst.Call,
     watched: set[str],
-    plain: frozenset[str],
+    plain: Plain,
     name: str,
     locals_: set[str],
     callees: dict[str, cst.FunctionDef],
