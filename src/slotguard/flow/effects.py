@@ -17,7 +17,8 @@ import libcst as cst
 
 from slotguard.analysis.escapes import escaping, escaping_leaves, handed_over
 from slotguard.analysis.index import SymbolKind
-from slotguard.analysis.infer import Produced, Scope
+from slotguard.analysis.infer import FunctionInfo, Produced, Scope
+from slotguard.analysis.releasers import released_parameter
 from slotguard.flow.cfg import Point, PointKind
 from slotguard.model.catalog import CLOSED_STATE
 from slotguard.syntax import (
@@ -222,6 +223,17 @@ class EffectReader:
             else:
                 effects.bindings.append(Binding(target.value, aliases=frozenset(escaping(value))))
             return
+        produced = self._acquired_by(value)
+        if isinstance(target, cst.Tuple | cst.List) and produced is not None:
+            # ``conn, cur = open_db()``: the name at the resource's position
+            # acquires it.
+            for position, element in enumerate(target.elements):
+                for name in assigned_names(element.value):
+                    if name in self.global_names:
+                        continue
+                    acquired = produced if position == produced.element else None
+                    effects.bindings.append(Binding(name, acquired=acquired))
+            return
         # Stored on an object, in a container, in a global, or unpacked.
         effects.handoffs |= escaping(value)
         for name in assigned_names(target):
@@ -246,6 +258,12 @@ class EffectReader:
     # -- expressions --------------------------------------------------------
 
     def _acquisition(self, value: cst.BaseExpression) -> Produced | None:
+        """What assigning ``value`` to a name acquires (not a tuple that
+        holds an acquisition: see ``_assign``)."""
+        produced = self._acquired_by(value)
+        return produced if produced is not None and produced.element is None else None
+
+    def _acquired_by(self, value: cst.BaseExpression) -> Produced | None:
         produced = self.scope.produced(value)
         if produced is not None and produced.acquires and produced.type.kind.is_short_lived:
             return produced
@@ -323,7 +341,7 @@ class EffectReader:
         if method and call.args and isinstance(call.args[0].value, cst.Name):
             effects.releases.append(ReleaseCandidate(call.args[0].value.value, "returned", method))
         name = dotted_name(func)
-        index = self._releasing_index(name)
+        index = self._releasing_index(func, name)
         if index is not None and len(call.args) > index:
             value = call.args[index].value
             if isinstance(value, cst.Name):
@@ -338,7 +356,7 @@ class EffectReader:
                 effects.handoffs |= escaping(arg.value)
                 kept_nodes.update(id(n) for n in escaping_leaves(arg.value))
 
-    def _releasing_index(self, name: str | None) -> int | None:
+    def _releasing_index(self, func: cst.BaseExpression, name: str | None) -> int | None:
         if name is None:
             return None
         module = self.scope.module
@@ -348,7 +366,19 @@ class EffectReader:
         symbol = module.imported_symbol(name)
         if symbol is not None and symbol.kind is SymbolKind.RELEASER:
             return symbol.parameter
-        return self.releasing_functions.get(name)
+        found = self.releasing_functions.get(name)
+        if found is not None:
+            return found
+        return self._releasing_method(func)
+
+    def _releasing_method(self, func: cst.BaseExpression) -> int | None:
+        """``db.release(conn)`` where ``Database.release`` releases its argument."""
+        method = self.scope.method_called(func)
+        if isinstance(method, FunctionInfo):
+            return released_parameter(method)
+        if method is not None and method.kind is SymbolKind.RELEASER:
+            return method.parameter
+        return None
 
     def _owns(self, name: str | None, last: str) -> bool:
         """A constructor (``Repository(session)``) or a configured owner class.

@@ -457,6 +457,12 @@ DEPENDENCY_MARKERS = ("Depends", "Security", "Provide")
 provider yields, so a parameter default or ``Annotated`` metadata calling one
 of these names a dependency provider."""
 
+AWAITABLE_WRAPPERS: dict[str, int] = {"asyncio.wait_for": 0, "asyncio.shield": 0}
+"""Functions whose awaited result is what the awaitable they are given (by
+position) produces: ``conn = await asyncio.wait_for(pool.acquire(), 5)``
+acquires a connection (and the timeout is one more way to leave without
+releasing it)."""
+
 BORROWED_BINDS = frozenset({"alembic.op.get_bind", "alembic.context.get_bind"})
 """Calls that return a connection someone else holds: Alembic's migration
 connection. A session bound to one borrows it and checks nothing out."""
