@@ -261,7 +261,9 @@ def _context_manager(context: Context, site: Site, flow: FunctionFlow) -> _Manag
     produced = site.produced
     call = produced.call
     if produced.via_project:
-        return Unfixable(f"`{code(call.func, 40)}` is the project's: its context manager is unknown")
+        return Unfixable(
+            f"`{code(call.func, 40)}` is the project's: its context manager is unknown"
+        )
     if unwrap_await(produced.expression)[0] is not call:
         # ``await asyncio.wait_for(pool.acquire(), 5)``: the `with` form would
         # drop what wraps the acquisition (its timeout).

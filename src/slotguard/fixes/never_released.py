@@ -25,7 +25,10 @@ The form follows the type's context-manager semantics (``model/catalog.py``):
   (``pool.putconn(conn)``, ``await conn.close()``), where ``with`` does not
   release (asyncpg's and psycopg2's connections, psycopg2's pool) or also
   commits (psycopg, psycopg_pool's ``connection()``): the code never
-  committed what it left open, and a release rolls it back as before.
+  committed what it left open, and a release rolls it back as before; and
+  where the acquisition is wrapped (``asyncio.wait_for(pool.acquire(), 5)``,
+  whose timeout a ``with`` would drop) or made by a project's function (whose
+  context manager, if any, is unknown: the value's own release is used).
 
 An acquisition written inside a statement (``run(SessionLocal())``) is
 entered under a new name, the statement moving into the block.
@@ -61,7 +64,7 @@ from slotguard.flow.held import FunctionFlow, Site
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context, RawFinding
 from slotguard.rules.common import code
-from slotguard.syntax import dotted_name
+from slotguard.syntax import dotted_name, unwrap_await
 
 UNSAFE = " (unsafe: it is released there, where it used to stay open)"
 
@@ -190,7 +193,18 @@ def _entering(
     call = produced.call
     method = produced.method
     commits = resource.with_commits or (method is not None and method.context_manager)
-    if resource.with_releases and not commits:
+    # ``await asyncio.wait_for(pool.acquire(), 5)``: a `with` would drop
+    # what wraps the acquisition (its timeout).
+    wrapped = unwrap_await(produced.expression)[0] is not call
+    if produced.via_project:
+        # A project's function or method: the context manager of what it
+        # returns, or its own, is the project's, unknown here; the release
+        # of the value itself is the library's.
+        if not resource.release_methods:
+            return Unfixable(f"`{code(call.func, 40)}` is the project's: its release is unknown")
+        own = cst.Call(cst.Attribute(cst.Name(name), cst.Name(resource.release_methods[0])))
+        return _Finally(cst.Await(own) if resource.is_async else own)
+    if resource.with_releases and not commits and not wrapped:
         if needs_closing(context, resource):
             spelled, imports = usable_spelling(context.tree, "contextlib.closing")
             closing = cst.Call(cst.parse_expression(spelled), [cst.Arg(call)])
