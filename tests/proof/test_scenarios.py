@@ -247,7 +247,15 @@ SCENARIOS = [
     _scenario(
         "sg501_asyncpg_pool_per_job_never_closed",
         "SG501",
-        None,
+        "unsafe",
+        held=ITERATIONS,
+        pooled=False,
+        exhausts=False,
+    ),
+    _scenario(
+        "sg501_sqlalchemy_engine_per_call_never_disposed",
+        "SG501",
+        "unsafe",
         held=ITERATIONS,
         pooled=False,
         exhausts=False,

@@ -69,6 +69,13 @@ CONTAINER_METHODS = frozenset(
 """Methods that keep their argument in the object they are called on."""
 
 
+CALLS_AT_ONCE = frozenset(
+    {"sorted", "sort", "min", "max", "map", "filter", "reduce", "groupby", "any", "all", "sum"}
+)
+"""Functions and methods that call the function they are given before they
+return, and keep nothing of it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Plain:
     """What makes a value computed from the resource plain data."""
@@ -460,11 +467,14 @@ def _escape(
     closed = "closing the session detaches it" if kind is Kind.SESSION else "it is closed there"
     locals_ = _local_names(body)
     for statement in body:
-        # A lambda given to a call (``key=lambda u: u.name``) runs there.
+        # A lambda given to a function that calls it at once
+        # (``sorted(users, key=lambda u: u.name)``) runs there.
         arguments = {
-            id(node.value)
+            id(arg.value)
             for node in walk(statement, prune=_is_scope)
-            if isinstance(node, cst.Arg) and isinstance(node.value, cst.Lambda)
+            if isinstance(node, cst.Call) and last_name(node.func) in CALLS_AT_ONCE
+            for arg in node.args
+            if isinstance(arg.value, cst.Lambda)
         }
         for node in walk(statement, prune=_is_scope):
             if isinstance(node, cst.Return | cst.Yield) and isinstance(
@@ -500,7 +510,7 @@ def _escape(
             elif isinstance(node, cst.FunctionDef | cst.ClassDef):
                 if _mentions(node, watched):
                     return Unfixable(
-                        f"`{_first_line(node)}` captures what `{name}` loaded, "
+                        f"`{_first_line(node)}` captures {_captured(node, name)}, "
                         "and may run after the block"
                     )
             elif (
@@ -509,9 +519,13 @@ def _escape(
                 and _mentions(node.body, watched)
             ):
                 return Unfixable(
-                    f"a lambda captures what `{name}` loaded, and may run after the block"
+                    f"a lambda captures {_captured(node.body, name)}, and may run after the block"
                 )
     return None
+
+
+def _captured(node: cst.CSTNode, name: str) -> str:
+    return f"`{name}`" if _mentions(node, {name}) else f"what `{name}` loaded"
 
 
 def _kept_by_call(

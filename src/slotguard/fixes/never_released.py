@@ -59,7 +59,7 @@ from slotguard.fixes.context_manager import (
     without_leading_blank_lines,
 )
 from slotguard.fixes.imports import usable_spelling
-from slotguard.fixes.lifetime import Lifetime, lifetime, name_nodes
+from slotguard.fixes.lifetime import lifetime, name_nodes
 from slotguard.flow.held import FunctionFlow, Site
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context, RawFinding
@@ -154,7 +154,16 @@ def plan_never_released(context: Context, finding: RawFinding) -> Plan | Unfixab
             imports=entering.imports,
             description=description,
         )
-    return _finally_plan(context, finding, site, where, entering, life)
+    return finally_plan(
+        context,
+        finding.rule.code,
+        where,
+        site.node,
+        life.end,
+        entering.release,
+        f"release `{where.name}` with `{code(entering.release)}` in a `finally` "
+        "after its last use" + UNSAFE,
+    )
 
 
 def inline(
@@ -280,25 +289,29 @@ def with_plan(
     )
 
 
-def _finally_plan(
+def finally_plan(
     context: Context,
-    finding: RawFinding,
-    site: Site,
+    code_: str,
     where: Where,
-    entering: _Finally,
-    life: Lifetime,
+    acquisition: cst.BaseExpression,
+    end: int,
+    release: cst.BaseExpression,
+    description: str,
 ) -> Plan:
+    """Keep the acquiring statement (for one written inline: bind
+    ``acquisition`` to the new name first), and put what follows, up to
+    ``end``, in a ``try`` whose ``finally`` runs ``release``."""
     indent = context.tree.default_indent
     statement, block, index, name = where.statement, where.block, where.index, where.name
 
     def build() -> list[cst.BaseStatement]:
-        region = [*where.opening, *block.body[index + 1 : life.end]]
+        region = [*where.opening, *block.body[index + 1 : end]]
         moved = [reindent_continuations(part, indent) for part in region]
         if where.first is None:
             acquired = statement
         else:
             acquired = cst.SimpleStatementLine(
-                [cst.Assign([cst.AssignTarget(cst.Name(name))], site.node)],
+                [cst.Assign([cst.AssignTarget(cst.Name(name))], acquisition)],
                 leading_lines=statement.leading_lines,
             )
         protected = cst.Try(
@@ -306,19 +319,18 @@ def _finally_plan(
                 without_leading_blank_lines(moved or [cst.SimpleStatementLine([cst.Pass()])])
             ),
             finalbody=cst.Finally(
-                body=cst.IndentedBlock([cst.SimpleStatementLine([cst.Expr(entering.release)])])
+                body=cst.IndentedBlock([cst.SimpleStatementLine([cst.Expr(release)])])
             ),
         )
         return [acquired, protected]
 
     return Plan(
-        code=finding.rule.code,
+        code=code_,
         applicability=Applicability.UNSAFE,
-        description=f"release `{name}` with `{code(entering.release)}` in a `finally` "
-        "after its last use" + UNSAFE,
+        description=description,
         block=block,
         start=index,
-        end=life.end,
+        end=end,
         build=build,
     )
 

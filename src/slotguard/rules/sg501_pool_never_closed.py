@@ -65,8 +65,15 @@ async def lifespan(app):
 ```
 
 ## Fix safety
-There is no automatic fix: where the pool should be closed depends on how
-the application shuts down.
+The fix is unsafe, and only for a pool the function keeps in a local name:
+it is entered with its own `async with`/`with` where that closes it
+(`async with asyncpg.create_pool(...) as pool`), else closed in a `finally`
+(`engine.dispose()`), from its creation to the last statement of its block
+that uses it; its connections are then closed there, where they used to
+stay open until the process ended. It declines when the pool is used after
+that point or leaves the function meanwhile. A pool kept in a global, on
+application state or on an object has no automatic fix: where it should be
+closed depends on how the application shuts down.
 """
 
 from __future__ import annotations
