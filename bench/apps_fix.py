@@ -55,8 +55,9 @@ UNSAFE = ("--unsafe-fixes",)
 NOT_ANALYSED = "SG000"
 
 _FIXED = re.compile(r"^slotguard: fixed (\d+) findings? in")
-_LEFT = re.compile(
-    r"^  (?P<path>.+?):(?P<line>\d+):(?P<column>\d+): (?P<code>SG\d{3}) (?P<reason>.*)$"
+_FINDING = re.compile(
+    r"^  (?P<path>.+?):(?P<line>\d+):(?P<column>\d+): (?P<code>SG\d{3}) "
+    r"(?P<status>fixed|fixable with --unsafe-fixes|not fixable): (?P<reason>.*)$"
 )
 _NAMED = re.compile(r"`[^`]*`")
 
@@ -69,6 +70,7 @@ class FixResult:
     fixed_safe: int
     fixed_unsafe: int
     left: list[dict[str, Any]]
+    done: list[dict[str, Any]]
     problems: list[str] = field(default_factory=list)
     diff: str = ""
     rewritten: int = 0
@@ -95,29 +97,31 @@ def _check(tree: Path) -> list[dict[str, Any]]:
     return findings
 
 
-def _fix(tree: Path, *extra: str) -> tuple[int, list[dict[str, Any]]]:
-    """How many findings a fix run removed, and each finding it left with its reason."""
+def _fix(tree: Path, *extra: str) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
+    """How many findings a fix run removed, each one it fixed with what was
+    done, and each one it left with its status and reason."""
     result = _run((*FIX, *extra), tree)
     if result.returncode not in (0, 1):
         raise apps.AppError(f"fix exited {result.returncode}: {result.stderr[-2000:]}")
     fixed = 0
-    left = []
+    done: list[dict[str, Any]] = []
+    left: list[dict[str, Any]] = []
     for line in result.stderr.splitlines():
         match = _FIXED.match(line)
         if match:
             fixed = int(match.group(1))
             continue
-        match = _LEFT.match(line)
+        match = _FINDING.match(line)
         if match:
-            left.append(
-                {
-                    "path": match["path"],
-                    "line": int(match["line"]),
-                    "code": match["code"],
-                    "reason": match["reason"],
-                }
-            )
-    return fixed, left
+            entry = {
+                "path": match["path"],
+                "line": int(match["line"]),
+                "code": match["code"],
+                "status": match["status"],
+                "reason": match["reason"],
+            }
+            (done if match["status"] == "fixed" else left).append(entry)
+    return fixed, done, left
 
 
 def _keys(tree: Path, findings: list[dict[str, Any]]) -> Counter[tuple[str, str, str]]:
@@ -190,8 +194,8 @@ def fix_app(name: str, cache_dir: Path | None, mirror_dir: Path | None) -> FixRe
         before_findings = _check(tree)
         before_keys = _keys(tree, before_findings)
         snapshot = _snapshot(tree)
-        fixed_safe, _ = _fix(tree)
-        fixed_all, left = _fix(tree, *UNSAFE)
+        fixed_safe, done_safe, _ = _fix(tree)
+        fixed_all, done_unsafe, left = _fix(tree, *UNSAFE)
         diff, problems, rewritten = _diff(tree, snapshot)
         again = _run((*FIX, *UNSAFE, "--diff"), tree)
         if again.stdout.strip():
@@ -208,6 +212,7 @@ def fix_app(name: str, cache_dir: Path | None, mirror_dir: Path | None) -> FixRe
             fixed_safe,
             fixed_all,
             [entry for entry in left if entry["code"] != NOT_ANALYSED],
+            [*done_safe, *done_unsafe],
             problems,
             diff,
             rewritten,
@@ -237,12 +242,17 @@ def format_table(results: Sequence[FixResult]) -> str:
         f"{'total':<{width}} {total:>8} {safe:>5} {unsafe:>6} {safe + unsafe:>6} "
         f"{left:>5} {files:>5} {sum(r.not_analysed for r in results):>5}   fixed {share}"
     )
-    reasons: Counter[tuple[str, str]] = Counter(
-        (entry["code"], reason_class(entry["reason"])) for r in results for entry in r.left
-    )
-    lines += ["", "not fixed, by code and reason:"]
-    for (code, reason), count in sorted(reasons.items(), key=lambda item: (-item[1], item[0])):
-        lines.append(f"{count:>5}  {code} {reason}")
+    for title, entries in (
+        ("fixed, by code and rewrite:", [entry for r in results for entry in r.done]),
+        ("not fixed, by code and reason:", [entry for r in results for entry in r.left]),
+    ):
+        classes: Counter[tuple[str, str]] = Counter(
+            (entry["code"], f"{entry['status']}: {reason_class(entry['reason'])}")
+            for entry in entries
+        )
+        lines += ["", title]
+        for (code, reason), count in sorted(classes.items(), key=lambda item: (-item[1], item[0])):
+            lines.append(f"{count:>5}  {code} {reason}")
     problems = [f"{r.name}: {problem}" for r in results for problem in r.problems]
     lines += ["", f"problems: {len(problems)}", *(f"  {p}" for p in problems)]
     return "\n".join(lines) + "\n"
@@ -302,6 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "fixed_safe": r.fixed_safe,
                     "fixed_unsafe": r.fixed_unsafe,
                     "files_rewritten": r.rewritten,
+                    "fixed": r.done,
                     "left": r.left,
                     "problems": r.problems,
                 }

@@ -149,6 +149,8 @@ def _declined(
 
     def as_found(diagnostic: Diagnostic) -> _Left:
         reason, unsafe = _reason(diagnostic, allowed)
+        if id(diagnostic) in run_level and diagnostic.fix is None and not diagnostic.no_fix_reason:
+            reason = RUN_LEVEL
         unfixed = Unfixed(diagnostic.code, diagnostic.line, diagnostic.column, reason, unsafe)
         return _Left(shown, unfixed)
 
@@ -167,6 +169,14 @@ def _declined(
         or diagnostic.code == UNUSED_NOQA[0]
     )
     return left
+
+
+RUN_LEVEL = (
+    "the whole run reports it (what the other files checked do decides it), "
+    "and the fix rewrites one file at a time"
+)
+"""Why a finding of the run as a whole (a pool kept in a module global and
+closed nowhere in the files checked) has no fix."""
 
 
 def _reason(diagnostic: Diagnostic, allowed: set[Applicability]) -> tuple[str, bool]:

@@ -16,7 +16,9 @@ as pool``), else disposed in a ``finally`` after its last use
                                                  engine.dispose()
 
 The fix declines when the pool is used after that point or leaves the
-function, and for pools kept anywhere else (a global, application state, an
+function, when a function of the project made it (it may hand out a pool it
+caches for everyone; one of this module that creates it afresh on every path
+is fine), and for pools kept anywhere else (a global, application state, an
 attribute): where their shutdown path is, if there is one, is the
 application's. It is unsafe: the pool's connections are closed where they
 used to stay open until the process ended.
@@ -35,7 +37,7 @@ from slotguard.fixes.never_released import Where, callees, finally_plan, with_pl
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context, RawFinding
 from slotguard.rules.common import code
-from slotguard.syntax import unwrap_await
+from slotguard.syntax import dotted_name, unwrap_await
 
 UNSAFE = " (unsafe: its connections are closed there, where they used to stay open)"
 
@@ -101,6 +103,12 @@ def _local(context: Context, finding: RawFinding, site: PoolSite) -> Plan | Unfi
     wrapped = unwrap_await(site.node)[0] is not site.call
     produced = function.scope.produced(site.node)
     via_project = produced is not None and produced.via_project
+    if via_project and not _creates_afresh(context, site.call):
+        # ``get_engine()`` may hand out a pool it caches for everyone:
+        # closing it after one use would close it under them.
+        return Unfixable(
+            f"`{code(site.call.func, 40)}` is the project's: it may hand out a pool others share"
+        )
     if resource.with_releases and resource.context_manager_form and not (wrapped or via_project):
         keyword = "async with" if resource.is_async else "with"
         return with_plan(
@@ -139,3 +147,19 @@ def _local(context: Context, finding: RawFinding, site: PoolSite) -> Plan | Unfi
         release,
         f"close `{name}` with `{code(release)}` in a `finally` after its last use" + UNSAFE,
     )
+
+
+def _creates_afresh(context: Context, call: cst.Call) -> bool:
+    """Whether ``call`` is of a function of this module that returns a pool
+    it has just created on every path: ``return await asyncpg.create_pool(...)``."""
+    name = dotted_name(call.func)
+    function = context.module.function_named(name) if name is not None else None
+    if function is None or function.is_generator:
+        return False
+    returns = [node for node in function.scope.of_type(cst.Return) if isinstance(node, cst.Return)]
+    for node in returns:
+        value = node.value
+        produced = function.scope.produced(value) if value is not None else None
+        if produced is None or produced.via_project or produced.type.kind is not Kind.POOL:
+            return False
+    return bool(returns)
