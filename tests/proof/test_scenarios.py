@@ -195,6 +195,7 @@ SCENARIOS = [
         on_server=False,
     ),
     _scenario("sg202_sqlalchemy_connection_exception", "SG202", "safe", held=ITERATIONS),
+    _scenario("sg202_psycopg2_pool_released_before_each_exit", "SG202", "unsafe", held=ITERATIONS),
     _scenario("sg203_asyncpg_asynccontextmanager", "SG203", "safe", held=ITERATIONS),
     _scenario("sg203_psycopg2_pool_stream_released_each_way", "SG203", "safe", held=ITERATIONS),
     _scenario(

@@ -83,6 +83,9 @@ class _Region:
     """``id`` of the statements of ``body`` that move one level deeper."""
     footer: Sequence[cst.EmptyLine] = ()
     """Comments that followed the last statement of a dissolved ``try``."""
+    exits: bool = False
+    """Releases just before a ``return`` or ``raise`` were taken out: the
+    block's end releases there instead, once the value is computed."""
 
 
 def plan_context_manager(
@@ -104,7 +107,13 @@ def plan_context_manager(
     safe = isinstance(planned, Plan) and planned.applicability is Applicability.SAFE
     if not wants_context_manager and not safe:
         if (id(outcome), False) not in known:
-            known[(id(outcome), False)] = _finally_plan(context, flow, outcome) or planned
+            # A safe ``finally`` beats an unsafe ``with``; between two unsafe
+            # rewrites, the ``with`` reads better.
+            alternative = _finally_plan(context, flow, outcome)
+            usable = alternative is not None and (
+                alternative.applicability is Applicability.SAFE or not isinstance(planned, Plan)
+            )
+            known[(id(outcome), False)] = alternative if usable and alternative else planned
         planned = known[(id(outcome), False)]
     if isinstance(planned, Plan):
         return dataclasses.replace(planned, code=finding.rule.code)
@@ -198,10 +207,13 @@ def _with_plan(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> Pl
 
     keyword = "async with" if manager.is_async else "with"
     header = f"{keyword} {code(manager.expression)} as {name}"
+    applicability, caveat = manager.applicability, manager.caveat
+    if region.exits:
+        applicability, caveat = Applicability.UNSAFE, caveat + EXITS_CAVEAT
     return Plan(
         code="",
-        applicability=manager.applicability,
-        description=f"rewrite as `{header}:`" + manager.caveat,
+        applicability=applicability,
+        description=f"rewrite as `{header}:`" + caveat,
         block=block,
         start=index,
         end=region.end,
@@ -638,21 +650,110 @@ def _with_trailing_release(
     site: Site, block: cst.IndentedBlock | cst.Module, index: int
 ) -> _Region | Unfixable | None:
     """A later statement of the same block releases it."""
+    exits: list[cst.SimpleStatementLine] = []
     for end in range(index + 1, len(block.body)):
         statement = block.body[end]
         if _is_release(statement, site):
             assert isinstance(statement, cst.SimpleStatementLine)
             region = list(block.body[index + 1 : end])
-            if any(_rebinds_or_releases(part, site) for part in region):
-                return Unfixable(f"`{site.name}` is rebound or released again before the release")
             if _comments(statement.leading_lines) or _has_comment(statement.trailing_whitespace):
                 return Unfixable("a comment on or above the release has nowhere to go")
+            if exits:
+                region = [_without_statements(part, exits) for part in region]
             body = region or [cst.SimpleStatementLine([cst.Pass()])]
-            return _Region(end + 1, body, frozenset(id(part) for part in body))
+            return _Region(end + 1, body, frozenset(id(part) for part in body), exits=bool(exits))
         if _rebinds_or_releases(statement, site):
+            found = _exit_releases(statement, site)
+            if found:
+                exits += found
+                continue
             later = any(_is_release(after, site) for after in block.body[end + 1 :])
             return _obstacle(site, statement, released_later=later)
     return None
+
+
+EXITS_CAVEAT = (
+    " (unsafe: a release before a `return` or `raise` now runs once its value is computed)"
+)
+
+
+def _exit_releases(
+    statement: cst.BaseStatement, site: Site
+) -> list[cst.SimpleStatementLine] | None:
+    """The releases inside ``statement`` when each one is followed, and only
+    followed, in its block, by a ``return`` or ``raise`` that mentions
+    neither the resource nor its pool, and nothing in it rebinds the name:
+    the end of a block around it would release at the same point, once the
+    value is computed. None when that is not so."""
+    name = site.name
+    if name is None:
+        return None
+    owner = site.produced.call.func
+    names = {name}
+    if isinstance(owner, cst.Attribute):
+        root = owner.value
+        while isinstance(root, cst.Attribute):
+            root = root.value
+        if isinstance(root, cst.Name):
+            names.add(root.value)
+    found: list[cst.SimpleStatementLine] = []
+    for node in walk(statement):
+        if name in _bound_names(node):
+            return None
+        if isinstance(node, cst.SimpleStatementSuite) and any(
+            isinstance(sub, cst.Name) and sub.value == name for sub in walk(node)
+        ):
+            return None
+        if not isinstance(node, cst.IndentedBlock):
+            continue
+        body = node.body
+        for position, part in enumerate(body):
+            if not _is_release(part, site):
+                continue
+            assert isinstance(part, cst.SimpleStatementLine)
+            if position != len(body) - 2 or not _is_exit(body[position + 1], names):
+                return None
+            if _comments(part.leading_lines) or _has_comment(part.trailing_whitespace):
+                return None
+            found.append(part)
+    releases = sum(
+        1
+        for node in walk(statement)
+        if isinstance(node, cst.SimpleStatementLine) and _is_release(node, site)
+    )
+    return found if found and releases == len(found) else None
+
+
+def _is_exit(statement: cst.BaseStatement, names: set[str]) -> bool:
+    """``return X`` or ``raise E`` whose expressions do not mention ``names``."""
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return False
+    small = statement.body[0]
+    if not isinstance(small, cst.Return | cst.Raise):
+        return False
+    return not any(isinstance(node, cst.Name) and node.value in names for node in walk(small))
+
+
+def _without_statements(
+    statement: cst.BaseStatement, removed: Sequence[cst.BaseStatement]
+) -> cst.BaseStatement:
+    """``statement`` without the given statements of its blocks."""
+    ids = {id(part) for part in removed}
+
+    class _Remover(cst.CSTTransformer):
+        def leave_IndentedBlock(
+            self, original: cst.IndentedBlock, updated: cst.IndentedBlock
+        ) -> cst.IndentedBlock:
+            kept = [
+                new
+                for old, new in zip(original.body, updated.body, strict=True)
+                if id(old) not in ids
+            ]
+            return updated.with_changes(body=kept) if len(kept) != len(updated.body) else updated
+
+    rebuilt = statement.visit(_Remover())
+    assert isinstance(rebuilt, cst.BaseStatement)
+    return rebuilt
 
 
 def _first_line(statement: cst.BaseStatement, limit: int = 60) -> str:
@@ -700,6 +801,7 @@ def _release_in_finally(
     handlers to catch what the statements moved into it raise, or a later
     ``try`` whose handlers and ``else`` each release it, which gets the
     ``finally`` instead (around what comes before it too)."""
+    exits: list[cst.SimpleStatementLine] = []
     for end in range(index + 1, len(block.body)):
         statement = block.body[end]
         if (
@@ -710,10 +812,15 @@ def _release_in_finally(
         ):
             break
         if _rebinds_or_releases(statement, site):
-            return None
+            found = _exit_releases(statement, site)
+            if not found:
+                return None
+            exits += found
     else:
         return None
-    region = list(block.body[index + 1 : end])
+    if exits and not _is_release(statement, site):
+        return None
+    region = [_without_statements(part, exits) for part in block.body[index + 1 : end]]
     each_way = _released_each_way_only(statement, site)
     if not region and not each_way:
         return None
@@ -759,8 +866,8 @@ def _release_in_finally(
 
     return Plan(
         code="",
-        applicability=Applicability.SAFE,
-        description=f"release `{site.name}` in a `finally`",
+        applicability=Applicability.UNSAFE if exits else Applicability.SAFE,
+        description=f"release `{site.name}` in a `finally`" + (EXITS_CAVEAT if exits else ""),
         block=block,
         start=index + 1,
         end=end + 1,
