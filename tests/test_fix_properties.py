@@ -216,6 +216,18 @@ def spliced():
     else:
         legacy_pool.putconn(conn)
 """,
+    "released before each exit": """\
+async def spliced(pool: asyncpg.Pool, key):
+    conn = await pool.acquire()
+    pass  # here
+    if key is None:
+        pass  # here
+        await pool.release(conn)
+        return None
+    pass  # here
+    await pool.release(conn)
+    pass  # here
+""",
     "release behind a test": """\
 def spliced():
     db = SessionLocal()
