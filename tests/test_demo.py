@@ -27,6 +27,8 @@ SPEC_SECTION_2_CODES = (
     "SG103",
     "SG104",
     "SG105",
+    "SG106",
+    "SG107",
     "SG201",
     "SG202",
     "SG203",

@@ -222,9 +222,7 @@ def _report_too_large(context: Context) -> None:
     for function in functions:
         reporter.report(
             function.node.name,
-            f"function `{function.name}` not analysed: its control flow has too many paths "
-            "to follow (nested `try`/`finally` around loops multiply them), so the "
-            "connections it acquires are not checked; split it into smaller functions",
+            f"function `{function.name}` not analysed: too many paths to follow; split it up",
         )
 
 

@@ -185,6 +185,20 @@ SCENARIOS = [
         in_transaction=True,
     ),
     _scenario("sg105_next_on_get_db", "SG105", "unsafe", held=ITERATIONS, in_transaction=True),
+    _scenario(
+        "sg106_sqlalchemy_scoped_session_in_threads",
+        "SG106",
+        None,
+        held=ITERATIONS,
+        in_transaction=True,
+    ),
+    _scenario(
+        "sg107_sqlalchemy_session_used_after_its_block",
+        "SG107",
+        None,
+        held=ITERATIONS,
+        in_transaction=True,
+    ),
     _scenario("sg201_asyncpg_early_return", "SG201", "safe", held=ITERATIONS),
     _scenario("sg201_psycopg2_pool_continue", "SG201", "safe", held=ITERATIONS),
     _scenario(

@@ -929,7 +929,12 @@ class Scope:
         if (
             produced is not None
             and produced.element is None
-            and (produced.complete or not produced.type.kind.is_resource)
+            and (
+                produced.complete
+                or not produced.type.kind.is_resource
+                # A registry is one whether or not its factory is bound yet.
+                or produced.type.is_registry
+            )
         ):
             return produced.type
         if isinstance(expr, cst.IfExp):

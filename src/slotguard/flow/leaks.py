@@ -40,6 +40,7 @@ from slotguard.analysis.ownership import (
     reclaimed_kinds,
     runs_once_per_process,
 )
+from slotguard.analysis.registries import is_registry
 from slotguard.flow.cfg import EdgeKind
 from slotguard.flow.held import FunctionFlow, Leak, LeakKind, SiteOutcome, flows, releases
 from slotguard.model.vocabulary import Kind, ResourceType
@@ -69,6 +70,7 @@ _NEVER_RELEASED_CODES = {
     Kind.ENGINE_CONNECTION: "SG102",
     Kind.CONNECTION: "SG103",
 }
+_REGISTRY_CODE = "SG106"
 _CODES = {
     Verdict.EXIT: "SG201",
     Verdict.YIELD: "SG203",
@@ -170,7 +172,10 @@ def _has_a_context_manager(resource: ResourceType) -> bool:
 def _verdict(
     flow: FunctionFlow, outcome: SiteOutcome, verdict: Verdict, leaks: list[Leak]
 ) -> Judged:
-    return Judged(flow, outcome, verdict, verdict.code(outcome.site.type.kind), tuple(leaks))
+    resource = outcome.site.type
+    # A scoped-session registry made in the function is SG106's, however it leaks.
+    code = _REGISTRY_CODE if is_registry(resource) else verdict.code(resource.kind)
+    return Judged(flow, outcome, verdict, code, tuple(leaks))
 
 
 def _first(deciding: list[Leak], every: list[Leak]) -> list[Leak]:
@@ -186,7 +191,13 @@ def _counts(
         # The process ends when the function returns or raises.
         return leak.kind is LeakKind.LOST and leak.via is None
     if not leak.skipped_by_exception:
-        return True
+        # ``__enter__`` hands what it stores on ``self`` to the ``with``
+        # statement whenever it returns, with or without a ``return``.
+        return not (
+            function.name in ("__enter__", "__aenter__")
+            and outcome.site.name is not None
+            and outcome.site.name.startswith(f"{function.self_name}.")
+        )
     if in_a_test(function):
         return False
     via = leak.via

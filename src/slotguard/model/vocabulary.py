@@ -110,6 +110,12 @@ class ResourceType:
     ``engine.connect()`` (a transaction and its connection refer to each
     other) nor anything a pool hands out."""
 
+    @property
+    def is_registry(self) -> bool:
+        """A scoped-session registry: its ``remove()`` ends only the current
+        unit's session, and its sessions are bound when it is configured."""
+        return self.release_methods == ("remove",)
+
     def method(self, name: str) -> Method | None:
         for method in self.methods:
             if method.name == name:

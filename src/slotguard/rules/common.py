@@ -10,6 +10,7 @@ import libcst as cst
 
 from slotguard.analysis.infer import FunctionInfo
 from slotguard.analysis.lifetimes import last_statement
+from slotguard.analysis.registries import is_registry
 from slotguard.flow.cfg import EdgeKind, Point, PointKind
 from slotguard.flow.held import Leak, LeakKind, Site
 from slotguard.flow.leaks import Judged, Verdict, judged_for
@@ -151,6 +152,8 @@ def describe_verdict(
         return message, [(site.node, label)]
     if verdict.verdict is Verdict.NEVER_RELEASED:
         verb = "released" if site.type.kind is Kind.POOLED_CONNECTION else "closed"
+        if is_registry(site.type):
+            verb, advice = "removed", "call `remove()` in a `finally`"
         snippet = code(site.node, 40)
         named = f"`{site.name}` from `{snippet}`" if site.name else f"`{snippet}`"
         return f"{named} is never {verb}", [(site.node, f"acquired here; {advice}")]

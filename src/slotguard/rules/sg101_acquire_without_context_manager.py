@@ -44,6 +44,12 @@ the connection, or what was read through it (a cursor, an unread result),
 after that point, or when either leaves the function meanwhile; the `fix`
 summary says which. A bare acquisition that is released correctly is the
 opt-in SG108's, whose fix is the context-manager form.
+
+## At runtime
+`pytest --slotguard-leaks=fail` fails a test that ends with the connection
+still out of its pool, naming the bare acquisition that took it; in
+production, `slotguard.runtime.install(threshold=30)` logs any connection held
+longer, with that stack (README, "Runtime: prove it in your tests").
 """
 
 from __future__ import annotations

@@ -48,6 +48,11 @@ session detaches its objects: a lazy attribute raises
 (returned, yielded, stored, captured); the `fix` summary says which. A bare
 acquisition that is released correctly is the opt-in SG108's, whose fix is
 the context-manager form.
+
+## At runtime
+`pytest --slotguard-leaks=fail` fails a test that ends with the session's
+connection still out, naming the statement that took it and the line that
+created the session.
 """
 
 from __future__ import annotations

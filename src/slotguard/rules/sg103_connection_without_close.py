@@ -45,6 +45,12 @@ where its context manager would not close it or would also commit. The fix
 declines when something would still use the connection, or what was read
 through it, after that point, or when either leaves the function meanwhile;
 the `fix` summary says which.
+
+## At runtime
+`pytest --slotguard-leaks=fail` fails a test that ends with the direct
+connection still open, naming the connect call. (A psycopg2 or psycopg
+connection that CPython closes as soon as nothing refers to it is no leak at
+runtime, and is not reported.)
 """
 
 from __future__ import annotations

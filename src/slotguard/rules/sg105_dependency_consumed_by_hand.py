@@ -49,6 +49,11 @@ function, when the generator object is kept in a variable, and when the
 generator yields more than once or swallows what is thrown into it at its
 `yield`; the `fix` summary says which. Whether the generator should be
 used outside the framework at all is still the author's decision.
+
+## At runtime
+`pytest --slotguard-leaks=fail` fails a test that ends with the dependency's
+session still holding its connection, naming the line that created the session
+inside the dependency and the statement that took the connection.
 """
 
 from __future__ import annotations

@@ -61,6 +61,11 @@ def get_db(request: Request):
 ## Fix safety
 There is no automatic fix: where the session should be opened instead is a
 decision about the unit of work.
+
+## At runtime
+`pytest --slotguard-leaks=fail` fails the test after which the stored session
+still holds its connection, naming where the session was created and the
+statement that took the connection.
 """
 
 from __future__ import annotations

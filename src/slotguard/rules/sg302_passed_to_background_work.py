@@ -66,6 +66,11 @@ def create_user(payload: UserIn, tasks: BackgroundTasks, db: Session = Depends(g
 ## Fix safety
 There is no automatic fix: the work has to be changed to open its own
 session.
+
+## At runtime
+`pytest --slotguard-leaks=fail` fails the test whose background work is left
+holding the connection; the session's creation stack names the request that
+handed it over.
 """
 
 from __future__ import annotations

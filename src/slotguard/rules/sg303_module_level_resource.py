@@ -48,6 +48,10 @@ def count_users():
 
 ## Fix safety
 There is no automatic fix: the session has to move to where it is used.
+
+## At runtime
+`pytest --slotguard-leaks=fail` reports the import-time session's connection,
+naming the line at the module's top level that created the session.
 """
 
 from __future__ import annotations

@@ -48,6 +48,12 @@ async def charge(session: AsyncSession, order_id: int, token: str) -> None:
 There is no automatic fix: moving the call out of the transaction changes
 what the transaction guarantees, so the new shape is one only the author can
 design.
+
+## At runtime
+With `idle-threshold` in `[tool.slotguard.runtime]`, the pytest plugin reports
+a transaction idle past it; `slotguard.runtime.install(threshold=30)` logs,
+while it waits, where the code holding the transaction waits: the external
+call.
 """
 
 from __future__ import annotations

@@ -41,6 +41,10 @@ async def wait_for_payment(pool, order_id):
 ## Fix safety
 There is no automatic fix: where to release and re-acquire the connection
 depends on what the code needs to see consistently.
+
+## At runtime
+`slotguard.runtime.install(threshold=30)` logs any connection held longer than
+30 s, with the stack that took it; the sleep is what holds it.
 """
 
 from __future__ import annotations

@@ -48,6 +48,12 @@ async def generate_bio(user_id: int, db: AsyncSession = Depends(get_db)):
 There is no automatic fix: ending the transaction earlier changes what the
 code sees of concurrent writes, and only the author can say whether that is
 right.
+
+## At runtime
+With `idle-threshold` in `[tool.slotguard.runtime]`, the pytest plugin reports
+a transaction idle past it; `slotguard.runtime.install(threshold=30)` logs,
+while it waits, where the code holding the transaction waits: the external
+call.
 """
 
 from __future__ import annotations
