@@ -15,7 +15,7 @@ from slotguard.analysis.index import EMPTY_INDEX
 from slotguard.diagnostic import Applicability, Diagnostic
 from slotguard.engine import UNUSED_NOQA, RunResult
 from slotguard.fixer import FIXED, Applied, FileFix, Unfixed, fix_source
-from slotguard.fixes import no_fix_reason
+from slotguard.fixes import fixers, no_fix_reason
 from slotguard.settings import Settings
 from slotguard.writes import write_atomically
 
@@ -35,8 +35,17 @@ def run_fixes(
     declined: list[_Left] = []
     changed_files = 0
     run_level = {id(diagnostic) for diagnostic in result.run_diagnostics}
+    # Findings of the whole run have no plan until the file is fixed with
+    # the facts of the others (``fix_source(run_facts=...)``).
+    fixable_run_level = {
+        id(diagnostic) for diagnostic in result.run_diagnostics if diagnostic.code in fixers()
+    }
     for shown, diagnostics in sorted(by_path.items()):
-        wanted = [d for d in diagnostics if d.fix is not None and d.fix.applicability in allowed]
+        wanted = [
+            d
+            for d in diagnostics
+            if (d.fix is not None and d.fix.applicability in allowed) or id(d) in fixable_run_level
+        ]
         outcome: FileFix | None = None
         path = paths.get(shown)
         if wanted and path is not None:
@@ -47,7 +56,9 @@ def run_fixes(
             elif outcome.changed and _deliver(path, shown, outcome, diff):
                 changed_files += 1
                 fixed.extend(_Done(shown, applied) for applied in outcome.applied)
-        declined.extend(_declined(shown, diagnostics, outcome, allowed, run_level))
+        declined.extend(
+            _declined(shown, diagnostics, outcome, allowed, run_level - fixable_run_level)
+        )
     if not quiet:
         _summarise(fixed, changed_files, declined, diff)
     return changed_files > 0
@@ -85,7 +96,8 @@ def _fix_file(
     except OSError as error:
         return FileFix(None, error=f"not fixed: it cannot be read: {error.strerror or error}")
     index = result.indexes.get(path, EMPTY_INDEX)
-    return fix_source(data, path, settings, shown, unsafe=unsafe, index=index)
+    others = [fact for file in result.files if file.path != shown for fact in file.facts]
+    return fix_source(data, path, settings, shown, unsafe=unsafe, index=index, run_facts=others)
 
 
 _NO_NEWLINE = "\\ No newline at end of file\n"

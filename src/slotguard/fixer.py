@@ -33,19 +33,24 @@ from pathlib import Path
 import libcst as cst
 
 from slotguard.analysis.index import EMPTY_INDEX, ProjectIndex
-from slotguard.diagnostic import Applicability, Edit, Span
+from slotguard.diagnostic import Applicability, Edit, Fix, Span
 from slotguard.engine import run_rules
-from slotguard.fixes import no_fix_reason
+from slotguard.facts import Fact
+from slotguard.fixes import fixers, no_fix_reason
 from slotguard.fixes.base import Plan
 from slotguard.fixes.imports import with_imports
 from slotguard.locate import Locator
 from slotguard.parse import parse
 from slotguard.report.noqa import Suppressions
+from slotguard.rules import rule_by_code
 from slotguard.rules.base import Context, RawFinding
 from slotguard.selection import selected_codes
 from slotguard.settings import Settings
 from slotguard.source import SourceError, SourceText, decode
 from slotguard.syntax import children, walk
+
+_NO_PLACE = Span(1, 1, 1, 1)
+"""Where a fact without a node is said to be (as the engine says it)."""
 
 MAX_ROUNDS = 100
 """More rounds than this in one file means something is looping."""
@@ -138,13 +143,18 @@ def fix_source(
     *,
     unsafe: bool = False,
     index: ProjectIndex = EMPTY_INDEX,
+    run_facts: Sequence[Fact] | None = None,
 ) -> FileFix:
+    """Fix one file. ``run_facts``: what the other files of the run noted,
+    so that the findings of the whole run in this file are fixed too."""
     try:
         source = decode(data)
         tree = parse(source.text)
     except SourceError as error:
         return FileFix(None, error=f"not fixed: {error.reason}")
-    fixer = _Fixer(path, settings, shown, index, unsafe, strict=_compiles(source.text))
+    fixer = _Fixer(
+        path, settings, shown, index, unsafe, strict=_compiles(source.text), run_facts=run_facts
+    )
     current = fixer.check(tree)
     origins = _Origins(current)
     applied: list[Applied] = []
@@ -193,6 +203,7 @@ class _Fixer:
         unsafe: bool,
         *,
         strict: bool,
+        run_facts: Sequence[Fact] | None = None,
     ) -> None:
         self.path = path
         self.shown = shown
@@ -206,6 +217,10 @@ class _Fixer:
         self.allowed = {Applicability.SAFE}
         if unsafe:
             self.allowed.add(Applicability.UNSAFE)
+        self.run_facts = run_facts
+        """The facts the other files of the run noted, when the run is known:
+        the findings of the whole run that fall in this file are then
+        checked, fixed and re-checked like the others."""
         self.rejected: set[tuple[str, str, int]] = set()
         """Plans that failed alone, by the identity of their finding."""
         self.reasons: dict[tuple[str, str, int], str] = {}
@@ -213,11 +228,15 @@ class _Fixer:
 
     def check(self, tree: cst.Module) -> _Round:
         context = run_rules(tree, self.path, self.guard, self.shown, self.index)
-        locator = Locator(tree, [f.node for f in context.findings])
+        fact_nodes = [fact.node for fact in context.facts if fact.node is not None]
+        locator = Locator(tree, [*(f.node for f in context.findings), *fact_nodes])
         suppressions = Suppressions.of(locator.code)
         found: list[_Found] = []
         seen: set[tuple[str, int, int]] = set()
-        for finding in context.findings:
+        findings = list(context.findings)
+        if self.run_facts is not None:
+            findings += self._run_findings(context, locator, suppressions)
+        for finding in findings:
             span = locator.span(finding.node)
             identity = (finding.rule.code, span.line, span.column)
             if identity in seen or suppressions.suppresses(finding.rule.code, span.line):
@@ -226,6 +245,49 @@ class _Fixer:
             normalised = " ".join(tree.code_for_node(finding.node).split())
             found.append(_Found(finding, (finding.rule.code, normalised)))
         return _Round(tree, context, found)
+
+    def _run_findings(
+        self, context: Context, locator: Locator, suppressions: Suppressions
+    ) -> list[RawFinding]:
+        """The findings of the whole run (``Rule.check_run``) that fall in
+        this file, for the rules that have a fixer: the run's other facts
+        with this version of the file's own, each finding with its plan."""
+        assert self.run_facts is not None
+        available = fixers()
+        own: dict[str, list[Fact]] = {}
+        nodes: dict[tuple[str, Span], cst.CSTNode] = {}
+        for raw in context.facts:
+            code = raw.rule.code
+            if code not in available:
+                continue
+            if raw.node is None:
+                span = _NO_PLACE
+            else:
+                span = locator.span(raw.node)
+                nodes.setdefault((code, span), raw.node)
+            quiet = raw.node is not None and suppressions.suppresses(code, span.line)
+            own.setdefault(code, []).append(
+                Fact(code, raw.topic, raw.value, self.shown, span, quiet)
+            )
+        found: list[RawFinding] = []
+        for code, facts in own.items():
+            rule = rule_by_code(code)
+            if rule is None:
+                continue
+            others = [fact for fact in self.run_facts if fact.code == code]
+            for diagnostic in rule.check_run([*others, *facts], self.guard):
+                node = nodes.get((code, diagnostic.span))
+                if diagnostic.path != self.shown or node is None:
+                    continue
+                finding = RawFinding(rule, node, diagnostic.message, (), None)
+                outcome = available[code].plan(context, finding)
+                if isinstance(outcome, Plan):
+                    finding.fix = Fix(outcome.applicability, outcome.description)
+                    context.plans[id(finding)] = outcome
+                else:
+                    context.unfixable[id(finding)] = outcome.reason
+                found.append(finding)
+        return found
 
     def candidates(self, current: _Round) -> list[tuple[tuple[str, str, int], Plan]]:
         """Plans to try this round, none overlapping another."""
