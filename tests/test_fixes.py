@@ -33,10 +33,11 @@ from click.testing import CliRunner
 from slotguard.cli import cli
 from slotguard.config import Config
 from slotguard.engine import check_bytes
+from slotguard.facts import Fact
 from slotguard.fixer import FIXABLE_UNSAFE, STYLE_CODES, FileFix, Unfixed, fix_source
 from slotguard.fixes import fixers
 from slotguard.parse import parse
-from slotguard.rules import rule_index
+from slotguard.rules import all_rules, rule_index
 from slotguard.settings import Settings
 from slotguard.source import decode
 
@@ -88,12 +89,14 @@ class Fixture:
         return fixed.read_bytes() if fixed.exists() else self.data
 
     def fix(self, data: bytes | None = None) -> FileFix:
+        # The file is the whole run: its findings of the whole run are its own.
         return fix_source(
             self.data if data is None else data,
             self.path,
             self.settings,
             self.path.name,
             unsafe=self.unsafe,
+            run_facts=(),
         )
 
     def findings(self, data: bytes) -> Counter[tuple[str, str]]:
@@ -103,7 +106,17 @@ class Fixture:
         result = check_bytes(data, self.path, self.settings, self.path.name)
         lines = decode(data).text.splitlines()
         found: Counter[tuple[str, str]] = Counter()
-        for diagnostic in (*result.diagnostics, *(d for _, d in result.pending)):
+        # The file is the whole run: the rules' whole-run findings are its own.
+        by_code: dict[str, list[Fact]] = {}
+        for fact in result.facts:
+            by_code.setdefault(fact.code, []).append(fact)
+        whole_run = [
+            diagnostic
+            for rule in all_rules()
+            if rule.code in by_code
+            for diagnostic in rule.check_run(by_code[rule.code], self.settings)
+        ]
+        for diagnostic in (*result.diagnostics, *(d for _, d in result.pending), *whole_run):
             span = diagnostic.span
             text = lines[span.line - 1][span.column - 1 :]
             if span.end_line == span.line:

@@ -268,6 +268,14 @@ SCENARIOS = [
         exhausts=False,
     ),
     _scenario(
+        "sg501_starlette_lifespan_never_closes_pool",
+        "SG501",
+        "unsafe",
+        held=ITERATIONS,
+        pooled=False,
+        exhausts=False,
+    ),
+    _scenario(
         "sg501_sqlalchemy_engine_per_call_never_disposed",
         "SG501",
         "unsafe",

@@ -297,17 +297,33 @@ def finally_plan(
     end: int,
     release: cst.BaseExpression,
     description: str,
+    kept: cst.BaseStatement | None = None,
 ) -> Plan:
     """Keep the acquiring statement (for one written inline: bind
-    ``acquisition`` to the new name first), and put what follows, up to
-    ``end``, in a ``try`` whose ``finally`` runs ``release``."""
+    ``acquisition`` to the new name first; ``kept``: a statement around it
+    that stays instead), and put what follows, up to ``end``, in a ``try``
+    whose ``finally`` runs ``release``."""
     indent = context.tree.default_indent
     statement, block, index, name = where.statement, where.block, where.index, where.name
 
     def build() -> list[cst.BaseStatement]:
         region = [*where.opening, *block.body[index + 1 : end]]
+        above: Sequence[cst.EmptyLine] = ()
+        first = region[0] if region else None
+        if isinstance(first, cst.SimpleStatementLine | cst.BaseCompoundStatement):
+            # Blank lines above what was the first statement go above the
+            # ``try``; comments stay with their statement.
+            lines = list(first.leading_lines)
+            blank = 0
+            while blank < len(lines) and lines[blank].comment is None:
+                blank += 1
+            above = lines[:blank]
+            region[0] = first.with_changes(leading_lines=lines[blank:])
         moved = [reindent_continuations(part, indent) for part in region]
-        if where.first is None:
+        acquired: cst.BaseStatement
+        if kept is not None:
+            acquired = kept
+        elif where.first is None:
             acquired = statement
         else:
             acquired = cst.SimpleStatementLine(
@@ -321,6 +337,7 @@ def finally_plan(
             finalbody=cst.Finally(
                 body=cst.IndentedBlock([cst.SimpleStatementLine([cst.Expr(release)])])
             ),
+            leading_lines=above,
         )
         return [acquired, protected]
 

@@ -184,6 +184,7 @@ def _aio_library(library: str) -> tuple[ResourceType, ...]:
             methods=(Method("acquire", f"{library}.PoolConnection", awaited=True),),
             context_manager_form=f"async with {library}.create_pool(...) as pool",
             is_async=True,
+            release_awaited=False,
         ),
         ResourceType(
             name=f"{library}.PoolConnection",
@@ -210,6 +211,7 @@ def _aio_library(library: str) -> tuple[ResourceType, ...]:
             release_methods=("close", "terminate"),
             methods=(Method("acquire", f"{library}.PoolConnection", awaited=True),),
             is_async=True,
+            release_awaited=False,
         ),
     )
 

@@ -85,6 +85,11 @@ class ResourceType:
     when older ones lack the context manager: a fix writes ``with`` only for
     a project whose declared versions all have it, else
     ``contextlib.closing(...)``."""
+    release_awaited: bool = True
+    """For an asynchronous type: its release method is a coroutine that
+    releases it (``await pool.close()``). False where it is a plain call
+    that only starts closing (aiopg's ``pool.close()``, then
+    ``await pool.wait_closed()``)."""
     with_commits: bool = False
     """Its context-manager form commits the transaction when the block ends
     without an exception (psycopg), where ``close()`` or giving it back to
