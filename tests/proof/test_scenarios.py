@@ -188,7 +188,7 @@ SCENARIOS = [
     _scenario(
         "sg106_sqlalchemy_scoped_session_in_threads",
         "SG106",
-        None,
+        "unsafe",
         held=ITERATIONS,
         in_transaction=True,
     ),

@@ -161,6 +161,16 @@ def lifetime(
 # -- what the statements compute from the resource --------------------------------
 
 
+def escapes(
+    statements: Sequence[cst.BaseStatement], name: str, kind: Kind, scope: cst.CSTNode
+) -> Unfixable | None:
+    """Why what the statements load through ``name`` would outlive a block
+    around them that releases it (returned, yielded, stored, captured)."""
+    plain = Plain.of(kind, scope)
+    loaded = _derived(statements, name, plain)[1]
+    return _escape(statements, loaded | {name}, plain, name, kind, {})
+
+
 def loaded_through(statements: Sequence[cst.BaseStatement], name: str, kind: Kind) -> set[str]:
     """The names that statements bind to what was loaded through ``name``."""
     return _derived(statements, name, Plain.of(kind))[1]
