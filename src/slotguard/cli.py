@@ -798,5 +798,19 @@ def _list_family(prefix: str, family: Sequence[Any]) -> None:
     click.echo(f"\n`slotguard explain {family[0].code}` prints one rule's documentation.")
 
 
+@cli.command()
+@_guarded
+def server() -> None:
+    """Run the language server: the Language Server Protocol over standard
+    input and output, for editors (needs the `server` extra)."""
+    from slotguard.server import MissingDependencies, serve
+
+    try:
+        status = serve()
+    except MissingDependencies as error:
+        raise UsageProblem(str(error)) from None
+    sys.exit(status)
+
+
 def main() -> None:
     cli(prog_name="slotguard")

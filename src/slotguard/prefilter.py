@@ -72,4 +72,10 @@ def may_have_findings(data: bytes, model: Model, index: ProjectIndex = EMPTY_IND
     exported = _words(frozenset(index.names()))
     if exported is not None and exported.search(data) is not None:
         return True
-    return index.has_state() and (b".state." in data or b".ctx." in data)
+    return index.has_state() and (
+        b".state." in data or b".ctx." in data or _STATE_ITEM.search(data) is not None
+    )
+
+
+_STATE_ITEM = re.compile(rb"(?:app|application|config_dict)\s*\[")
+"""aiohttp's application state: ``request.app["pool"]``."""

@@ -252,6 +252,14 @@ SCENARIOS = [
     ),
     _scenario("sg402_asyncpg_poll_while_holding", "SG402", None, held=ITERATIONS, at="during"),
     _scenario(
+        "sg403_psycopg2_cursor_http_before_commit",
+        "SG403",
+        None,
+        held=ITERATIONS,
+        at="during",
+        in_transaction=True,
+    ),
+    _scenario(
         "sg403_sqlalchemy_session_http_before_commit",
         "SG403",
         None,

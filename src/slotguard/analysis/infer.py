@@ -34,6 +34,7 @@ from slotguard.syntax import (
     assigned_names,
     decorator_names,
     dotted_name,
+    last_name,
     string_value,
     unwrap_await,
     walk_scope,
@@ -525,6 +526,10 @@ class ModuleInfo:
                     typed = scope.type_of(value, with_state=False)
                     if typed is not None:
                         found.setdefault(parts[-1], typed)
+            for key, value in scope.item_assignments:
+                typed = scope.type_of(value, with_state=False)
+                if typed is not None:
+                    found.setdefault(key, typed)
         return found
 
     @property
@@ -662,6 +667,8 @@ class Scope:
         self.global_assignments: set[str] = set()
         self._declared_global: set[str] = set()
         self._attribute_assignments: list[tuple[str, cst.BaseExpression]] = []
+        self.item_assignments: list[tuple[str, cst.BaseExpression]] = []
+        """``app["pool"] = ...``: application state kept as an item (``state_item``)."""
         self._produced: dict[int, Produced | None] = {}
         self.instances: dict[str, str] = {}
         """Names bound to an instance of a project class → its qualified name."""
@@ -755,6 +762,9 @@ class Scope:
             name = dotted_name(target)
             if name is not None:
                 self._attribute_assignments.append((name, value))
+            key = state_item(target)
+            if key is not None:
+                self.item_assignments.append((key, value))
             return
         if isinstance(target, cst.Tuple | cst.List):
             self._bind_elements(target, value)
@@ -939,6 +949,9 @@ class Scope:
             return produced.type
         if isinstance(expr, cst.IfExp):
             return self.type_of(expr.body) or self.type_of(expr.orelse)
+        if with_state and isinstance(expr, cst.Subscript):
+            key = state_item(expr)
+            return self.module.state_type(key) if key is not None else None
         return None
 
     def produced(self, expr: cst.BaseExpression) -> Produced | None:
@@ -1182,7 +1195,28 @@ class Scope:
             receiver = self.type_of(inner.func.value)
             if receiver is not None and inner.func.attr.value in receiver.transaction_methods:
                 return self.transaction_binds(receiver)
+        if isinstance(inner, cst.Call):
+            lent = self._lent_by(inner)
+            if lent is not None:
+                return lent
         return self.type_of(inner)
+
+    def _lent_by(self, call: cst.Call) -> ResourceType | None:
+        """``with session_scope() as session``: what a context-manager
+        generator of the project yields (this module's, or another's summary)."""
+        callee = dotted_name(call.func)
+        if callee is None:
+            return None
+        module = self.module
+        provider = module.function_named(callee)
+        if provider is not None:
+            if not (provider.is_generator and provider.is_context_manager):
+                return None
+            return module._guarded(f"lends:{id(provider)}", provider.yielded_type, None)
+        symbol = module.imported_symbol(callee)
+        if symbol is not None and symbol.kind is SymbolKind.PROVIDER and symbol.type_name:
+            return module._type_named(symbol.type_name)
+        return None
 
     def transaction_binds(self, receiver: ResourceType) -> ResourceType | None:
         """What ``with receiver.begin() as x`` binds to ``x``."""
@@ -1222,6 +1256,31 @@ class _EmptyScope(Scope):
         self._attribute_assignments = []
         self._produced = {}
         self.instances = {}
+
+
+_APP_MAPPINGS = ("app", "application", "config_dict")
+"""aiohttp keeps application state as items of the application
+(``app["pool"]``, ``request.app["pool"]``, ``request.config_dict["pool"]``)."""
+
+
+def state_item(expr: cst.BaseExpression) -> str | None:
+    """The state name of ``<app>["pool"]`` or ``<app>[pool_key]`` (an
+    ``AppKey`` kept in a name): ``pool`` and ``pool_key``. The mapping must
+    be an application's (its name is or ends with ``app``, or is
+    ``config_dict``)."""
+    if not isinstance(expr, cst.Subscript) or len(expr.slice) != 1:
+        return None
+    element = expr.slice[0].slice
+    if not isinstance(element, cst.Index):
+        return None
+    owner = last_name(expr.value)
+    if not (owner.endswith("app") or owner in _APP_MAPPINGS):
+        return None
+    key = element.value
+    if isinstance(key, cst.Name):
+        return key.value
+    text = string_value(key)
+    return text if text and text.isidentifier() else None
 
 
 def _statements(body: object) -> Iterator[cst.CSTNode]:

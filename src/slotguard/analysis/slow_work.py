@@ -360,7 +360,9 @@ class SlowWork:
         self, func: cst.BaseExpression, function: FunctionInfo | None
     ) -> FunctionInfo | None:
         """The function of this module a call calls: a nested function, a
-        module-level one, or a method of the same class through ``self``."""
+        module-level one, a method of the same class through ``self``, or a
+        method of a class of the module called on an instance of it
+        (``Summariser(llm).run()``, ``self.notifier.send()``)."""
         if isinstance(func, cst.Name):
             outer = function
             while outer is not None:
@@ -369,14 +371,22 @@ class SlowWork:
                     return nested
                 outer = outer.parent
             return self.module.function_named(func.value)
-        if (
-            isinstance(func, cst.Attribute)
-            and isinstance(func.value, cst.Name)
-            and function is not None
-        ):
+        if not isinstance(func, cst.Attribute):
+            return None
+        if isinstance(func.value, cst.Name) and function is not None:
             method = _outermost(function)
             if method.cls is not None and func.value.value == method.self_name:
                 return method.cls.methods.get(func.attr.value)
+        scope = function.scope if function is not None else self.module.module_scope
+        called = scope.method_called(func)
+        if isinstance(called, FunctionInfo):
+            return called
+        qualified = self.classes.call_name(func, function)
+        if qualified is not None:
+            owner, _, name = qualified.rpartition(".")
+            cls = self.module.own_class(owner)
+            if cls is not None:
+                return cls.methods.get(name)
         return None
 
     def summary(self, function: FunctionInfo) -> dict[SlowKind, SlowCall]:

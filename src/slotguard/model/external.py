@@ -387,6 +387,17 @@ class Autobegin:
     ended_by_block: tuple[str, ...] = ("begin",)
     """Methods whose ``with`` block ends it when the block ends
     (``with session.begin():`` commits; ``begin_nested()`` only a savepoint)."""
+    cursors: tuple[str, ...] = ()
+    """Methods that make a DB-API cursor whose queries begin the connection's
+    transaction (``conn.cursor()``)."""
+    cursor_begins: tuple[str, ...] = ()
+    """The cursor's methods that begin it."""
+    only_by_sql: bool = False
+    """The driver commits every statement by itself (asyncpg): only an
+    ``execute("BEGIN")`` begins a transaction."""
+    autocommit: tuple[str, ...] = ()
+    """How the code turns the driver's implicit transactions off: an attribute
+    assigned, a keyword of the connecting call, a method called."""
 
 
 AUTOBEGIN: tuple[Autobegin, ...] = (
@@ -428,10 +439,62 @@ AUTOBEGIN: tuple[Autobegin, ...] = (
         ),
         ends=("commit", "rollback", "close", "invalidate"),
     ),
+    # DB-API drivers begin a transaction on a connection's first statement
+    # (psycopg2 and psycopg unless autocommit) and keep it until commit,
+    # rollback or close; a pooled connection's ends when it goes back.
+    Autobegin(
+        types=("psycopg2.Connection", "psycopg2.PoolConnection"),
+        begins=(),
+        ends=("commit", "rollback", "close", "reset"),
+        ended_by_block=(),
+        cursors=("cursor",),
+        cursor_begins=("execute", "executemany", "callproc", "copy_expert", "copy_from"),
+        autocommit=("autocommit",),
+    ),
+    Autobegin(
+        types=(
+            "psycopg.Connection",
+            "psycopg.AsyncConnection",
+            "psycopg_pool.PoolConnection",
+            "psycopg_pool.AsyncPoolConnection",
+        ),
+        begins=("execute",),
+        ends=("commit", "rollback", "close"),
+        ended_by_block=("transaction",),
+        cursors=("cursor",),
+        cursor_begins=("execute", "executemany", "copy", "stream"),
+        autocommit=("autocommit", "set_autocommit"),
+    ),
+    Autobegin(
+        types=("asyncpg.Connection", "asyncpg.PoolConnection"),
+        begins=("execute",),
+        ends=("close", "terminate"),
+        ended_by_block=("transaction",),
+        only_by_sql=True,
+    ),
 )
 
 
-AUTOBEGIN_METHODS = frozenset(name for entry in AUTOBEGIN for name in entry.begins)
+AUTOBEGIN_METHODS = frozenset(
+    name for entry in AUTOBEGIN for name in (*entry.begins, *entry.cursor_begins)
+)
+
+SQL_BEGINS = ("BEGIN", "START TRANSACTION")
+SQL_ENDS = ("COMMIT", "ROLLBACK", "END", "ABORT")
+"""Statements, passed to ``execute`` as a literal, that begin or end a
+transaction on a driver's connection."""
+
+
+def sql_effect(statement: str) -> bool | None:
+    """True when the SQL text begins a transaction, False when it ends one,
+    None when it is a query (or says nothing about transactions)."""
+    words = statement.strip().rstrip(";").upper().split()
+    first = " ".join(words[:2])
+    if words and (words[0] in SQL_BEGINS or first in SQL_BEGINS):
+        return True
+    if words and words[0] in SQL_ENDS and "TO" not in words:  # ROLLBACK TO SAVEPOINT
+        return False
+    return None
 
 
 def autobegin_of(type_name: str) -> Autobegin | None:

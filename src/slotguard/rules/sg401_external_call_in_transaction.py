@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from slotguard.analysis.infer import FunctionInfo
 from slotguard.analysis.ownership import in_a_test
 from slotguard.analysis.slow_work import RegionKind, SlowCall, SlowKind, SlowWork, slow_work
 from slotguard.model.external import slow_calls
@@ -143,6 +144,11 @@ def chain_related(context: Context, slow: SlowCall) -> list[tuple[cst.CSTNode, s
     """The slow call at the end of a chain of helpers, for the code frame."""
     if not slow.chain:
         return []
-    through = [f"`{hop.function.name}()`" for hop in slow.chain[1:]]
-    via = f", through {', '.join(through)}" if through else ""
-    return [(slow.origin, f"{slow.what} in `{slow.chain[-1].function.name}()`{via}")]
+    through = [f"`{_spelled(hop.function)}()`" for hop in slow.chain[:-1]]
+    via = f", reached through {', '.join(through)}" if through else ""
+    return [(slow.origin, f"{slow.what} in `{_spelled(slow.chain[-1].function)}()`{via}")]
+
+
+def _spelled(function: FunctionInfo) -> str:
+    """``run`` as ``SummaryService.run`` when it is a method."""
+    return f"{function.cls.name}.{function.name}" if function.cls is not None else function.name

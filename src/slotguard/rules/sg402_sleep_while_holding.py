@@ -146,10 +146,7 @@ def _reason(
     if transactions is not None:
         begun = transactions.open_at(slow.node)
         if begun:
-            query = begun[0].query
-            text = (
-                f"while `{begun[0].session}` is idle in the transaction begun at line "
-                f"{context.line(query)}"
-            )
-            return text, [(query, f"`{begun[0].session}`'s transaction begins here")]
+            session, query = begun[0].session, begun[0].query
+            text = f"while `{session}` is idle in transaction since line {context.line(query)}"
+            return text, [(query, f"`{session}`'s transaction begins here")]
     return None

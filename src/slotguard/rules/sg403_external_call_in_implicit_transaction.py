@@ -5,7 +5,10 @@ subprocess, ...) made while a SQLAlchemy session (or engine connection) is
 in the transaction its first query began, before its `commit()`,
 `rollback()` or `close()`: directly, through a function of the same module,
 or from the generator of a streaming response that runs while the request's
-session is still open.
+session is still open. DB-API connections count the same way: a psycopg2 or
+psycopg connection from its first `execute` (on the connection or on one of
+its cursors) to its `commit()`, `rollback()` or `close()`, and an asyncpg
+connection between an `execute("BEGIN")` and its `COMMIT`.
 
 ## Why is this bad?
 SQLAlchemy begins a transaction on a session's first query ("autobegin") and
@@ -18,7 +21,11 @@ that only need the database time out.
 
 The rule follows each session along the paths of the function: after
 `commit()`, `rollback()` or `close()`, or after the end of a
-`with session.begin():` block, the call is fine. A session passed to a
+`with session.begin():` block, the call is fine. A module that turns a
+driver's autocommit on anywhere (`conn.autocommit = True`,
+`connect(autocommit=True)`, a pool's `kwargs={"autocommit": True}`) has
+its DB-API connections left alone, as has a cursor whose connection the
+function does not show. A session passed to a
 function of another module is assumed to come back with its transaction
 ended, to stay quiet where slotguard cannot see. A call inside an explicit
 transaction block is SG401's business.
@@ -60,6 +67,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import libcst as cst
 
@@ -72,6 +80,7 @@ from slotguard.model.external import (
     STREAMING_RESPONSE_NAMES,
     Autobegin,
     autobegin_of,
+    sql_effect,
 )
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.sg401_external_call_in_transaction import (
@@ -79,7 +88,7 @@ from slotguard.rules.sg401_external_call_in_transaction import (
     slow_phrase,
     slow_work_for,
 )
-from slotguard.syntax import assigned_names, dotted_name, last_name, walk_scope
+from slotguard.syntax import assigned_names, dotted_name, last_name, walk, walk_scope
 
 _MAX_ITERATIONS = 100_000
 
@@ -133,7 +142,7 @@ def _report(
     streaming: tuple[cst.Call, FunctionInfo] | None,
 ) -> None:
     query = begun.query
-    where = f"`{begun.session}` is idle in the transaction begun at line {context.line(query)}"
+    where = f"`{begun.session}` is idle in transaction since line {context.line(query)}"
     related = [
         (
             query,
@@ -263,24 +272,92 @@ def implicit_transactions(
     return found.transactions
 
 
+class _Receiver(NamedTuple):
+    """What a call on one receiver can do to a transaction: a session, a
+    connection, or a cursor (whose queries begin its connection's)."""
+
+    key: str
+    """The dotted name of the session or connection the transaction is on."""
+    begins: tuple[str, ...]
+    ends: tuple[str, ...]
+    ended_by_block: tuple[str, ...]
+    only_by_sql: bool
+
+
 class _Pass:
     def __init__(self, function: FunctionInfo, work: SlowWork) -> None:
         self.function = function
         self.scope = function.scope
         self.work = work
         self.queries: dict[int, cst.Call] = {}
-        self._kinds: dict[str, Autobegin | None] = {}
+        self._receivers: dict[str, _Receiver | None] = {}
 
-    def autobegin(self, receiver: cst.BaseExpression) -> tuple[str, Autobegin] | None:
-        """The session key and its autobegin data, if ``receiver`` is one."""
+    def autobegin(self, receiver: cst.BaseExpression) -> _Receiver | None:
+        """What the receiver's calls do to a transaction, if it has one."""
         key = dotted_name(receiver)
         if key is None:
             return None
-        if key not in self._kinds:
-            typed = self.scope.type_of(receiver)
-            self._kinds[key] = autobegin_of(typed.name) if typed is not None else None
-        found = self._kinds[key]
-        return (key, found) if found is not None else None
+        if key not in self._receivers:
+            self._receivers[key] = self._receiver(key, receiver)
+        return self._receivers[key]
+
+    def _receiver(self, key: str, receiver: cst.BaseExpression) -> _Receiver | None:
+        typed = self.scope.type_of(receiver)
+        data = autobegin_of(typed.name) if typed is not None else None
+        if data is not None:
+            if data.autocommit and self._in_autocommit(data):
+                return None
+            return _Receiver(key, data.begins, data.ends, data.ended_by_block, data.only_by_sql)
+        made = self._cursor_of(receiver)
+        if made is None:
+            return None
+        connection = self.autobegin(made)
+        if connection is None:
+            return None
+        typed = self.scope.type_of(made)
+        data = autobegin_of(typed.name) if typed is not None else None
+        if data is None or not data.cursor_begins:
+            return None
+        return _Receiver(connection.key, data.cursor_begins, (), (), data.only_by_sql)
+
+    def _cursor_of(self, receiver: cst.BaseExpression) -> cst.BaseExpression | None:
+        """The connection a cursor of this function was made by: its only
+        binding is ``cur = conn.cursor()`` or ``with conn.cursor() as cur``."""
+        if not isinstance(receiver, cst.Name):
+            return None
+        name = receiver.value
+        made: list[cst.BaseExpression] = []
+        for node in self.scope.of_type(cst.Assign, cst.WithItem):
+            value: cst.BaseExpression | None = None
+            if isinstance(node, cst.Assign):
+                if any(name in assigned_names(target.target) for target in node.targets):
+                    value = node.value
+            elif (
+                isinstance(node, cst.WithItem)
+                and node.asname is not None
+                and name in assigned_names(node.asname.name)
+            ):
+                value = node.item
+            if value is None:
+                continue
+            inner = value.expression if isinstance(value, cst.Await) else value
+            if not (isinstance(inner, cst.Call) and isinstance(inner.func, cst.Attribute)):
+                return None
+            made.append(inner.func.value)
+            if inner.func.attr.value != "cursor" or len(made) > 1:
+                return None
+        return made[0] if made else None
+
+    def _in_autocommit(self, data: Autobegin) -> bool:
+        """Whether the module turns a driver's implicit transactions off
+        anywhere (``conn.autocommit = True``, ``connect(autocommit=True)``,
+        a pool's ``kwargs={"autocommit": True}``): its connections are then
+        not judged, where slotguard cannot tell which ones it meant."""
+        module = self.function.module
+        return module.cached(
+            f"turns-autocommit-on:{data.types[0]}",
+            lambda: _turns_autocommit_on(module.tree, data.autocommit),
+        )
 
     def run(self) -> ImplicitTransactions | None:
         try:
@@ -300,7 +377,7 @@ class _Pass:
             func = node.func
             if isinstance(func, cst.Attribute) and func.attr.value in AUTOBEGIN_METHODS:
                 found = self.autobegin(func.value)
-                if found is not None and func.attr.value in found[1].begins:
+                if found is not None and _begins(found, func.attr.value, node) is not False:
                     return True
             if (
                 node.args
@@ -342,11 +419,11 @@ class _Pass:
         inner = expression.expression if isinstance(expression, cst.Await) else expression
         if isinstance(inner, cst.Call) and isinstance(inner.func, cst.Attribute):
             found = self.autobegin(inner.func.value)
-            if found is not None and inner.func.attr.value in found[1].ended_by_block:
-                effects.append((False, found[0], None))
+            if found is not None and inner.func.attr.value in found.ended_by_block:
+                effects.append((False, found.key, None))
         found = self.autobegin(inner)
         if found is not None:
-            effects.append((False, found[0], None))
+            effects.append((False, found.key, None))
         if item.asname is not None:
             effects += [(False, name, None) for name in assigned_names(item.asname.name)]
         return effects
@@ -364,13 +441,12 @@ class _Pass:
             if isinstance(func, cst.Attribute):
                 found = self.autobegin(func.value)
                 if found is not None:
-                    key, data = found
-                    method = func.attr.value
-                    if method in data.ends:
-                        effects.append((False, key, None))
-                    elif method in data.begins and not _is_item(node, entered):
+                    begins = _begins(found, func.attr.value, node)
+                    if begins is False:
+                        effects.append((False, found.key, None))
+                    elif begins and not _is_item(node, entered):
                         self.queries[id(node)] = node
-                        effects.append((True, key, node))
+                        effects.append((True, found.key, node))
                     continue
             effects += self._passed(node)
 
@@ -383,8 +459,8 @@ class _Pass:
             found = self.autobegin(arg.value)
             if found is None:
                 continue
-            key = found[0]
-            use = _parameter_use(helper, position, arg, found[1]) if helper else "ends"
+            key = found.key
+            use = _parameter_use(helper, position, arg, found) if helper else "ends"
             if use == "begins":
                 self.queries[id(call)] = call
                 effects.append((True, key, call))
@@ -437,6 +513,71 @@ def _apply(state: _State, effects: list[_Effect], *, begins: bool) -> _State:
     return frozenset(facts)
 
 
+def _begins(receiver: _Receiver, method: str, call: cst.Call) -> bool | None:
+    """True when the call may begin the receiver's transaction, False when it
+    ends it, None when it does neither. A literal ``BEGIN`` or ``COMMIT``
+    given to ``execute`` says which; a driver that commits each statement
+    (asyncpg) begins one only that way."""
+    if method in receiver.ends:
+        return False
+    if method not in receiver.begins:
+        return None
+    statement = _literal_sql(call)
+    said = sql_effect(statement) if statement is not None else None
+    if said is not None:
+        return said
+    return None if receiver.only_by_sql else True
+
+
+def _literal_sql(call: cst.Call) -> str | None:
+    if not call.args or call.args[0].keyword is not None:
+        return None
+    value = call.args[0].value
+    if isinstance(value, cst.SimpleString | cst.ConcatenatedString):
+        text = value.evaluated_value
+        return text if isinstance(text, str) else None
+    return None
+
+
+def _turns_autocommit_on(tree: cst.Module, spellings: tuple[str, ...]) -> bool:
+    """``x.autocommit = True``, ``connect(autocommit=True)``,
+    ``{"autocommit": True}``, ``conn.set_autocommit(True)``,
+    ``set_session(autocommit=True)``, ``ISOLATION_LEVEL_AUTOCOMMIT``."""
+    for node in walk(tree):
+        if isinstance(node, cst.Assign):
+            for target in node.targets:
+                if (
+                    isinstance(target.target, cst.Attribute)
+                    and target.target.attr.value in spellings
+                    and not _false(node.value)
+                ):
+                    return True
+        elif isinstance(node, cst.Arg) and node.keyword is not None:
+            if node.keyword.value == "autocommit" and not _false(node.value):
+                return True
+        elif isinstance(node, cst.DictElement) and isinstance(node.key, cst.SimpleString):
+            if node.key.evaluated_value == "autocommit" and not _false(node.value):
+                return True
+        elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+            method = node.func.attr.value
+            if (
+                method in spellings
+                and method.startswith("set_")
+                and not (node.args and _false(node.args[0].value))
+            ):
+                return True
+        elif (
+            isinstance(node, cst.Name | cst.Attribute)
+            and last_name(node) == "ISOLATION_LEVEL_AUTOCOMMIT"
+        ):
+            return True
+    return False
+
+
+def _false(value: cst.BaseExpression) -> bool:
+    return isinstance(value, cst.Name) and value.value in ("False", "None")
+
+
 def _within(session: str, name: str) -> bool:
     """``db`` and ``db.x`` are gone when ``db`` is ended or rebound."""
     return session == name or session.startswith(name + ".")
@@ -460,7 +601,7 @@ def _rebound(statement: cst.CSTNode) -> list[str]:
     return []
 
 
-def _parameter_use(helper: FunctionInfo, position: int, arg: cst.Arg, data: Autobegin) -> str:
+def _parameter_use(helper: FunctionInfo, position: int, arg: cst.Arg, data: _Receiver) -> str:
     """ "ends", "begins" or "none": what a function of the module does to the
     session passed as this argument; anything it cannot tell counts as ends."""
     params = helper.node.params
