@@ -358,11 +358,12 @@ def test_the_fix_summary_gives_each_finding_left_its_own_reason(project: Path) -
     code, _, err = invoke("fix", "--no-cache", "app")
     assert code == 1
     lines = err.splitlines()
-    # `other` gets its release in a `finally` (SG202); `work` is kept from
-    # the `with` by its second release.
+    # `other` gets its release in a `finally` (SG202); `work`'s second
+    # release, before its early `return`, makes its `with` unsafe.
     assert "slotguard: fixed 1 finding in 1 file (SG202 (1))" in lines
     start = lines.index("slotguard: 1 finding not fixed:")
     assert lines[start + 1 : start + 2] == [
-        "  app/two.py:8:10: SG202 `db` is also released inside `if flag:`, "
-        "and a `with` would release it once, at its end",
+        "  app/two.py:8:10: SG202 fixable with --unsafe-fixes: rewrite as "
+        "`with contextlib.closing(Session(engine)) as db:` (unsafe: a release before a "
+        "`return` or `raise` now runs once its value is computed)",
     ]

@@ -187,12 +187,15 @@ def load():
     (project / "pooled.py").write_text(source)
     code, _, err = invoke("fix", "--extend-select", "SG108", ".")
     assert code == 1 and read(project / "pooled.py") == source
-    assert "pooled.py:7:12: SG108 the fix is unsafe: run with --unsafe-fixes" in err
+    assert (
+        "pooled.py:7:12: SG108 fixable with --unsafe-fixes: rewrite as "
+        "`with pool.connection() as conn:`"
+    ) in err
     invoke("fix", "--extend-select", "SG108", "--unsafe-fixes", ".")
     assert "    with pool.connection() as conn:\n" in read(project / "pooled.py")
 
 
-def test_summary_names_what_was_not_fixed_and_why(project: Path) -> None:
+def test_summary_names_each_finding_fixed_fixable_or_not_and_why(project: Path) -> None:
     (project / "direct.py").write_text(UNFIXABLE)
     (project / "declined.py").write_text(
         POOLED.replace("    finally:\n", "    # Always give it back.\n    finally:\n").replace(
@@ -203,10 +206,15 @@ def test_summary_names_what_was_not_fixed_and_why(project: Path) -> None:
     assert code == 1
     assert "slotguard: fixed 2 findings in 2 files" in err
     assert "not fixed:" in err
-    assert "  declined.py:5:12: SG108 a comment in the `finally` has nowhere to go" in err
-    reason = no_fix_reason("SG103")
-    assert reason.startswith("there is no automatic fix")
-    assert f"  direct.py:5:12: SG103 {reason}" in err
+    declined = "a comment in the `finally` has nowhere to go"
+    assert f"  declined.py:5:12: SG108 not fixable: {declined}" in err
+    assert (
+        "  direct.py:5:12: SG103 fixable with --unsafe-fixes: enter `conn` with "
+        "`async with await aiopg.connect(dsn) as conn:` up to its last use"
+    ) in err
+    # Each finding fixed is named where it was, with what was done.
+    assert "  pooled.py:5:12: SG201 fixed: rewrite as `async with pool.acquire() as conn:`" in err
+    assert "  legacy.py:" in err.split("not fixed:")[0]
 
 
 @pytest.mark.parametrize(
@@ -226,7 +234,7 @@ def test_the_summary_gives_the_reason_of_a_kept_past_its_scope_finding(project: 
         "SessionLocal = sessionmaker()\nsession = SessionLocal()\n"
     )
     _, _, err = invoke("fix", ".")
-    assert f"  globals.py:4:11: SG303 {no_fix_reason('SG303')}" in err
+    assert f"  globals.py:4:11: SG303 not fixable: {no_fix_reason('SG303')}" in err
 
 
 def test_a_file_that_does_not_parse_is_reported_and_never_written(project: Path) -> None:
@@ -236,7 +244,7 @@ def test_a_file_that_does_not_parse_is_reported_and_never_written(project: Path)
     code, out, err = invoke("fix", ".")
     assert code == 1
     assert "broken.py:" in out and "SG000" in out
-    assert "  broken.py:5:30: SG000 there is no automatic fix" in err
+    assert "  broken.py:5:30: SG000 not fixable: there is no automatic fix" in err
     assert broken.read_text() == BROKEN and broken.stat().st_ino == identity
     assert read(project / "pooled.py") == POOLED_FIXED
 

@@ -7,7 +7,7 @@ fixtures (before the acquisition, between it and the release, inside the
 - its output parses (and compiles, if the input did);
 - fixing the output again changes nothing.
 
-Bounds: 60 examples of about ten statements each, which run in about 20
+Bounds: 90 examples of about ten statements each, which run in about 30
 seconds here (two or three checks of a small module per example).
 """
 
@@ -37,6 +37,14 @@ from sqlalchemy.orm import Session, sessionmaker
 SessionLocal = sessionmaker()
 legacy_pool = pg2pool.ThreadedConnectionPool(1, 10, "dbname=app")
 modern_pool = ConnectionPool("dbname=app")
+
+
+def get_db():
+    db = SessionLocal()
+    try:
+        yield db
+    finally:
+        db.close()
 
 """
 HERE = "# here"
@@ -151,6 +159,83 @@ def spliced(engine):
     with Session(engine).no_autoflush as session:
         pass  # here
 """,
+    "session never closed": """\
+def spliced(engine):
+    pass  # here
+    db = SessionLocal()
+    pass  # here
+    db.add(engine)
+    pass  # here
+""",
+    "pooled connection never released": """\
+async def spliced(pool: asyncpg.Pool):
+    conn = await pool.acquire()
+    pass  # here
+    await conn.fetch("select 1")
+    pass  # here
+""",
+    "psycopg2 pool never given back": """\
+def spliced():
+    conn = legacy_pool.getconn()
+    pass  # here
+    conn.cursor().execute("select 1")
+    pass  # here
+""",
+    "session created inline": """\
+def spliced(engine):
+    pass  # here
+    rows = load(engine, SessionLocal())
+    pass  # here
+""",
+    "next on a dependency": """\
+def spliced():
+    db = next(get_db())
+    pass  # here
+    db.commit()
+    pass  # here
+""",
+    "loop over a dependency": """\
+def spliced():
+    for db in get_db():
+        pass  # here
+        db.commit()
+        break
+    pass  # here
+""",
+    "released each way": """\
+def spliced():
+    conn = legacy_pool.getconn()
+    pass  # here
+    try:
+        pass  # here
+        yield conn
+    except Exception:
+        pass  # here
+        legacy_pool.putconn(conn)
+        raise
+    else:
+        legacy_pool.putconn(conn)
+""",
+    "released before each exit": """\
+async def spliced(pool: asyncpg.Pool, key):
+    conn = await pool.acquire()
+    pass  # here
+    if key is None:
+        pass  # here
+        await pool.release(conn)
+        return None
+    pass  # here
+    await pool.release(conn)
+    pass  # here
+""",
+    "release behind a test": """\
+def spliced():
+    db = SessionLocal()
+    pass  # here
+    yield db
+    if db is not None:
+        db.close()
+""",
 }
 GENERATED = hypothesmith.from_grammar()
 """Built once: building it compiles a grammar (seconds)."""
@@ -250,7 +335,7 @@ def spliced_modules(draw: st.DrawFn) -> tuple[str, bool]:
 
 @pytest.mark.filterwarnings("ignore::SyntaxWarning")
 @settings(
-    max_examples=60,
+    max_examples=90,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     # hypothesmith's target() hill-climbing costs most of the time, for

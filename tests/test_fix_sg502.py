@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from slotguard.cli import cli
-from slotguard.fixer import UNSAFE
+from slotguard.fixer import FIXABLE_UNSAFE
 from slotguard.fixes import fix_summary
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "fixes" / "sg502"
@@ -38,14 +38,14 @@ def test_declines_say_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         "the handler `open_early` returns early, which would cut the lifespan",
     ]
     for reason in reasons:
-        assert f": SG502 {reason}\n" in result.stderr
+        assert f": SG502 not fixable: {reason}\n" in result.stderr
     assert "slotguard: 6 findings not fixed:" in result.stderr
 
 
 def test_waits_for_unsafe_fixes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = fix("safe_fixes_only.py", tmp_path, monkeypatch)
     assert "slotguard: fixed 0 findings in 0 files" in result.stderr
-    assert f"safe_fixes_only.py:11:28: SG502 {UNSAFE}\n" in result.stderr
+    assert f"safe_fixes_only.py:11:28: SG502 {FIXABLE_UNSAFE}: " in result.stderr
 
 
 def test_the_rule_table_shows_an_unsafe_fix() -> None:

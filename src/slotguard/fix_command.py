@@ -14,8 +14,8 @@ import click
 from slotguard.analysis.index import EMPTY_INDEX
 from slotguard.diagnostic import Applicability, Diagnostic
 from slotguard.engine import UNUSED_NOQA, RunResult
-from slotguard.fixer import UNSAFE, FileFix, Unfixed, fix_source
-from slotguard.fixes import no_fix_reason
+from slotguard.fixer import FIXED, Applied, FileFix, Unfixed, fix_source
+from slotguard.fixes import fixers, no_fix_reason
 from slotguard.settings import Settings
 from slotguard.writes import write_atomically
 
@@ -31,12 +31,21 @@ def run_fixes(
         by_path.setdefault(diagnostic.path, []).append(diagnostic)
     reported = {file.path for file in result.files if not file.context_only}
     paths = {shown: path for shown, path in result.paths.items() if shown in reported}
-    fixed: Counter[str] = Counter()
+    fixed: list[_Done] = []
     declined: list[_Left] = []
     changed_files = 0
     run_level = {id(diagnostic) for diagnostic in result.run_diagnostics}
+    # Findings of the whole run have no plan until the file is fixed with
+    # the facts of the others (``fix_source(run_facts=...)``).
+    fixable_run_level = {
+        id(diagnostic) for diagnostic in result.run_diagnostics if diagnostic.code in fixers()
+    }
     for shown, diagnostics in sorted(by_path.items()):
-        wanted = [d for d in diagnostics if d.fix is not None and d.fix.applicability in allowed]
+        wanted = [
+            d
+            for d in diagnostics
+            if (d.fix is not None and d.fix.applicability in allowed) or id(d) in fixable_run_level
+        ]
         outcome: FileFix | None = None
         path = paths.get(shown)
         if wanted and path is not None:
@@ -46,8 +55,10 @@ def run_fixes(
                 outcome = None
             elif outcome.changed and _deliver(path, shown, outcome, diff):
                 changed_files += 1
-                fixed.update(applied.code for applied in outcome.applied)
-        declined.extend(_declined(shown, diagnostics, outcome, allowed, run_level))
+                fixed.extend(_Done(shown, applied) for applied in outcome.applied)
+        declined.extend(
+            _declined(shown, diagnostics, outcome, allowed, run_level - fixable_run_level)
+        )
     if not quiet:
         _summarise(fixed, changed_files, declined, diff)
     return changed_files > 0
@@ -64,7 +75,7 @@ def fix_source_text(
     if outcome.error is not None:
         click.echo(f"slotguard: {shown}: {outcome.error}", err=True)
         return data, False
-    fixed: Counter[str] = Counter(applied.code for applied in outcome.applied)
+    fixed = [_Done(shown, applied) for applied in outcome.applied]
     fixed_data = data
     if outcome.changed:
         assert outcome.source is not None and outcome.text is not None
@@ -85,7 +96,8 @@ def _fix_file(
     except OSError as error:
         return FileFix(None, error=f"not fixed: it cannot be read: {error.strerror or error}")
     index = result.indexes.get(path, EMPTY_INDEX)
-    return fix_source(data, path, settings, shown, unsafe=unsafe, index=index)
+    others = [fact for file in result.files if file.path != shown for fact in file.facts]
+    return fix_source(data, path, settings, shown, unsafe=unsafe, index=index, run_facts=others)
 
 
 _NO_NEWLINE = "\\ No newline at end of file\n"
@@ -109,14 +121,32 @@ def _deliver(path: Path, shown: str, outcome: FileFix, diff: bool) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class _Done:
+    """A finding fixed in the file shown as ``path``."""
+
+    path: str
+    applied: Applied
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.path, self.applied.line, self.applied.column, self.applied.code)
+
+
+@dataclass(frozen=True, slots=True)
 class _Left:
     """A finding left unfixed, in the file shown as ``path``."""
 
     path: str
     unfixed: Unfixed
 
-    def sort_key(self) -> tuple[str, int, int, str]:
-        return (self.path, self.unfixed.line, self.unfixed.column, self.unfixed.code)
+    def place(self, original: bool) -> tuple[int, int]:
+        """Where it is: in the text as written (the fixed text), or, where
+        nothing was written (``--diff``), in the original one."""
+        if original and self.unfixed.original != (0, 0):
+            return self.unfixed.original
+        return self.unfixed.line, self.unfixed.column
+
+    def sort_key(self, original: bool = False) -> tuple[str, int, int, str]:
+        return (self.path, *self.place(original), self.unfixed.code)
 
 
 def _declined(
@@ -130,8 +160,11 @@ def _declined(
     with its own reason."""
 
     def as_found(diagnostic: Diagnostic) -> _Left:
-        reason = _reason(diagnostic, allowed)
-        return _Left(shown, Unfixed(diagnostic.code, diagnostic.line, diagnostic.column, reason))
+        reason, unsafe = _reason(diagnostic, allowed)
+        if id(diagnostic) in run_level and diagnostic.fix is None and not diagnostic.no_fix_reason:
+            reason = RUN_LEVEL
+        unfixed = Unfixed(diagnostic.code, diagnostic.line, diagnostic.column, reason, unsafe)
+        return _Left(shown, unfixed)
 
     if outcome is None:
         return [as_found(diagnostic) for diagnostic in diagnostics]
@@ -150,26 +183,45 @@ def _declined(
     return left
 
 
-def _reason(diagnostic: Diagnostic, allowed: set[Applicability]) -> str:
+RUN_LEVEL = (
+    "the whole run reports it (what the other files checked do decides it), "
+    "and the fix rewrites one file at a time"
+)
+"""Why a finding of the run as a whole (a pool kept in a module global and
+closed nowhere in the files checked) has no fix."""
+
+
+def _reason(diagnostic: Diagnostic, allowed: set[Applicability]) -> tuple[str, bool]:
+    """Why a finding of a file that was not fixed stays, and whether its fix
+    waits for ``--unsafe-fixes``."""
     if diagnostic.fix is not None:
-        return (
-            UNSAFE
-            if diagnostic.fix.applicability not in allowed
-            else "the file could not be read or parsed again"
-        )
-    return diagnostic.no_fix_reason or no_fix_reason(diagnostic.code)
+        if diagnostic.fix.applicability not in allowed:
+            return diagnostic.fix.message, True
+        return "the file could not be read or parsed again", False
+    return diagnostic.no_fix_reason or no_fix_reason(diagnostic.code), False
 
 
-def _summarise(fixed: Counter[str], files: int, declined: list[_Left], diff: bool) -> None:
-    total = sum(fixed.values())
+def _summarise(fixed: list[_Done], files: int, declined: list[_Left], diff: bool) -> None:
+    """Every finding of the run, each on its line: fixed (what the fix did),
+    fixable with ``--unsafe-fixes`` (what that fix would do), or not fixable
+    (why)."""
+    total = len(fixed)
     verb = "would fix" if diff else "fixed"
-    by_code = ", ".join(f"{code} ({count})" for code, count in sorted(fixed.items()))
-    line = f"slotguard: {verb} {total} finding{'s' if total != 1 else ''}"
-    line += f" in {files} file{'s' if files != 1 else ''}" + (f" ({by_code})" if by_code else "")
-    click.echo(line, err=True)
+    counts = Counter(done.applied.code for done in fixed)
+    by_code = ", ".join(f"{code} ({count})" for code, count in sorted(counts.items()))
+    headline = f"slotguard: {verb} {total} finding{'s' if total != 1 else ''}"
+    headline += f" in {files} file{'s' if files != 1 else ''}"
+    click.echo(headline + (f" ({by_code})" if by_code else ""), err=True)
+    status = "would be fixed" if diff else FIXED
+    for done in sorted(fixed, key=_Done.sort_key):
+        applied = done.applied
+        where = f"{done.path}:{applied.line}:{applied.column}" if applied.line else done.path
+        click.echo(f"  {where}: {applied.code} {status}: {applied.description}", err=True)
     if declined:
         left = len(declined)
         click.echo(f"slotguard: {left} finding{'s' if left != 1 else ''} not fixed:", err=True)
-        for found in sorted(declined, key=_Left.sort_key):
-            where = f"{found.path}:{found.unfixed.line}:{found.unfixed.column}"
-            click.echo(f"  {where}: {found.unfixed.code} {found.unfixed.reason}", err=True)
+        for found in sorted(declined, key=lambda item: item.sort_key(diff)):
+            unfixed = found.unfixed
+            line, column = found.place(diff)
+            where = f"{found.path}:{line}:{column}"
+            click.echo(f"  {where}: {unfixed.code} {unfixed.status}: {unfixed.reason}", err=True)

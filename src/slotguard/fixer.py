@@ -33,24 +33,32 @@ from pathlib import Path
 import libcst as cst
 
 from slotguard.analysis.index import EMPTY_INDEX, ProjectIndex
-from slotguard.diagnostic import Applicability, Edit, Span
+from slotguard.diagnostic import Applicability, Edit, Fix, Span
 from slotguard.engine import run_rules
-from slotguard.fixes import no_fix_reason
+from slotguard.facts import Fact
+from slotguard.fixes import fixers, no_fix_reason
 from slotguard.fixes.base import Plan
 from slotguard.fixes.imports import with_imports
 from slotguard.locate import Locator
 from slotguard.parse import parse
 from slotguard.report.noqa import Suppressions
+from slotguard.rules import rule_by_code
 from slotguard.rules.base import Context, RawFinding
 from slotguard.selection import selected_codes
 from slotguard.settings import Settings
 from slotguard.source import SourceError, SourceText, decode
 from slotguard.syntax import children, walk
 
+_NO_PLACE = Span(1, 1, 1, 1)
+"""Where a fact without a node is said to be (as the engine says it)."""
+
 MAX_ROUNDS = 100
 """More rounds than this in one file means something is looping."""
 
-UNSAFE = "the fix is unsafe: run with --unsafe-fixes"
+FIXABLE_UNSAFE = "fixable with --unsafe-fixes"
+"""The status of a finding whose fix waits for ``--unsafe-fixes``."""
+NOT_FIXABLE = "not fixable"
+FIXED = "fixed"
 
 
 STYLE_CODES = frozenset({"SG108"})
@@ -60,21 +68,32 @@ is correct code written by hand, which the opt-in SG108 reports."""
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """A finding the run removed, and the rewrite that removed it."""
+    """A finding the run removed, where it was in the original text (0 when
+    it appeared during the run), and the rewrite that removed it."""
 
     code: str
     description: str
+    line: int = 0
+    column: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Unfixed:
     """A finding left after fixing, where it is in the fixed text, and why
-    it was not fixed."""
+    it was not fixed: its fix waits for ``--unsafe-fixes`` (``reason`` then
+    says what the fix would do), or there is none."""
 
     code: str
     line: int
     column: int
     reason: str
+    unsafe: bool = False
+    original: tuple[int, int] = (0, 0)
+    """Line and column in the original text (0, 0: it appeared during the run)."""
+
+    @property
+    def status(self) -> str:
+        return FIXABLE_UNSAFE if self.unsafe else NOT_FIXABLE
 
 
 @dataclass(slots=True)
@@ -124,14 +143,20 @@ def fix_source(
     *,
     unsafe: bool = False,
     index: ProjectIndex = EMPTY_INDEX,
+    run_facts: Sequence[Fact] | None = None,
 ) -> FileFix:
+    """Fix one file. ``run_facts``: what the other files of the run noted,
+    so that the findings of the whole run in this file are fixed too."""
     try:
         source = decode(data)
         tree = parse(source.text)
     except SourceError as error:
         return FileFix(None, error=f"not fixed: {error.reason}")
-    fixer = _Fixer(path, settings, shown, index, unsafe, strict=_compiles(source.text))
+    fixer = _Fixer(
+        path, settings, shown, index, unsafe, strict=_compiles(source.text), run_facts=run_facts
+    )
     current = fixer.check(tree)
+    origins = _Origins(current)
     applied: list[Applied] = []
     for _ in range(MAX_ROUNDS):
         plans = fixer.candidates(current)
@@ -147,17 +172,21 @@ def fix_source(
             fixer.rejected.add(plans[0][0])
             continue
         descriptions = _descriptions(plans)
-        removed = current.counts() - outcome.counts()
-        for key, count in sorted(removed.items()):
+        by_identity = {identity: plan.description for identity, plan in plans}
+        removed = origins.advance(current, outcome, list(by_identity))
+        for key, gone in sorted(removed.items()):
             if key[0] in fixer.wanted:
-                description = descriptions.get(key) or descriptions.get(("", key[1]), "")
-                applied.extend(Applied(key[0], description) for _ in range(count))
+                for place, identity in gone:
+                    description = (
+                        by_identity.get(identity) if identity is not None else None
+                    ) or descriptions.get(("", key[1]), "")
+                    applied.append(Applied(key[0], description, *place))
         current = outcome
     return FileFix(
         source,
         current.tree.code if applied else None,
         applied,
-        fixer.declined(current),
+        fixer.declined(current, origins),
         fixer.pending(current),
     )
 
@@ -174,6 +203,7 @@ class _Fixer:
         unsafe: bool,
         *,
         strict: bool,
+        run_facts: Sequence[Fact] | None = None,
     ) -> None:
         self.path = path
         self.shown = shown
@@ -187,6 +217,10 @@ class _Fixer:
         self.allowed = {Applicability.SAFE}
         if unsafe:
             self.allowed.add(Applicability.UNSAFE)
+        self.run_facts = run_facts
+        """The facts the other files of the run noted, when the run is known:
+        the findings of the whole run that fall in this file are then
+        checked, fixed and re-checked like the others."""
         self.rejected: set[tuple[str, str, int]] = set()
         """Plans that failed alone, by the identity of their finding."""
         self.reasons: dict[tuple[str, str, int], str] = {}
@@ -194,11 +228,15 @@ class _Fixer:
 
     def check(self, tree: cst.Module) -> _Round:
         context = run_rules(tree, self.path, self.guard, self.shown, self.index)
-        locator = Locator(tree, [f.node for f in context.findings])
+        fact_nodes = [fact.node for fact in context.facts if fact.node is not None]
+        locator = Locator(tree, [*(f.node for f in context.findings), *fact_nodes])
         suppressions = Suppressions.of(locator.code)
         found: list[_Found] = []
         seen: set[tuple[str, int, int]] = set()
-        for finding in context.findings:
+        findings = list(context.findings)
+        if self.run_facts is not None:
+            findings += self._run_findings(context, locator, suppressions)
+        for finding in findings:
             span = locator.span(finding.node)
             identity = (finding.rule.code, span.line, span.column)
             if identity in seen or suppressions.suppresses(finding.rule.code, span.line):
@@ -207,6 +245,49 @@ class _Fixer:
             normalised = " ".join(tree.code_for_node(finding.node).split())
             found.append(_Found(finding, (finding.rule.code, normalised)))
         return _Round(tree, context, found)
+
+    def _run_findings(
+        self, context: Context, locator: Locator, suppressions: Suppressions
+    ) -> list[RawFinding]:
+        """The findings of the whole run (``Rule.check_run``) that fall in
+        this file, for the rules that have a fixer: the run's other facts
+        with this version of the file's own, each finding with its plan."""
+        assert self.run_facts is not None
+        available = fixers()
+        own: dict[str, list[Fact]] = {}
+        nodes: dict[tuple[str, Span], cst.CSTNode] = {}
+        for raw in context.facts:
+            code = raw.rule.code
+            if code not in available:
+                continue
+            if raw.node is None:
+                span = _NO_PLACE
+            else:
+                span = locator.span(raw.node)
+                nodes.setdefault((code, span), raw.node)
+            quiet = raw.node is not None and suppressions.suppresses(code, span.line)
+            own.setdefault(code, []).append(
+                Fact(code, raw.topic, raw.value, self.shown, span, quiet)
+            )
+        found: list[RawFinding] = []
+        for code, facts in own.items():
+            rule = rule_by_code(code)
+            if rule is None:
+                continue
+            others = [fact for fact in self.run_facts if fact.code == code]
+            for diagnostic in rule.check_run([*others, *facts], self.guard):
+                node = nodes.get((code, diagnostic.span))
+                if diagnostic.path != self.shown or node is None:
+                    continue
+                finding = RawFinding(rule, node, diagnostic.message, (), None)
+                outcome = available[code].plan(context, finding)
+                if isinstance(outcome, Plan):
+                    finding.fix = Fix(outcome.applicability, outcome.description)
+                    context.plans[id(finding)] = outcome
+                else:
+                    context.unfixable[id(finding)] = outcome.reason
+                found.append(finding)
+        return found
 
     def candidates(self, current: _Round) -> list[tuple[tuple[str, str, int], Plan]]:
         """Plans to try this round, none overlapping another."""
@@ -271,9 +352,10 @@ class _Fixer:
         if len(plans) == 1:
             self.reasons[plans[0][0]] = reason
 
-    def declined(self, current: _Round) -> list[Unfixed]:
+    def declined(self, current: _Round, origins: _Origins) -> list[Unfixed]:
         """Why each finding left (of the selected rules) was not fixed."""
         left: list[Unfixed] = []
+        seen: Counter[tuple[str, str]] = Counter()
         identities = {id(found.finding): identity for found, identity in self._identified(current)}
         locator: Locator | None = None
         for found in current.found:
@@ -282,9 +364,10 @@ class _Fixer:
             if code not in self.wanted or finding.pending is not None:
                 continue
             plan = current.context.plans.get(id(finding))
+            unsafe = False
             if plan is not None:
                 if plan.applicability not in self.allowed:
-                    reason = UNSAFE
+                    reason, unsafe = plan.description, True
                 else:
                     identity = identities[id(finding)]
                     reason = self.reasons.get(identity, "the rewrite would not remove the finding")
@@ -293,7 +376,9 @@ class _Fixer:
             if locator is None:
                 locator = Locator(current.tree, [f.finding.node for f in current.found])
             span = locator.span(finding.node)
-            left.append(Unfixed(code, span.line, span.column, reason))
+            original = origins.place(found.key, seen[found.key])
+            seen[found.key] += 1
+            left.append(Unfixed(code, span.line, span.column, reason, unsafe, original))
         return left
 
     def pending(self, current: _Round) -> frozenset[str]:
@@ -302,6 +387,70 @@ class _Fixer:
             for f in current.found
             if f.finding.pending is not None and f.finding.rule.code in self.wanted
         )
+
+
+class _Origins:
+    """Where each finding still there was in the original text, so that the
+    summary can name the place of each finding the run fixed: by key, the
+    places of its findings in the order the rounds list them (a fix removes
+    the findings it targets, and keeps the others in order)."""
+
+    def __init__(self, first: _Round) -> None:
+        locator = Locator(first.tree, [found.finding.node for found in first.found])
+        self.places: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        for found in first.found:
+            span = locator.span(found.finding.node)
+            self.places.setdefault(found.key, []).append((span.line, span.column))
+
+    def advance(
+        self, before: _Round, after: _Round, targets: Sequence[tuple[str, str, int]]
+    ) -> dict[tuple[str, str], list[tuple[tuple[int, int], tuple[str, str, int] | None]]]:
+        """The findings removed between two rounds, by key: the place of
+        each, with the identity of the plan that targeted it (None for one
+        removed in passing, taken in order among the others)."""
+        removed: dict[
+            tuple[str, str], list[tuple[tuple[int, int], tuple[str, str, int] | None]]
+        ] = {}
+        counts_before, counts_after = before.counts(), after.counts()
+        for key in counts_before.keys() | counts_after.keys():
+            places = self.places.setdefault(key, [])
+            # A finding that appeared during the run has no original place.
+            places += [(0, 0)] * (counts_before[key] - len(places))
+            gone = counts_before[key] - counts_after[key]
+            if gone <= 0:
+                places += [(0, 0)] * -gone
+                continue
+            positions = _positions(before, key)
+            aimed = {
+                positions[number - 1]: (code, text, number)
+                for code, text, number in targets
+                if (code, text) == key and number <= len(positions)
+            }
+            chosen: dict[int, tuple[str, str, int] | None] = dict(sorted(aimed.items())[:gone])
+            others = [i for i in range(len(places)) if i not in chosen]
+            chosen.update(dict.fromkeys(others[: gone - len(chosen)]))
+            removed[key] = [(places[i], chosen[i]) for i in sorted(chosen)]
+            self.places[key] = [place for i, place in enumerate(places) if i not in chosen]
+        return removed
+
+    def place(self, key: tuple[str, str], position: int) -> tuple[int, int]:
+        """The original place of the ``position``-th finding of ``key`` still there."""
+        places = self.places.get(key, [])
+        return places[position] if position < len(places) else (0, 0)
+
+
+def _positions(current: _Round, key: tuple[str, str]) -> list[int]:
+    """For each finding of ``key`` that has a plan, in order, its position
+    among all the findings of ``key`` (what an identity's occurrence counts)."""
+    positions = []
+    index = 0
+    for found in current.found:
+        if found.key != key:
+            continue
+        if id(found.finding) in current.context.plans:
+            positions.append(index)
+        index += 1
+    return positions
 
 
 def _descriptions(

@@ -49,6 +49,8 @@ UNSEEN = {
     "sg108_psycopg2_connect_never_closed": "CPython closes it when nothing refers to it",
     "sg108_psycopg2_connect_with": "CPython closes it when nothing refers to it",
     "sg501_asyncpg_pool_per_job_never_closed": "a pool left open holds no checkout",
+    "sg501_sqlalchemy_engine_per_call_never_disposed": "a pool left open holds no checkout",
+    "sg501_starlette_lifespan_never_closes_pool": "a pool left open holds no checkout",
     "sg502_starlette_pool_opened_on_startup": "a pool left open holds no checkout",
 }
 

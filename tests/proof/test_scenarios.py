@@ -105,11 +105,21 @@ CPYTHON_CLOSES_UNREFERENCED = (
 )
 
 SCENARIOS = [
-    _scenario("sg101_psycopg_pool_never_returned", "SG101", None, held=ITERATIONS, on_server=False),
+    _scenario(
+        "sg101_psycopg_pool_never_returned", "SG101", "unsafe", held=ITERATIONS, on_server=False
+    ),
+    _scenario("sg101_asyncpg_pool_never_released", "SG101", "unsafe", held=ITERATIONS),
     _scenario(
         "sg102_sqlalchemy_session_never_closed",
         "SG102",
-        None,
+        "unsafe",
+        held=ITERATIONS,
+        in_transaction=True,
+    ),
+    _scenario(
+        "sg102_sqlalchemy_session_created_inline",
+        "SG102",
+        "unsafe",
         held=ITERATIONS,
         in_transaction=True,
     ),
@@ -123,7 +133,7 @@ SCENARIOS = [
     _scenario(
         "sg103_aiopg_connect_never_closed",
         "SG103",
-        None,
+        "unsafe",
         held=ITERATIONS,
         pooled=False,
         exhausts=False,
@@ -174,11 +184,11 @@ SCENARIOS = [
         held=ITERATIONS,
         in_transaction=True,
     ),
-    _scenario("sg105_next_on_get_db", "SG105", None, held=ITERATIONS, in_transaction=True),
+    _scenario("sg105_next_on_get_db", "SG105", "unsafe", held=ITERATIONS, in_transaction=True),
     _scenario(
         "sg106_sqlalchemy_scoped_session_in_threads",
         "SG106",
-        None,
+        "unsafe",
         held=ITERATIONS,
         in_transaction=True,
     ),
@@ -199,7 +209,9 @@ SCENARIOS = [
         on_server=False,
     ),
     _scenario("sg202_sqlalchemy_connection_exception", "SG202", "safe", held=ITERATIONS),
+    _scenario("sg202_psycopg2_pool_released_before_each_exit", "SG202", "unsafe", held=ITERATIONS),
     _scenario("sg203_asyncpg_asynccontextmanager", "SG203", "safe", held=ITERATIONS),
+    _scenario("sg203_psycopg2_pool_stream_released_each_way", "SG203", "safe", held=ITERATIONS),
     _scenario(
         "sg203_sqlalchemy_generator_dependency",
         "SG203",
@@ -258,7 +270,23 @@ SCENARIOS = [
     _scenario(
         "sg501_asyncpg_pool_per_job_never_closed",
         "SG501",
-        None,
+        "unsafe",
+        held=ITERATIONS,
+        pooled=False,
+        exhausts=False,
+    ),
+    _scenario(
+        "sg501_starlette_lifespan_never_closes_pool",
+        "SG501",
+        "unsafe",
+        held=ITERATIONS,
+        pooled=False,
+        exhausts=False,
+    ),
+    _scenario(
+        "sg501_sqlalchemy_engine_per_call_never_disposed",
+        "SG501",
+        "unsafe",
         held=ITERATIONS,
         pooled=False,
         exhausts=False,

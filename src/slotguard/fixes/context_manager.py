@@ -51,8 +51,9 @@ import libcst as cst
 from slotguard.diagnostic import Applicability
 from slotguard.fixes.base import Plan, Unfixable
 from slotguard.fixes.imports import usable_spelling
+from slotguard.fixes.versions import every_version_has
 from slotguard.flow.held import FunctionFlow, Site, SiteOutcome, flows
-from slotguard.model.vocabulary import Kind
+from slotguard.model.vocabulary import Kind, ResourceType
 from slotguard.rules.base import Context, RawFinding
 from slotguard.rules.common import code
 from slotguard.syntax import assigned_names, children, unwrap_await, walk
@@ -82,6 +83,9 @@ class _Region:
     """``id`` of the statements of ``body`` that move one level deeper."""
     footer: Sequence[cst.EmptyLine] = ()
     """Comments that followed the last statement of a dissolved ``try``."""
+    exits: bool = False
+    """Releases just before a ``return`` or ``raise`` were taken out: the
+    block's end releases there instead, once the value is computed."""
 
 
 def plan_context_manager(
@@ -92,7 +96,7 @@ def plan_context_manager(
     ``finally`` does not fix it. The other findings take the ``with`` when
     it is safe and possible, else a ``finally`` if there is one to write.
     Several findings at one acquisition share the work."""
-    located = _site_of(context, finding.node)
+    located = site_of(context, finding.node)
     if located is None:
         return Unfixable("the acquisition is not one the flow analysis tracks")
     flow, outcome = located
@@ -103,7 +107,13 @@ def plan_context_manager(
     safe = isinstance(planned, Plan) and planned.applicability is Applicability.SAFE
     if not wants_context_manager and not safe:
         if (id(outcome), False) not in known:
-            known[(id(outcome), False)] = _finally_plan(context, flow, outcome) or planned
+            # A safe ``finally`` beats an unsafe ``with``; between two unsafe
+            # rewrites, the ``with`` reads better.
+            alternative = _finally_plan(context, flow, outcome)
+            usable = alternative is not None and (
+                alternative.applicability is Applicability.SAFE or not isinstance(planned, Plan)
+            )
+            known[(id(outcome), False)] = alternative if usable and alternative else planned
         planned = known[(id(outcome), False)]
     if isinstance(planned, Plan):
         return dataclasses.replace(planned, code=finding.rule.code)
@@ -127,12 +137,12 @@ def _place(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> _Place
     if outcome.handed_off:
         # A ``with`` would release it under its new owner's feet.
         return Unfixable(f"`{site.name}` is handed to another owner on some path")
-    parents = _function_parents(context, flow.function.node)
-    statement = _acquiring_statement(site, parents)
+    parents = function_parents(context, flow.function.node)
+    statement = acquiring_statement(site, parents)
     block = parents.get(id(statement)) if statement is not None else None
     if statement is None or not isinstance(block, cst.IndentedBlock | cst.Module):
         return Unfixable(f"`{site.name} = ...` is not a statement of its own")
-    return _Place(site, statement, block, _index_of(block, statement))
+    return _Place(site, statement, block, index_of(block, statement))
 
 
 def _finally_plan(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> Plan | None:
@@ -157,7 +167,7 @@ def _with_plan(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> Pl
     above: Sequence[cst.EmptyLine] = ()
     if region is None:
         enclosing = _enclosing_try(
-            site, block, index, _function_parents(context, flow.function.node)
+            site, block, index, function_parents(context, flow.function.node)
         )
         if isinstance(enclosing, _Enclosing):
             region, block = enclosing.region, enclosing.block
@@ -181,26 +191,29 @@ def _with_plan(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> Pl
             reindent_continuations(part, indent) if id(part) in region.deeper else part
             for part in region.body
         ]
-        leading, declaration = _declaration(statement, above)
+        leading, declared = declaration(statement, above)
         entered = cst.With(
             items=[cst.WithItem(manager.expression, asname=cst.AsName(cst.Name(name)))],
             # A comment on the acquisition line stays on the ``with`` line.
             body=cst.IndentedBlock(
-                body=_without_leading_blank_lines(body),
+                body=without_leading_blank_lines(body),
                 header=statement.trailing_whitespace,
                 footer=region.footer,
             ),
             asynchronous=cst.Asynchronous() if manager.is_async else None,
             leading_lines=leading,
         )
-        return [*declaration, entered]
+        return [*declared, entered]
 
     keyword = "async with" if manager.is_async else "with"
     header = f"{keyword} {code(manager.expression)} as {name}"
+    applicability, caveat = manager.applicability, manager.caveat
+    if region.exits:
+        applicability, caveat = Applicability.UNSAFE, caveat + EXITS_CAVEAT
     return Plan(
         code="",
-        applicability=manager.applicability,
-        description=f"rewrite as `{header}:`" + manager.caveat,
+        applicability=applicability,
+        description=f"rewrite as `{header}:`" + caveat,
         block=block,
         start=index,
         end=region.end,
@@ -236,11 +249,11 @@ def _analysis(context: Context) -> _Analysis:
     return analysis
 
 
-def _site_of(context: Context, node: cst.CSTNode) -> tuple[FunctionFlow, SiteOutcome] | None:
+def site_of(context: Context, node: cst.CSTNode) -> tuple[FunctionFlow, SiteOutcome] | None:
     return _analysis(context).sites.get(id(node))
 
 
-def _function_parents(context: Context, function: cst.FunctionDef) -> dict[int, cst.CSTNode]:
+def function_parents(context: Context, function: cst.FunctionDef) -> dict[int, cst.CSTNode]:
     known = _analysis(context).parents
     parents = known.get(id(function))
     if parents is None:
@@ -274,7 +287,7 @@ def _context_manager(context: Context, site: Site, flow: FunctionFlow) -> _Manag
         call = call.with_changes(func=call.func.with_changes(attr=cst.Name(method.context_manager)))
         caveat = f" (unsafe: `{method.context_manager}()` also commits or rolls back)"
         return _Manager(call, resource.is_async, Applicability.UNSAFE, caveat)
-    if resource.closing_form:
+    if needs_closing(context, resource):
         # Its own ``with`` releases only in recent versions of its library;
         # ``closing`` calls the release the code already called, in all.
         spelled, imports = usable_spelling(context.tree, "contextlib.closing")
@@ -290,6 +303,15 @@ def _context_manager(context: Context, site: Site, flow: FunctionFlow) -> _Manag
     return _Manager(call, resource.is_async, Applicability.SAFE)
 
 
+def needs_closing(context: Context, resource: ResourceType) -> bool:
+    """Whether the ``with`` to write is ``contextlib.closing(...)``: the
+    type's own ``with`` releases only from some version of its library on,
+    and the project may run an older one (``slotguard.fixes.versions``)."""
+    if not (resource.closing_form or resource.with_since) or resource.is_async:
+        return False
+    return not (resource.with_since and every_version_has(context.path_object, resource.with_since))
+
+
 def _article(noun: str) -> str:
     return ("an " if noun[:1] in "aeiou" else "a ") + noun
 
@@ -302,7 +324,7 @@ def _parents(root: cst.CSTNode) -> dict[int, cst.CSTNode]:
     return parents
 
 
-def _acquiring_statement(
+def acquiring_statement(
     site: Site, parents: dict[int, cst.CSTNode]
 ) -> cst.SimpleStatementLine | None:
     """The line ``name = <acquisition>`` holding nothing else."""
@@ -323,7 +345,7 @@ def _acquiring_statement(
     return line
 
 
-def _declaration(
+def declaration(
     statement: cst.SimpleStatementLine, above: Sequence[cst.EmptyLine]
 ) -> tuple[Sequence[cst.EmptyLine], list[cst.BaseStatement]]:
     """For ``conn: Connection = ...``, the annotation kept as a declaration
@@ -340,7 +362,7 @@ def _declaration(
     return (), [declaration]
 
 
-def _index_of(block: cst.IndentedBlock | cst.Module, statement: cst.CSTNode) -> int:
+def index_of(block: cst.IndentedBlock | cst.Module, statement: cst.CSTNode) -> int:
     for index, candidate in enumerate(block.body):
         if candidate is statement:
             return index
@@ -436,7 +458,7 @@ def _enclosing_try(
     rest = list(block.body[1:])
     if any(_rebinds_or_releases(part, site) for part in rest):
         return Unfixable(f"`{site.name}` is rebound or released again inside the `try`")
-    position = _index_of(outer, statement)
+    position = index_of(outer, statement)
     body = rest or [cst.SimpleStatementLine([cst.Pass()])]
     return _Enclosing(
         _Region(position + 1, body, frozenset(), block.footer),
@@ -628,21 +650,110 @@ def _with_trailing_release(
     site: Site, block: cst.IndentedBlock | cst.Module, index: int
 ) -> _Region | Unfixable | None:
     """A later statement of the same block releases it."""
+    exits: list[cst.SimpleStatementLine] = []
     for end in range(index + 1, len(block.body)):
         statement = block.body[end]
         if _is_release(statement, site):
             assert isinstance(statement, cst.SimpleStatementLine)
             region = list(block.body[index + 1 : end])
-            if any(_rebinds_or_releases(part, site) for part in region):
-                return Unfixable(f"`{site.name}` is rebound or released again before the release")
             if _comments(statement.leading_lines) or _has_comment(statement.trailing_whitespace):
                 return Unfixable("a comment on or above the release has nowhere to go")
+            if exits:
+                region = [_without_statements(part, exits) for part in region]
             body = region or [cst.SimpleStatementLine([cst.Pass()])]
-            return _Region(end + 1, body, frozenset(id(part) for part in body))
+            return _Region(end + 1, body, frozenset(id(part) for part in body), exits=bool(exits))
         if _rebinds_or_releases(statement, site):
+            found = _exit_releases(statement, site)
+            if found:
+                exits += found
+                continue
             later = any(_is_release(after, site) for after in block.body[end + 1 :])
             return _obstacle(site, statement, released_later=later)
     return None
+
+
+EXITS_CAVEAT = (
+    " (unsafe: a release before a `return` or `raise` now runs once its value is computed)"
+)
+
+
+def _exit_releases(
+    statement: cst.BaseStatement, site: Site
+) -> list[cst.SimpleStatementLine] | None:
+    """The releases inside ``statement`` when each one is followed, and only
+    followed, in its block, by a ``return`` or ``raise`` that mentions
+    neither the resource nor its pool, and nothing in it rebinds the name:
+    the end of a block around it would release at the same point, once the
+    value is computed. None when that is not so."""
+    name = site.name
+    if name is None:
+        return None
+    owner = site.produced.call.func
+    names = {name}
+    if isinstance(owner, cst.Attribute):
+        root = owner.value
+        while isinstance(root, cst.Attribute):
+            root = root.value
+        if isinstance(root, cst.Name):
+            names.add(root.value)
+    found: list[cst.SimpleStatementLine] = []
+    for node in walk(statement):
+        if name in _bound_names(node):
+            return None
+        if isinstance(node, cst.SimpleStatementSuite) and any(
+            isinstance(sub, cst.Name) and sub.value == name for sub in walk(node)
+        ):
+            return None
+        if not isinstance(node, cst.IndentedBlock):
+            continue
+        body = node.body
+        for position, part in enumerate(body):
+            if not _is_release(part, site):
+                continue
+            assert isinstance(part, cst.SimpleStatementLine)
+            if position != len(body) - 2 or not _is_exit(body[position + 1], names):
+                return None
+            if _comments(part.leading_lines) or _has_comment(part.trailing_whitespace):
+                return None
+            found.append(part)
+    releases = sum(
+        1
+        for node in walk(statement)
+        if isinstance(node, cst.SimpleStatementLine) and _is_release(node, site)
+    )
+    return found if found and releases == len(found) else None
+
+
+def _is_exit(statement: cst.BaseStatement, names: set[str]) -> bool:
+    """``return X`` or ``raise E`` whose expressions do not mention ``names``."""
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return False
+    small = statement.body[0]
+    if not isinstance(small, cst.Return | cst.Raise):
+        return False
+    return not any(isinstance(node, cst.Name) and node.value in names for node in walk(small))
+
+
+def _without_statements(
+    statement: cst.BaseStatement, removed: Sequence[cst.BaseStatement]
+) -> cst.BaseStatement:
+    """``statement`` without the given statements of its blocks."""
+    ids = {id(part) for part in removed}
+
+    class _Remover(cst.CSTTransformer):
+        def leave_IndentedBlock(
+            self, original: cst.IndentedBlock, updated: cst.IndentedBlock
+        ) -> cst.IndentedBlock:
+            kept = [
+                new
+                for old, new in zip(original.body, updated.body, strict=True)
+                if id(old) not in ids
+            ]
+            return updated.with_changes(body=kept) if len(kept) != len(updated.body) else updated
+
+    rebuilt = statement.visit(_Remover())
+    assert isinstance(rebuilt, cst.BaseStatement)
+    return rebuilt
 
 
 def _first_line(statement: cst.BaseStatement, limit: int = 60) -> str:
@@ -684,56 +795,122 @@ def _release_in_finally(
 ) -> Plan | None:
     """Without a context manager to use (or a safe one): the statements
     after the acquisition go into a ``try`` whose ``finally`` releases it,
-    either a new one around the statements up to a trailing release, or the
+    either a new one around the statements up to a trailing release (or a
+    trailing ``if`` that only tests the resource before releasing it), or the
     later ``try``/``finally`` that already releases it, if it has no
-    handlers to catch what the statements moved into it raise."""
+    handlers to catch what the statements moved into it raise, or a later
+    ``try`` whose handlers and ``else`` each release it, which gets the
+    ``finally`` instead (around what comes before it too)."""
+    exits: list[cst.SimpleStatementLine] = []
     for end in range(index + 1, len(block.body)):
         statement = block.body[end]
-        if _is_release(statement, site) or _releasing_try(statement, site):
+        if (
+            _is_release(statement, site)
+            or _releasing_try(statement, site)
+            or _guarded_release(statement, site)
+            or _released_each_way_only(statement, site)
+        ):
             break
         if _rebinds_or_releases(statement, site):
-            return None
+            found = _exit_releases(statement, site)
+            if not found:
+                return None
+            exits += found
     else:
         return None
-    region = list(block.body[index + 1 : end])
-    if not region:
+    if exits and not _is_release(statement, site):
         return None
+    region = [_without_statements(part, exits) for part in block.body[index + 1 : end]]
+    each_way = _released_each_way_only(statement, site)
+    if not region and not each_way:
+        return None
+    stripped: list[cst.BaseStatement] = []
+    final_release: cst.BaseStatement = statement
+    if each_way:
+        assert isinstance(statement, cst.Try) and statement.orelse is not None
+        inner = _without_releases_each_way(site, statement)
+        if isinstance(inner, Unfixable) or _comments(inner[1]):
+            return None
+        stripped = inner[0]
+        orelse = statement.orelse.body
+        assert isinstance(orelse, cst.IndentedBlock)
+        final_release = orelse.body[-1]
     # New blocks are indented by the module's default indentation.
     indent = context.tree.default_indent
 
     def build() -> list[cst.BaseStatement]:
         above: Sequence[cst.EmptyLine] = ()
         statements = list(region)
+        if each_way:
+            if not statements and len(stripped) == 1 and isinstance(stripped[0], cst.Try):
+                # The ``try`` keeps its handlers and gets the ``finally``.
+                return [stripped[0].with_changes(finalbody=_finally(final_release, indent))]
+            statements += stripped
         first = statements[0]
         if isinstance(first, cst.SimpleStatementLine | cst.BaseCompoundStatement):
             above = first.leading_lines
             statements[0] = first.with_changes(leading_lines=())
         moved = [reindent_continuations(part, indent) for part in statements]
-        if isinstance(statement, cst.Try):
+        if isinstance(statement, cst.Try) and not each_way:
             assert isinstance(statement.body, cst.IndentedBlock)
             kept = list(statement.body.body)
             kept[0] = _with_lines_above(kept[0], statement.leading_lines)
             body = statement.body.with_changes(body=[*moved, *kept])
             return [statement.with_changes(body=body, leading_lines=above)]
-        assert isinstance(statement, cst.SimpleStatementLine)
-        release = statement.with_changes(
-            leading_lines=_without_blank_lines(statement.leading_lines)
-        )
         protected = cst.Try(
             body=cst.IndentedBlock(moved),
-            finalbody=cst.Finally(body=cst.IndentedBlock([release])),
+            finalbody=_finally(final_release, indent),
             leading_lines=above,
         )
         return [protected]
 
     return Plan(
         code="",
-        applicability=Applicability.SAFE,
-        description=f"release `{site.name}` in a `finally`",
+        applicability=Applicability.UNSAFE if exits else Applicability.SAFE,
+        description=f"release `{site.name}` in a `finally`" + (EXITS_CAVEAT if exits else ""),
         block=block,
         start=index + 1,
         end=end + 1,
         build=build,
+    )
+
+
+def _finally(release: cst.BaseStatement, indent: str) -> cst.Finally:
+    """A ``finally`` holding ``release`` (a line, or an ``if`` around one)."""
+    if isinstance(release, cst.SimpleStatementLine | cst.BaseCompoundStatement):
+        release = release.with_changes(leading_lines=_without_blank_lines(release.leading_lines))
+    return cst.Finally(body=cst.IndentedBlock([reindent_continuations(release, indent)]))
+
+
+def _guarded_release(statement: cst.BaseStatement, site: Site) -> bool:
+    """``if conn is not None: conn.close()``: an ``if`` without ``else``
+    whose test reads only the resource, and whose body only releases it."""
+    if not isinstance(statement, cst.If) or statement.orelse is not None:
+        return False
+    body = statement.body
+    if not isinstance(body, cst.IndentedBlock) or len(body.body) != 1:
+        return False
+    if not _is_release(body.body[0], site) or _block_comments(body):
+        return False
+    names = {
+        node.value
+        for node in walk(statement.test)
+        if isinstance(node, cst.Name) and not _is_attribute_name(node, statement.test)
+    }
+    return site.name in names and names <= {site.name, "None", "True", "False"}
+
+
+def _is_attribute_name(name: cst.Name, root: cst.CSTNode) -> bool:
+    return any(isinstance(node, cst.Attribute) and node.attr is name for node in walk(root))
+
+
+def _released_each_way_only(statement: cst.BaseStatement, site: Site) -> bool:
+    """A ``try`` without ``finally`` whose handlers and ``else`` each end by
+    releasing (see ``_released_each_way``)."""
+    return (
+        isinstance(statement, cst.Try)
+        and statement.finalbody is None
+        and _released_each_way(statement, site)
     )
 
 
@@ -841,7 +1018,7 @@ def _every_node(node: cst.CSTNode) -> list[cst.CSTNode]:
     return found
 
 
-def _without_leading_blank_lines(body: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
+def without_leading_blank_lines(body: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
     """A body does not start with blank lines (comments stay)."""
     first = body[0]
     if isinstance(first, cst.SimpleStatementLine | cst.BaseCompoundStatement):

@@ -25,7 +25,9 @@ because closing the session detaches the objects it loaded, which code
 after the block may still read.
 
 The fix declines when the name bound by ``as`` is read after the block (the
-new code would close it under that reader), when the connection is not
+new code would close it under that reader), or an object loaded through it
+in the block is (closing the session detaches it: a lazy attribute read
+after the block raises ``DetachedInstanceError``), when the connection is not
 bound to a name, for asynchronous connections (``contextlib.closing`` calls
 ``close()`` without awaiting it), and for types whose release the model
 cannot spell as one of these shapes.
@@ -40,8 +42,9 @@ import libcst as cst
 from slotguard.analysis.infer import Produced, Scope
 from slotguard.diagnostic import Applicability
 from slotguard.fixes.base import Fixer, Plan, Unfixable
-from slotguard.fixes.context_manager import reindent_continuations
+from slotguard.fixes.context_manager import needs_closing, reindent_continuations
 from slotguard.fixes.imports import usable_spelling
+from slotguard.fixes.lifetime import loaded_through
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context, RawFinding
 from slotguard.rules.common import code
@@ -245,6 +248,15 @@ def _inline_resource(
     if resource.is_async and statement.asynchronous is None:
         return Unfixable("the session is asynchronous but the `with` is not")
     name = _bound_name(item)
+    if name is not None and isinstance(statement.body, cst.IndentedBlock):
+        # What the block loads through the session is detached once it is
+        # closed: a lazy attribute read after the block would raise.
+        for loaded in sorted(loaded_through(statement.body.body, name, resource.kind)):
+            if _read_after(statement, loaded, parents):
+                return Unfixable(
+                    f"`{loaded}`, loaded through `{name}`, is used after the block, "
+                    "where closing the session detaches it"
+                )
     if name is not None and entered is attribute and attribute.attr.value in _YIELDS_ITSELF:
         if _read_after(statement, name, parents):
             return Unfixable(f"`{name}` is used after the block, where it would be closed")
@@ -256,14 +268,19 @@ def _inline_resource(
         renamed = attribute.with_changes(value=cst.Name(session))
         value = entered.with_changes(func=renamed) if isinstance(entered, cst.Call) else renamed
         inner = item.with_changes(item=value)
+    created: cst.BaseExpression = produced.expression
+    imports: list[cst.SimpleStatementLine] = []
+    if needs_closing(context, resource):
+        spelled, imports = usable_spelling(context.tree, "contextlib.closing")
+        created = cst.Call(cst.parse_expression(spelled), [cst.Arg(created)])
     outer = cst.WithItem(
-        produced.expression,
+        created,
         asname=cst.AsName(cst.Name(session)),
         comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")),
     )
     items = [*statement.items[:position], outer, inner, *statement.items[position + 1 :]]
     keyword = "async with" if statement.asynchronous is not None else "with"
-    header = f"{keyword} {code(produced.expression)} as {session}, ..."
+    header = f"{keyword} {code(created)} as {session}, ..."
     return _replacing(
         finding,
         block,
@@ -271,7 +288,7 @@ def _inline_resource(
         lambda: [statement.with_changes(items=items)],
         Applicability.UNSAFE,
         f"rewrite as `{header}:` (unsafe: closing the session detaches what it loaded)",
-        [],
+        imports,
     )
 
 

@@ -58,6 +58,7 @@ _PSYCOPG = (
         release_methods=("close",),
         transaction_methods=("transaction",),
         context_manager_form="with psycopg.connect(...) as conn",
+        with_commits=True,
         reclaimed_when_unreferenced=True,
     ),
     ResourceType(
@@ -68,6 +69,7 @@ _PSYCOPG = (
         release_methods=("close",),
         transaction_methods=("transaction",),
         context_manager_form="async with await psycopg.AsyncConnection.connect(...) as conn",
+        with_commits=True,
         is_async=True,
         reclaimed_when_unreferenced=True,
     ),
@@ -121,6 +123,7 @@ _PSYCOPG = (
         returned_by=("putconn",),
         transaction_methods=("transaction",),
         context_manager_form="with pool.connection() as conn",
+        with_commits=True,
     ),
     ResourceType(
         name="psycopg_pool.AsyncPoolConnection",
@@ -129,6 +132,7 @@ _PSYCOPG = (
         returned_by=("putconn",),
         transaction_methods=("transaction",),
         context_manager_form="async with pool.connection() as conn",
+        with_commits=True,
         is_async=True,
     ),
 )
@@ -180,6 +184,7 @@ def _aio_library(library: str) -> tuple[ResourceType, ...]:
             methods=(Method("acquire", f"{library}.PoolConnection", awaited=True),),
             context_manager_form=f"async with {library}.create_pool(...) as pool",
             is_async=True,
+            release_awaited=False,
         ),
         ResourceType(
             name=f"{library}.PoolConnection",
@@ -206,6 +211,7 @@ def _aio_library(library: str) -> tuple[ResourceType, ...]:
             release_methods=("close", "terminate"),
             methods=(Method("acquire", f"{library}.PoolConnection", awaited=True),),
             is_async=True,
+            release_awaited=False,
         ),
     )
 
@@ -291,6 +297,8 @@ def _sqlalchemy(prefix: str, is_async: bool) -> tuple[ResourceType, ...]:
             release_methods=("close",),
             transaction_methods=("begin", "begin_nested"),
             context_manager_form=session_cm,
+            # A session is a context manager from SQLAlchemy 1.4 on.
+            with_since="" if is_async else "sqlalchemy>=1.4",
             is_async=is_async,
         ),
         ResourceType(
@@ -332,6 +340,7 @@ _SQLALCHEMY = (
         # raises TypeError. So `with` is not reported (it releases, or fails at
         # once), but the form written is `contextlib.closing`.
         closing_form=True,
+        with_since="sqlalchemy>=2.0.47",
     ),
 )
 

@@ -80,6 +80,20 @@ class ResourceType:
     closing_form: bool = False
     """The context-manager form to write is ``contextlib.closing(...)``:
     its own ``with`` releases only in some versions of its library."""
+    with_since: str = ""
+    """The oldest release whose ``with`` releases it (``sqlalchemy>=1.4``),
+    when older ones lack the context manager: a fix writes ``with`` only for
+    a project whose declared versions all have it, else
+    ``contextlib.closing(...)``."""
+    release_awaited: bool = True
+    """For an asynchronous type: its release method is a coroutine that
+    releases it (``await pool.close()``). False where it is a plain call
+    that only starts closing (aiopg's ``pool.close()``, then
+    ``await pool.wait_closed()``)."""
+    with_commits: bool = False
+    """Its context-manager form commits the transaction when the block ends
+    without an exception (psycopg), where ``close()`` or giving it back to
+    its pool rolls it back: the ``with`` does more than release it."""
     methods: tuple[Method, ...] = ()
     calling_produces: str | None = None
     """For factories: the type a call of the value produces (``SessionLocal()``)."""

@@ -34,10 +34,16 @@ async def get_user(pool, user_id):
 ```
 
 ## Fix safety
-There is no automatic fix: where a connection that is never released should be
-released is a decision about its lifetime. A bare acquisition that is
-released correctly is the opt-in SG108's, whose fix is the context-manager
-form.
+The fix is unsafe: it enters the connection in its context manager
+(`async with pool.acquire() as conn`) from the acquisition to the last
+statement of its block that uses it, or gives it back in a `finally` there
+where the context manager would not give it back or would also commit
+(psycopg2's and psycopg_pool's pools). The connection is then released where
+it used to stay checked out. The fix declines when something would still use
+the connection, or what was read through it (a cursor, an unread result),
+after that point, or when either leaves the function meanwhile; the `fix`
+summary says which. A bare acquisition that is released correctly is the
+opt-in SG108's, whose fix is the context-manager form.
 
 ## At runtime
 `pytest --slotguard-leaks=fail` fails a test that ends with the connection

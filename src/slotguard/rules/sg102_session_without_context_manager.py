@@ -36,10 +36,18 @@ def list_users(engine):
 ```
 
 ## Fix safety
-There is no automatic fix: where a session that is never released should be
-released is a decision about its lifetime. A bare acquisition that is
-released correctly is the opt-in SG108's, whose fix is the context-manager
-form.
+The fix is unsafe: it enters the session or connection in a `with` from its
+creation to the last statement of its block that uses it, or uses what was
+computed from it (`contextlib.closing(...)` where the project may run
+SQLAlchemy before 1.4, whose sessions are not context managers). It is then
+closed there, which rolls back what it left uncommitted, as the garbage
+collector would have, later. The fix declines when something would still use
+the session, or an object loaded through it, after that point (a closed
+session detaches its objects: a lazy attribute raises
+`DetachedInstanceError`), or when either leaves the function meanwhile
+(returned, yielded, stored, captured); the `fix` summary says which. A bare
+acquisition that is released correctly is the opt-in SG108's, whose fix is
+the context-manager form.
 
 ## At runtime
 `pytest --slotguard-leaks=fail` fails a test that ends with the session's

@@ -38,8 +38,13 @@ async def count_users(dsn):
 With psycopg 3, `with psycopg.connect(dsn) as conn:` closes the connection.
 
 ## Fix safety
-There is no automatic fix: where the connection should be closed is a
-decision about its lifetime.
+The fix is unsafe: it enters the connection in its context manager
+(`async with await aiopg.connect(...) as conn`) from the connection to the
+last statement of its block that uses it, or closes it in a `finally` there
+where its context manager would not close it or would also commit. The fix
+declines when something would still use the connection, or what was read
+through it, after that point, or when either leaves the function meanwhile;
+the `fix` summary says which.
 
 ## At runtime
 `pytest --slotguard-leaks=fail` fails a test that ends with the direct

@@ -37,8 +37,18 @@ def nightly_report():
 or create the session directly: `with SessionLocal() as db:`.
 
 ## Fix safety
-There is no automatic fix: the right replacement depends on whether the
-generator is meant to be used outside the framework at all.
+The fix is unsafe: it enters the generator with
+`contextlib.contextmanager(get_db)()` (`asynccontextmanager` for an async
+generator, with the same arguments) from the call to the last statement of
+its block that uses what it gave; a loop left by its trailing `break`
+becomes that block. The generator's cleanup then runs at the end of the
+block, and an exception raised in the block is thrown into it at its
+`yield`, as the framework would. The fix declines when what the generator
+gave, or what was loaded through it, is used after the block or leaves the
+function, when the generator object is kept in a variable, and when the
+generator yields more than once or swallows what is thrown into it at its
+`yield`; the `fix` summary says which. Whether the generator should be
+used outside the framework at all is still the author's decision.
 
 ## At runtime
 `pytest --slotguard-leaks=fail` fails a test that ends with the dependency's

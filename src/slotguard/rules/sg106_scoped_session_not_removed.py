@@ -47,8 +47,15 @@ or a `task_postrun` receiver (Flask: a `teardown_appcontext` hook) that calls
 `Session.remove()` for every unit.
 
 ## Fix safety
-There is no automatic fix yet: where a unit of work ends is the framework's
-business.
+The fix is unsafe: it calls `remove()` in a `finally` around the unit of
+work (a task, job, thread or command: the function; a worker loop: each
+turn), or, for a Flask application's requests, in a new
+`@app.teardown_appcontext` hook. The unit's session is then closed when it
+ends, where the next unit of its thread used to inherit it. The fix
+declines when what the unit loads through the registry leaves it (a
+returned result, a stored object: the closed session detaches it), for
+requests of an application that is not a Flask one of the module, and for
+a registry made for one call.
 
 ## At runtime
 `slotguard.runtime` (the pytest plugin, `--slotguard-leaks=fail`) reports a

@@ -113,8 +113,20 @@ class Store:
 ```
 
 ## Fix safety
-There is no automatic fix: where the pool should be closed depends on how
-the application shuts down.
+The fix is unsafe: it closes the pool on the shutdown path the code already
+has, so its connections are closed where they used to stay open until the
+process ended. A pool a function keeps in a local name (or gives to an
+object it made, `bot.pool = pool`) is entered with its own `async with`
+where that closes it, else closed in a `finally` after its last use. A
+module global is closed at the end of the module's shutdown handler or in
+the `finally` after its lifespan's `yield`; application state set in a
+lifespan, after that lifespan's `yield`; a pool kept on `self`, in its
+class's own release method (before the line that drops it, or at its end).
+The fix declines when the pool is used after that point or leaves the
+function, when a project function made it (it may hand out a pool it caches
+for everyone), where no such shutdown path exists in the module (it writes
+no new hook, lifespan or close method), and where closing takes more than
+one awaited call (aiopg's `close()` then `wait_closed()`).
 
 ## At runtime
 No runtime check: `slotguard.runtime` follows checkouts, and a pool left open
