@@ -18,7 +18,9 @@ from slotguard.analysis.index import ModuleSummary, Symbol, SymbolKind
 from slotguard.cli import cli
 from slotguard.diagnostic import Applicability, Diagnostic, Edit, Fix, Related, Span
 from slotguard.facts import Fact
-from slotguard.results import FileResult
+from slotguard.project import Scan
+from slotguard.results import FileResult, Outcome, Verdict
+from slotguard.view import Footprint
 
 LEAKY = """\
 import asyncpg
@@ -99,9 +101,10 @@ def _forge(path: Path, **header: object) -> None:
     """Rewrite every stored finding's message, and the header as given."""
     stored = json.loads(path.read_text(encoding="utf-8"))
     for kind, value in stored["entries"].values():
-        if kind == "file":
-            for diagnostic in value["diagnostics"]:
-                diagnostic["message"] = "FORGED"
+        if kind == "outcomes":
+            for _, _, result in value:
+                for diagnostic in result["diagnostics"]:
+                    diagnostic["message"] = "FORGED"
     stored.update(header)
     path.write_text(json.dumps(stored), encoding="utf-8")
 
@@ -124,7 +127,15 @@ def test_an_entry_that_does_not_decode_is_a_miss(project: Path) -> None:
     _, expected = check()
     path = project / ".slotguard_cache" / cache.FILE_NAME
     stored = json.loads(path.read_text(encoding="utf-8"))
-    broken = [["file", {"path": 3}], ["run", {}], "x", ["file", None], ["nonsense", 1]]
+    broken = [
+        ["outcomes", [["analysed", {}, {"path": 3}]]],
+        ["run", {}],
+        "x",
+        ["outcomes", None],
+        ["stat", [1, 2]],
+        ["scan", [[], 1, True]],
+        ["nonsense", 1],
+    ]
     stored["entries"] = {
         entry_key: broken[number % len(broken)]
         for number, entry_key in enumerate(stored["entries"])
@@ -173,14 +184,30 @@ def test_every_field_survives_the_round_trip() -> None:
             (("pool", "asyncpg.Pool"),),
             (("pools", ("a", 1, None, ("b", 2.5, True))),),
         ),
-        context_only=True,
         pending=(("app.x:pool", diagnostic),),
         settled=("app.y:engine",),
         facts=(Fact("SG504", "pool", ("create_pool", 10, "10 + 0"), "app/x.py", span, True),),
         suppressed=(Diagnostic("SG101", "n", "m", "app/x.py", span),),
     )
-    stored = json.loads(json.dumps(cache.FILE_RESULT.encode(result)))
-    assert cache.FILE_RESULT.decode(stored) == result
+    footprint = _without_defaults(
+        Footprint(
+            (("app.db.get_db", symbol), ("app.db.other", None)),
+            (("pool", "asyncpg.Pool"), ("engine", None)),
+            frozenset({"get_db"}),
+            has_state=True,
+            truthy=False,
+        )
+    )
+    outcomes = [
+        Outcome(Verdict.ANALYSED, footprint, result),
+        Outcome(Verdict.DEFERRED, Footprint(), FileResult("app/y.py", ())),
+    ]
+    stored = json.loads(json.dumps(cache.OUTCOMES.encode(outcomes)))
+    assert cache.OUTCOMES.decode(stored) == outcomes
+    status = (120, 1_700_000_000_123_456_789, 42, "abc")
+    assert cache.STAT.decode(json.loads(json.dumps(cache.STAT.encode(status)))) == status
+    found = Scan(("app.db", "app.db.get_db"), True, True)
+    assert cache.SCAN.decode(json.loads(json.dumps(cache.SCAN.encode(found)))) == found
     stored = json.loads(json.dumps(cache.RUN_FINDINGS.encode([diagnostic])))
     assert cache.RUN_FINDINGS.decode(stored) == [diagnostic]
     edits = {("SG101", span): (Edit("    async with x:\n", Span(5, 1, 7, 1)), Edit("", span))}

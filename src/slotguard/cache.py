@@ -1,10 +1,17 @@
 """The results cache: a re-run over unchanged files does almost no work.
 
-An entry is keyed by everything that can change a file's results: slotguard's
-version, the settings (selected rules, resources, per-file ignores...), the
-path it is reported under, its bytes, and what the project index lets it see
-of the modules it imports. A hit gives back the file's findings and summary
-without parsing it (without even importing libcst).
+A file of the project has three entries:
+
+- its size, modification time, inode and the digest of its bytes, by its
+  path: an unchanged file is not read again;
+- what its bytes say of its place in the project (its imports, whether it
+  reads or writes application state), by digest;
+- the outcomes of its analysis, by settings (selected rules, resources,
+  per-file ignores...), path, digest and module name: each with the
+  questions the analysis asked of the project and their answers
+  (``slotguard.view.Footprint``), valid while the project gives the same
+  answers. A hit gives back the file's findings and summary without parsing
+  it (without even importing libcst).
 
 The cache is one JSON file under the cache directory (``results.json`` in
 ``.slotguard_cache``), read once and written once per run, atomically, and
@@ -37,10 +44,12 @@ from slotguard import __version__
 from slotguard.analysis.index import ModuleSummary, Symbol, SymbolKind
 from slotguard.diagnostic import Applicability, Diagnostic, Edit, Fix, Related, Span
 from slotguard.facts import Fact
-from slotguard.results import FileResult
+from slotguard.project import Scan
+from slotguard.results import FileResult, Outcome, Verdict
+from slotguard.view import Footprint
 
 FORMAT = "slotguard-results-cache"
-VERSION = 3
+VERSION = 4
 """Bumped whenever the shape of an entry changes."""
 FILE_NAME = "results.json"
 _MAX_ENTRIES = 100_000
@@ -288,7 +297,6 @@ def encode_file_result(result: FileResult) -> Json:
         "diagnostics": encode_diagnostics(result.diagnostics),
         "analysed": result.analysed,
         "summary": None if result.summary is None else encode_summary(result.summary),
-        "context_only": result.context_only,
         "pending": [[key, encode_diagnostic(diagnostic)] for key, diagnostic in result.pending],
         "settled": list(result.settled),
         "facts": [encode_fact(fact) for fact in result.facts],
@@ -308,7 +316,6 @@ def decode_file_result(data: Json) -> FileResult:
         diagnostics=tuple(decode_diagnostics(fields["diagnostics"])),
         analysed=_boolean(fields["analysed"]),
         summary=None if summary is None else decode_summary(summary),
-        context_only=_boolean(fields["context_only"]),
         pending=tuple(pending),
         settled=tuple(_string(settled) for settled in _list(fields["settled"])),
         facts=tuple(decode_fact(fact) for fact in _list(fields["facts"])),
@@ -338,6 +345,94 @@ def decode_edits(data: Json) -> dict[tuple[str, Span], tuple[Edit, ...]]:
     return edits
 
 
+def _optional_symbol(data: Json) -> Symbol | None:
+    return None if data is None else decode_symbol(data)
+
+
+def encode_footprint(footprint: Footprint) -> Json:
+    return {
+        "symbols": [
+            [name, None if symbol is None else encode_symbol(symbol)]
+            for name, symbol in footprint.symbols
+        ],
+        "states": [[name, type_name] for name, type_name in footprint.states],
+        "names": None if footprint.names is None else sorted(footprint.names),
+        "has_state": footprint.has_state,
+        "truthy": footprint.truthy,
+    }
+
+
+def decode_footprint(data: Json) -> Footprint:
+    fields = _object(data)
+    symbols = []
+    for item in _list(fields["symbols"]):
+        name, symbol = _pair(item)
+        symbols.append((_string(name), _optional_symbol(symbol)))
+    states = []
+    for item in _list(fields["states"]):
+        name, type_name = _pair(item)
+        states.append((_string(name), _optional_string(type_name)))
+    names = fields["names"]
+    has_state, truthy = fields["has_state"], fields["truthy"]
+    return Footprint(
+        tuple(symbols),
+        tuple(states),
+        None if names is None else frozenset(_string(name) for name in _list(names)),
+        None if has_state is None else _boolean(has_state),
+        None if truthy is None else _boolean(truthy),
+    )
+
+
+def encode_outcomes(outcomes: Sequence[Outcome]) -> Json:
+    return [
+        [
+            outcome.verdict.value,
+            encode_footprint(outcome.footprint),
+            encode_file_result(outcome.result),
+        ]
+        for outcome in outcomes
+    ]
+
+
+def decode_outcomes(data: Json) -> list[Outcome]:
+    outcomes = []
+    for item in _list(data):
+        values = _list(item)
+        if len(values) != 3:
+            raise BadEntry("an outcome has a verdict, a footprint and a result")
+        verdict, footprint, result = values
+        outcomes.append(
+            Outcome(
+                Verdict(_string(verdict)), decode_footprint(footprint), decode_file_result(result)
+            )
+        )
+    return outcomes
+
+
+def encode_stat(stat: tuple[int, int, int, str]) -> Json:
+    return list(stat)
+
+
+def decode_stat(data: Json) -> tuple[int, int, int, str]:
+    values = _list(data)
+    if len(values) != 4:
+        raise BadEntry("a file's status has a size, a time, an inode and a digest")
+    size, mtime, inode, digest = values
+    return _integer(size), _integer(mtime), _integer(inode), _string(digest)
+
+
+def encode_scan(found: Scan) -> Json:
+    return [list(found.imports), found.reads_state, found.writes_state]
+
+
+def decode_scan(data: Json) -> Scan:
+    values = _list(data)
+    if len(values) != 3:
+        raise BadEntry("a scan has imports and two flags")
+    imports, reads, writes = values
+    return Scan(tuple(_string(name) for name in _list(imports)), _boolean(reads), _boolean(writes))
+
+
 @dataclass(frozen=True, slots=True)
 class EntryKind(Generic[_T]):
     """One kind of cached value, and how it is written as JSON and read back."""
@@ -347,8 +442,13 @@ class EntryKind(Generic[_T]):
     decode: Callable[[Json], _T]
 
 
-FILE_RESULT: EntryKind[FileResult] = EntryKind("file", encode_file_result, decode_file_result)
-"""A file's findings, summary and facts."""
+STAT: EntryKind[tuple[int, int, int, str]] = EntryKind("stat", encode_stat, decode_stat)
+"""A file's size, modification time (ns) and inode, and the digest of the
+bytes it had then."""
+SCAN: EntryKind[Scan] = EntryKind("scan", encode_scan, decode_scan)
+"""What a file's bytes say of its imports and application state."""
+OUTCOMES: EntryKind[list[Outcome]] = EntryKind("outcomes", encode_outcomes, decode_outcomes)
+"""A file's analyses, newest first, each with what it asked of the project."""
 RUN_FINDINGS: EntryKind[list[Diagnostic]] = EntryKind("run", encode_diagnostics, decode_diagnostics)
 """The findings of the whole-run checks, keyed by the facts they read."""
 FIX_EDITS: EntryKind[dict[tuple[str, Span], tuple[Edit, ...]]] = EntryKind(
