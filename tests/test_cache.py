@@ -162,7 +162,14 @@ def _without_defaults(value: _T) -> _T:
 def test_every_field_survives_the_round_trip() -> None:
     span = Span(3, 5, 4, 1)
     symbol = _without_defaults(
-        Symbol(SymbolKind.PROVIDER, "sqlalchemy.Session", awaited=True, parameter=2, raises=True)
+        Symbol(
+            SymbolKind.PROVIDER,
+            "sqlalchemy.Session",
+            awaited=True,
+            parameter=2,
+            element=1,
+            raises=True,
+        )
     )
     diagnostic = Diagnostic(
         "SG201",

@@ -10,7 +10,7 @@ import libcst as cst
 import pytest
 
 from slotguard.analysis.infer import ModuleInfo
-from slotguard.analysis.pools import Lifecycle, PoolSize, lifecycle, size_of
+from slotguard.analysis.pools import Lifecycle, PoolSize, lifecycle, ownership, size_of
 from slotguard.model import Model
 from slotguard.model.lifecycle import Phase
 from slotguard.syntax import walk
@@ -159,7 +159,7 @@ def test_where_pools_are_kept() -> None:
         ("app.db_pool", "close:attribute:db_pool"),
         ("local", "close:local:local"),
         ("app.state.stored", "close:state:stored"),
-        ("self.engine", "close:attribute:engine"),
+        ("self.engine", "close:instance:app.main.Repository.engine"),
     ]
 
 
@@ -241,6 +241,167 @@ def test_local_pools_closed_handed_off_or_kept() -> None:
         ("borrowed", False, False),
         ("registered", True, False),
     ]
+
+
+def test_cached_getters_keep_what_they_return() -> None:
+    module, found = read(
+        """
+        import asyncpg
+        from functools import lru_cache
+        from sqlalchemy import create_engine
+        from app.db import make_engine
+
+        _engine = None
+        _engines: dict[str, object] = {}
+
+        def get_engine():
+            global _engine
+            if _engine is None:
+                _engine = create_engine(URL)
+            return _engine
+
+        def engine_for(name):
+            engine = create_engine(URL)
+            _engines[name] = engine
+            return engine
+
+        def default_engine():
+            return engine_for("default")
+
+        @lru_cache
+        def reporting_engine():
+            return create_engine(URL)
+
+        class Engines:
+            @classmethod
+            def shared(cls):
+                cls._shared = create_engine(URL)
+                return cls._shared
+
+        class Settings:
+            def engine(self):
+                if self._engine is None:
+                    self._engine = create_engine(URL)
+                return self._engine
+
+        def fresh_engine():
+            return create_engine(URL)
+
+        def imported_engine():
+            return make_engine()
+        """
+    )
+    caches = {
+        function.name: found.caches[id(function)].name
+        for function in module.functions
+        if id(function) in found.caches
+    }
+    assert caches == {
+        "get_engine": "app.main._engine",
+        "engine_for": "app.main._engines",
+        "default_engine": "app.main._engines",
+        "reporting_engine": "app.main.reporting_engine()",
+        "shared": "app.main.Engines._shared",
+        "engine": "app.main.Settings._engine",
+    }
+
+
+def test_registrations_name_what_they_register() -> None:
+    _, found = read(
+        """
+        from contextlib import asynccontextmanager
+
+        def make_lifespan(settings):
+            @asynccontextmanager
+            async def lifespan(app):
+                yield
+            return lifespan
+
+        app = FastAPI(lifespan=make_lifespan(settings))
+
+        class Service:
+            async def close(self): ...
+            def register(self, app):
+                app.on_cleanup.append(self.close)
+        """
+    )
+    assert [(hook.via, hook.target) for hook in found.registrations] == [
+        ("lifespan", "make_lifespan(settings)"),
+        ("on_cleanup", "self.close"),
+    ]
+    assert hooks(
+        """
+        def make_lifespan(settings):
+            async def lifespan(app):
+                yield
+            return lifespan
+
+        app = FastAPI(lifespan=make_lifespan(settings))
+        """
+    ) == {"lifespan": [(Phase.LIFESPAN, "app.main.app")]}
+    assert found.entry
+
+
+def test_a_closer_the_module_does_not_register_is_missed() -> None:
+    _, found = read(
+        """
+        import asyncpg
+
+        async def init_db(app):
+            app["pg"] = await asyncpg.create_pool(DSN)
+
+        async def close_db(app):
+            await app["pg"].close()
+
+        async def close_cache(app):
+            await app["cache"].close()
+
+        def make_app():
+            app = web.Application()
+            app.on_startup.append(init_db)
+            app.on_cleanup.append(init_db)
+            app.on_cleanup.append(close_cache)
+            return app
+        """
+    )
+    assert [(missed.key, missed.closer.name) for missed in found.missed] == [
+        ("close:state:pg", "close_db")
+    ]
+    assert "close:state:cache" in found.closes
+
+
+def test_an_owner_class_that_disposes_after_a_commit_can_skip_it() -> None:
+    module, found = read(
+        """
+        from sqlalchemy import create_engine
+
+        class Store:
+            def __init__(self):
+                self.engine = create_engine(URL)
+                self.connection = self.engine.connect()
+
+            def close(self):
+                self.connection.commit()
+                self.engine.dispose()
+
+        class SafeStore:
+            def __init__(self):
+                self.engine = create_engine(URL)
+                self.connection = self.engine.connect()
+
+            def close(self):
+                try:
+                    self.connection.commit()
+                finally:
+                    self.engine.dispose()
+        """
+    )
+    store, safe = (ownership(module, found, site) for site in found.sites)
+    assert store is not None and safe is not None
+    assert store.skipped is not None and not store.released
+    assert cst.Module([]).code_for_node(store.skipped.raising) == "self.connection.commit()"
+    assert safe.released
+    assert store.keys == ("close:self:app.main.Store.engine", "close:attribute:engine")
 
 
 def sizes(source: str) -> list[PoolSize]:

@@ -49,7 +49,7 @@ from slotguard.results import FileResult, Outcome, Verdict
 from slotguard.view import Footprint
 
 FORMAT = "slotguard-results-cache"
-VERSION = 4
+VERSION = 5
 """Bumped whenever the shape of an entry changes."""
 FILE_NAME = "results.json"
 _MAX_ENTRIES = 100_000
@@ -245,19 +245,27 @@ def decode_fact(data: Json) -> Fact:
 
 
 def encode_symbol(symbol: Symbol) -> Json:
-    return [symbol.kind.value, symbol.type_name, symbol.awaited, symbol.parameter, symbol.raises]
+    return [
+        symbol.kind.value,
+        symbol.type_name,
+        symbol.awaited,
+        symbol.parameter,
+        symbol.element,
+        symbol.raises,
+    ]
 
 
 def decode_symbol(data: Json) -> Symbol:
     values = _list(data)
-    if len(values) != 5:
-        raise BadEntry("a symbol has five fields")
-    kind, type_name, awaited, parameter, raises = values
+    if len(values) != 6:
+        raise BadEntry("a symbol has six fields")
+    kind, type_name, awaited, parameter, element, raises = values
     return Symbol(
         SymbolKind(_string(kind)),
         _optional_string(type_name),
         _boolean(awaited),
         _integer(parameter),
+        None if element is None else _integer(element),
         _boolean(raises),
     )
 

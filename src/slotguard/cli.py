@@ -695,19 +695,12 @@ def _project(
     """The project of a run (SPEC section 3) and its Python files, found as a
     run over its root would find them: what every file is analysed with,
     whatever is named."""
-    from slotguard.files import discover
-    from slotguard.project import project_root
+    from slotguard.project import project_files, project_root
 
     root = project_root(paths or [Path(".")], settings.config.path)
     if any(os.path.abspath(path) == str(root) for path in paths or [Path(".")]):
         return root, list(files)
-    found, _ = discover(
-        [root],
-        root=settings.root,
-        exclude=settings.excludes,
-        respect_gitignore=settings.config.respect_gitignore,
-    )
-    return root, found
+    return root, project_files(root, settings)
 
 
 def _check_stdin(data: bytes, name: str, settings: Any) -> Any:

@@ -24,6 +24,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 from slotguard.model.vocabulary import Catalog, Constructor, Kind, ResourceType
 
 OUTPUT_FORMATS = ("full", "concise", "json", "sarif", "github")
+LEAK_MODES = ("fail", "warn", "off")
 
 
 class ConfigError(Exception):
@@ -35,6 +36,17 @@ class Budget:
     max_connections: int
     reserved_connections: int = 3
     workers: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """``[tool.slotguard.runtime]``: the pytest plugin's settings (SPEC section 9)."""
+
+    leaks: str = "off"
+    depth: int | None = None
+    """Project frames per taking stack; None: the runtime's default."""
+    idle_threshold: float | None = None
+    """Seconds a transaction may idle between statements; None: not watched."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +66,7 @@ class Config:
     resources: Catalog | None = None
     budget: Budget | None = None
     external_calls: tuple[str, ...] = field(default=())
+    runtime: Runtime = Runtime()
 
     @property
     def root(self) -> Path:
@@ -200,6 +213,7 @@ class _Validator:
             "resources": lambda v, k: ("resources", self.resources(v, k)),
             "transactions": lambda v, k: ("external_calls", self.transactions(v, k)),
             "budget": lambda v, k: ("budget", self.budget(v, k)),
+            "runtime": lambda v, k: ("runtime", self.runtime(v, k)),
         }
         self.check_keys(table, list(handlers), "")
         values: dict[str, Any] = {"path": self.path}
@@ -238,6 +252,22 @@ class _Validator:
                 f"not {budget.reserved_connections}",
             )
         return budget
+
+    def runtime(self, value: Any, key: str) -> Runtime:
+        table = self.table(value, key)
+        self.check_keys(table, ["leaks", "depth", "idle-threshold"], f"{key}.")
+        depth = table.get("depth")
+        idle = table.get("idle-threshold")
+        if idle is not None and (
+            isinstance(idle, bool) or not isinstance(idle, (int, float)) or idle <= 0
+        ):
+            problem = f"must be a positive number of seconds, not {_describe(idle)}"
+            raise self.fail(f"{key}.idle-threshold", problem)
+        return Runtime(
+            leaks=self.string(table.get("leaks", "off"), f"{key}.leaks", LEAK_MODES),
+            depth=None if depth is None else self.integer(depth, f"{key}.depth", 1),
+            idle_threshold=None if idle is None else float(idle),
+        )
 
     def resources(self, value: Any, key: str) -> Catalog:
         table = self.table(value, key)

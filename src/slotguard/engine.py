@@ -289,17 +289,20 @@ def run_rules(
     """The rules' findings on a module, each with its fix plan when a fixer
     has one (``Context.plans``), or the reason it has none."""
     from slotguard.analysis.infer import ModuleInfo
+    from slotguard.analysis.ownership import is_test_path
     from slotguard.project import module_name_for
     from slotguard.rules import all_rules
     from slotguard.rules.base import Context
 
     codes = settings.codes_for(path)
+    module_name = module_name_for(path)
     module = ModuleInfo(
         tree,
         settings.model,
-        module_name_for(path),
+        module_name,
         is_package=path.name == "__init__.py",
         index=index,
+        is_test=is_test_path(path, module_name),
     )
     context = Context(module, settings, shown, path)
     for rule in all_rules():
@@ -324,9 +327,7 @@ def _report_too_large(context: Context) -> None:
     for function in functions:
         reporter.report(
             function.node.name,
-            f"function `{function.name}` not analysed: its control flow has too many paths "
-            "to follow (nested `try`/`finally` around loops multiply them), so the "
-            "connections it acquires are not checked; split it into smaller functions",
+            f"function `{function.name}` not analysed: too many paths to follow; split it up",
         )
 
 

@@ -19,6 +19,10 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from slotguard.settings import Settings
 
 _IMPORT = re.compile(
     # A statement starts a line (after a BOM on the first) or follows a `;`.
@@ -124,6 +128,20 @@ def project_root(named: Sequence[Path], configuration: Path | None) -> Path:
         if (candidate / ".git").exists():
             return candidate
     return Path(os.path.commonpath(directories))
+
+
+def project_files(root: Path, settings: Settings) -> list[Path]:
+    """The Python files of the project at ``root``, found as a run over the
+    root finds them (excludes and ``.gitignore`` files apply)."""
+    from slotguard.files import discover
+
+    found, _ = discover(
+        [root],
+        root=settings.root,
+        exclude=settings.excludes,
+        respect_gitignore=settings.config.respect_gitignore,
+    )
+    return found
 
 
 @dataclass(frozen=True, slots=True)

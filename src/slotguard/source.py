@@ -66,16 +66,11 @@ def decode(data: bytes) -> SourceText:
     except UnicodeDecodeError as error:
         offset = error.start + (len(codecs.BOM_UTF8) if bom else 0)
         line, column = _byte_position(data, offset)
-        hint = (
-            "; declare its encoding with a coding line such as "
-            "`# -*- coding: latin-1 -*-`, or save it as UTF-8"
-            if encoding == "utf-8"
-            else ""
-        )
+        hint = "; declare it, as `# coding: latin-1`" if encoding == "utf-8" else ""
         shown = "UTF-8" if encoding == "utf-8" else encoding
         raise SourceError(
-            f"it is not valid {shown}: byte 0x{body[error.start]:02x} at line {line}, "
-            f"column {column} cannot be decoded{hint}",
+            f"not valid {shown}: byte 0x{body[error.start]:02x} at line {line}, "
+            f"column {column}{hint}",
             line,
             column,
         ) from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from slotguard.model.catalog import SELF_RETURNING_METHODS
+from slotguard.model.catalog import HOLDING_METHODS, SELF_RETURNING_METHODS
 from slotguard.syntax import is_class_name, last_name
 
 
@@ -59,3 +59,18 @@ def escaping_leaves(expression: cst.BaseExpression) -> list[cst.BaseExpression]:
 def escaping(expression: cst.BaseExpression) -> set[str]:
     """Names whose values the expression's value holds on to."""
     return {n.value for n in escaping_leaves(expression) if isinstance(n, cst.Name)}
+
+
+def handed_over(expression: cst.BaseExpression) -> set[str]:
+    """Names a returned or yielded value hands to its receiver: those it holds
+    on to (``escaping``), and the objects behind what it holds when that keeps
+    them (``return conn.cursor()`` hands ``conn`` over with its cursor)."""
+    names = escaping(expression)
+    for leaf in escaping_leaves(expression):
+        if (
+            isinstance(leaf, cst.Call)
+            and isinstance(leaf.func, cst.Attribute)
+            and leaf.func.attr.value in HOLDING_METHODS
+        ):
+            names |= escaping(leaf.func.value)
+    return names

@@ -26,6 +26,11 @@ class SymbolKind(str, enum.Enum):
     """A generator that yields a resource (a dependency such as ``get_db``)."""
     RELEASER = "releaser"
     """A function that releases the resource passed as one of its arguments."""
+    CLASS = "class"
+    """A class of the project (its methods are ``Class.name`` symbols)."""
+    INSTANCE = "instance"
+    """A module-level name holding an instance of a project class, whose
+    qualified name is ``type_name``."""
     FUNCTION = "function"
     """Any other function, class (``Name``) or method (``Class.name``): what
     matters of it is whether calling it can raise (``raises``)."""
@@ -39,6 +44,8 @@ class Symbol:
     """For acquirers: ``async def``, so the resource exists once awaited."""
     parameter: int = 0
     """For releasers: the position of the argument they release."""
+    element: int | None = None
+    """For acquirers that return a tuple: the resource's position in it."""
     raises: bool = False
     """For functions: calling it can realistically raise (it does I/O, a
     database call, an ``await`` or an explicit ``raise``; see

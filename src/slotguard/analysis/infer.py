@@ -23,6 +23,7 @@ from slotguard.analysis.index import EMPTY_INDEX, ProjectIndex, Symbol, SymbolKi
 from slotguard.analysis.names import ImportMap
 from slotguard.model import Model
 from slotguard.model.catalog import (
+    AWAITABLE_WRAPPERS,
     BORROWED_BINDS,
     CONNECTION_BIND_NAMES,
     CONNECTION_METHODS,
@@ -79,6 +80,12 @@ class Produced:
     """How the code spells what it called, for messages (``pool.acquire``)."""
     method: Method | None = None
     """The catalog method that produced it, when it was a method call."""
+    element: int | None = None
+    """A project function that returns the resource in a tuple: its
+    position there (``conn, cur = open_db()``); None when it is the value."""
+    via_project: bool = False
+    """Produced by a project function or method that wraps the library's
+    call: its context-manager form, if any, is the project's, unknown here."""
 
     @property
     def acquires(self) -> bool:
@@ -187,21 +194,34 @@ class FunctionInfo:
         return None
 
     def returned_acquisition(self) -> ResourceType | None:
-        """The type this function acquires and returns to its caller, if any:
-        such a function is an acquiring call itself."""
+        """The type this function acquires and returns to its caller, if any
+        (also as an element of a returned tuple, ``returned_element``): such
+        a function is an acquiring call itself."""
+        found = self._returned()
+        return found[0] if found is not None else None
+
+    def returned_element(self) -> int | None:
+        """Where in the returned tuple the acquired resource is
+        (``return conn, cur`` → 0); None when it is returned alone."""
+        found = self._returned()
+        return found[1] if found is not None else None
+
+    def _returned(self) -> tuple[ResourceType, int | None] | None:
         if self.is_generator:
             return None
         scope = self.scope
         for node in scope.of_type(cst.Return):
             assert isinstance(node, cst.Return)
-            if node.value is not None:
-                produced = scope.produced(node.value)
-                if produced is not None and produced.acquires:
-                    return produced.type
-                if isinstance(node.value, cst.Name):
-                    binding = scope.binding(node.value.value)
-                    if binding is not None and binding.origin is Origin.ACQUIRED:
-                        return binding.type
+            if node.value is None:
+                continue
+            typed = _acquired_value(scope, node.value)
+            if typed is not None:
+                return typed, None
+            if isinstance(node.value, cst.Tuple):
+                for position, element in enumerate(node.value.elements):
+                    typed = _acquired_value(scope, element.value)
+                    if typed is not None:
+                        return typed, position
         return None
 
     def __repr__(self) -> str:
@@ -219,10 +239,13 @@ class ModuleInfo:
         *,
         is_package: bool = False,
         index: ProjectIndex = EMPTY_INDEX,
+        is_test: bool = False,
     ) -> None:
         self.tree = tree
         self.model = model
         self.module_name = module_name
+        self.is_test = is_test
+        """Test code by its path (``tests/``, ``test_*.py``, ``conftest.py``)."""
         self.index = index
         self.imports = ImportMap(module_name, is_package=is_package)
         self.functions: list[FunctionInfo] = []
@@ -527,6 +550,70 @@ class ModuleInfo:
                     found.setdefault(name, assigned.type)
         return found
 
+    # -- project classes --------------------------------------------------
+
+    def project_class(self, dotted: str) -> str | None:
+        """The qualified name of the project class ``dotted`` names: one of
+        this module, or one another module of the project defines."""
+        definition = self.definitions.get(dotted)
+        if isinstance(definition, ClassInfo):
+            return f"{self.module_name}.{dotted}" if self.module_name else dotted
+        symbol = self.imported_symbol(dotted)
+        if symbol is not None and symbol.kind is SymbolKind.CLASS:
+            return self.imports.resolve(dotted)
+        return None
+
+    def own_class(self, qualified: str) -> ClassInfo | None:
+        """The class of this module a qualified class name denotes."""
+        prefix = f"{self.module_name}." if self.module_name else ""
+        if not qualified.startswith(prefix):
+            return None
+        definition = self.definitions.get(qualified[len(prefix) :])
+        return definition if isinstance(definition, ClassInfo) else None
+
+    def method(self, qualified_class: str, name: str) -> FunctionInfo | Symbol | None:
+        """A method of a project class: its definition when the class is this
+        module's, else what the class's module tells of it."""
+        cls = self.own_class(qualified_class)
+        if cls is not None:
+            return cls.methods.get(name)
+        return self.index.symbol(f"{qualified_class}.{name}")
+
+    def class_attribute_instances(self, cls: ClassInfo) -> dict[str, str]:
+        """``self.<attribute>`` → project class, from class annotations and
+        assignments in any method of the class."""
+        return self._guarded(f"class-instances:{id(cls)}", lambda: self._class_instances(cls), {})
+
+    def _class_instances(self, cls: ClassInfo) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for name, annotation in cls.annotations.items():
+            named = self.annotated_class(annotation)
+            if named is not None:
+                found[name] = named
+        for method in cls.methods.values():
+            self_name = method.self_name
+            if self_name is None:
+                continue
+            scope = method.scope
+            for target, value in scope.attribute_assignments():
+                head, _, attribute = target.partition(".")
+                if head == self_name and attribute and "." not in attribute:
+                    instance = scope.instance_of(value)
+                    if instance is not None:
+                        found.setdefault(attribute, instance)
+        return found
+
+    def annotated_class(self, annotation: cst.BaseExpression) -> str | None:
+        """The project class an annotation names (through Optional, unions,
+        strings and aliases)."""
+        for candidate in self._annotation_candidates(annotation, depth=0):
+            name = dotted_name(candidate)
+            if name is not None:
+                found = self.project_class(name)
+                if found is not None:
+                    return found
+        return None
+
     def class_attribute_types(self, cls: ClassInfo) -> dict[str, ResourceType]:
         """``self.<attribute>`` → type, from class annotations and assignments in
         any method of the class."""
@@ -576,6 +663,8 @@ class Scope:
         self._declared_global: set[str] = set()
         self._attribute_assignments: list[tuple[str, cst.BaseExpression]] = []
         self._produced: dict[int, Produced | None] = {}
+        self.instances: dict[str, str] = {}
+        """Names bound to an instance of a project class → its qualified name."""
         self.nodes: list[cst.CSTNode] = list(walk_scope(self.body))
         """Every node of the scope, parents first (nested scopes not entered)."""
         self._by_type: dict[tuple[type, ...], list[cst.CSTNode]] = {}
@@ -598,6 +687,10 @@ class Scope:
             self.local_names.add(name)
             annotation = param.annotation.annotation if param.annotation else None
             typed = module.annotation_type(annotation) if annotation is not None else None
+            if typed is None and annotation is not None:
+                instance = module.annotated_class(annotation)
+                if instance is not None:
+                    self.instances[name] = instance
             provider = None
             if annotation is not None:
                 provider = module.annotation_provider(annotation)
@@ -663,6 +756,9 @@ class Scope:
             if name is not None:
                 self._attribute_assignments.append((name, value))
             return
+        if isinstance(target, cst.Tuple | cst.List):
+            self._bind_elements(target, value)
+            return
         if not isinstance(target, cst.Name):
             return
         name = target.value
@@ -672,7 +768,12 @@ class Scope:
             self.local_names.add(name)
         if name in self.bindings:
             return
+        instance = self.instance_of(value)
+        if instance is not None:
+            self.instances.setdefault(name, instance)
         produced = self.produced(value)
+        if produced is not None and produced.element is not None:
+            return  # the name holds a tuple
         if produced is not None and produced.type.kind.is_resource and produced.complete:
             self.bindings[name] = Binding(name, produced.type, Origin.ACQUIRED, produced.expression)
             return
@@ -680,6 +781,27 @@ class Scope:
         if typed is not None:
             origin = Origin.ALIAS if isinstance(value, (cst.Name, cst.Attribute)) else Origin.OUTER
             self.bindings[name] = Binding(name, typed, origin, value)
+
+    def _bind_elements(self, target: cst.Tuple | cst.List, value: cst.BaseExpression) -> None:
+        """``conn, cur = open_db()``: each name is local; the one at the
+        position a project function returns its resource in acquires it."""
+        produced = self.produced(value)
+        for position, element in enumerate(target.elements):
+            for name in assigned_names(element.value):
+                if name in self._declared_global:
+                    self.global_assignments.add(name)
+                    continue
+                self.local_names.add(name)
+                if (
+                    produced is not None
+                    and produced.element == position
+                    and produced.complete
+                    and isinstance(element.value, cst.Name)
+                    and name not in self.bindings
+                ):
+                    self.bindings[name] = Binding(
+                        name, produced.type, Origin.ACQUIRED, produced.expression
+                    )
 
     def attribute_assignments(self) -> list[tuple[str, cst.BaseExpression]]:
         """``(dotted target, value)`` for assignments to attributes and items."""
@@ -730,13 +852,85 @@ class Scope:
             return self.module.imported_type(dotted)
         return None
 
+    def instance_of(self, expr: cst.BaseExpression) -> str | None:
+        """The project class whose instance an expression evaluates to, if the
+        code tells: ``Database(dsn)``, a name bound to one here, in an
+        enclosing function or at module level (also in another module), a
+        parameter annotated with the class, ``self.db``."""
+        if isinstance(expr, cst.Call):
+            callee = dotted_name(expr.func)
+            return self.module.project_class(callee) if callee is not None else None
+        if isinstance(expr, cst.Name):
+            name = expr.value
+            scope: Scope | None = self
+            function = self.function
+            while scope is not None:
+                found = scope.instances.get(name)
+                if found is not None:
+                    return found
+                if name in scope.local_names or name in scope.bindings:
+                    return None
+                if function is None:
+                    break
+                function = function.parent
+                scope = function.scope if function is not None else self.module.module_scope
+            symbol = self.module.imported_symbol(name)
+            if symbol is not None and symbol.kind is SymbolKind.INSTANCE:
+                return symbol.type_name
+            return None
+        if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name):
+            outer = self.function
+            while outer is not None and outer.parent is not None:
+                outer = outer.parent
+            if outer is not None and outer.cls is not None and expr.value.value == outer.self_name:
+                return self.module.class_attribute_instances(outer.cls).get(expr.attr.value)
+        return None
+
+    def method_called(self, func: cst.BaseExpression) -> FunctionInfo | Symbol | None:
+        """The project method a callee names (``db.acquire`` on an instance of
+        a project class), as its definition or its summary."""
+        if not isinstance(func, cst.Attribute):
+            return None
+        cls = self.instance_of(func.value)
+        return self.module.method(cls, func.attr.value) if cls is not None else None
+
+    def _produced_by_a_method(
+        self, func: cst.Attribute, call: cst.Call, expr: cst.BaseExpression, awaited: bool
+    ) -> Produced | None:
+        """``await db.acquire()`` where ``Database.acquire`` returns what it
+        acquires: the project's method is an acquisition."""
+        method = self.method_called(func)
+        spelled = dotted_name(func) or func.attr.value
+        if isinstance(method, FunctionInfo):
+            returned = self.module.returned_acquisition(method)
+            if returned is None:
+                return None
+            complete = awaited or not method.is_async
+            element = method.returned_element()
+            return Produced(
+                returned, expr, call, complete, spelled, element=element, via_project=True
+            )
+        if isinstance(method, Symbol) and method.kind is SymbolKind.ACQUIRER and method.type_name:
+            acquired = self.module._type_named(method.type_name)
+            if acquired is None:
+                return None
+            complete = awaited or not method.awaited
+            return Produced(
+                acquired, expr, call, complete, spelled, element=method.element, via_project=True
+            )
+        return None
+
     def type_of(self, expr: cst.BaseExpression, *, with_state: bool = True) -> ResourceType | None:
         """The type of the value an expression evaluates to, if the model knows it."""
         if isinstance(expr, (cst.Name, cst.Attribute)):
             name = dotted_name(expr)
             return self.lookup(name, with_state=with_state) if name is not None else None
         produced = self.produced(expr)
-        if produced is not None and (produced.complete or not produced.type.kind.is_resource):
+        if (
+            produced is not None
+            and produced.element is None
+            and (produced.complete or not produced.type.kind.is_resource)
+        ):
             return produced.type
         if isinstance(expr, cst.IfExp):
             return self.type_of(expr.body) or self.type_of(expr.orelse)
@@ -759,11 +953,24 @@ class Scope:
         func = inner.func
         callee = dotted_name(func)
         if callee is not None:
+            wrapped = self._through_a_wrapper(callee, inner, expr, awaited)
+            if wrapped is not None:
+                return wrapped
             found = self._produced_by_name(callee, inner, expr, awaited)
             if found is not None:
                 return found
+        elif isinstance(func, cst.Call):
+            # ``sessionmaker(bind=engine)()``: a factory made and called at once.
+            factory = self.type_of(func)
+            if factory is not None and factory.calling_produces is not None:
+                complete = not self._unbound_factory(func) and not self._borrowing_factory(func)
+                made = self.module.model.type(factory.calling_produces)
+                spelled = f"{dotted_name(func.func) or 'factory'}(...)()"
+                return Produced(made, expr, inner, complete, spelled)
         if isinstance(func, cst.Attribute):
             receiver = self.type_of(func.value)
+            if receiver is None:
+                return self._produced_by_a_method(func, inner, expr, awaited)
             if receiver is not None:
                 method = receiver.method(func.attr.value)
                 if method is not None:
@@ -781,6 +988,22 @@ class Scope:
         elif callee is None:
             return None
         return None
+
+    def _through_a_wrapper(
+        self, callee: str, call: cst.Call, expr: cst.BaseExpression, awaited: bool
+    ) -> Produced | None:
+        """``await asyncio.wait_for(pool.acquire(), 5)``: what the awaitable it
+        is given produces, once awaited."""
+        position = AWAITABLE_WRAPPERS.get(self.module.qualify(callee) or "")
+        if position is None or len(call.args) <= position:
+            return None
+        awaitable = call.args[position].value
+        produced = self.produced(cst.Await(awaitable) if awaited else awaitable)
+        if produced is None:
+            return None
+        return Produced(
+            produced.type, expr, produced.call, produced.complete, produced.callee, produced.method
+        )
 
     def _produced_by_name(
         self, callee: str, call: cst.Call, expr: cst.BaseExpression, awaited: bool
@@ -810,14 +1033,20 @@ class Scope:
         if symbol is not None and symbol.kind is SymbolKind.ACQUIRER and symbol.type_name:
             acquired = module._type_named(symbol.type_name)
             if acquired is not None:
-                return Produced(acquired, expr, call, awaited or not symbol.awaited, callee)
+                complete = awaited or not symbol.awaited
+                return Produced(
+                    acquired, expr, call, complete, callee, element=symbol.element, via_project=True
+                )
         # A function of this module that returns what it acquires.
         function = module.function_named(callee)
         if function is not None:
             returned = module.returned_acquisition(function)
             if returned is not None:
                 complete = awaited or not function.is_async
-                return Produced(returned, expr, call, complete, callee)
+                element = function.returned_element()
+                return Produced(
+                    returned, expr, call, complete, callee, element=element, via_project=True
+                )
         return None
 
     def local_binding(self, name: str) -> Binding | None:
@@ -987,6 +1216,7 @@ class _EmptyScope(Scope):
         self._declared_global = set()
         self._attribute_assignments = []
         self._produced = {}
+        self.instances = {}
 
 
 def _statements(body: object) -> Iterator[cst.CSTNode]:
@@ -1075,6 +1305,19 @@ def assignment_names(node: cst.CSTNode) -> list[str]:
     if isinstance(node, (cst.AnnAssign, cst.AugAssign, cst.NamedExpr)):
         return list(assigned_names(node.target))
     return []
+
+
+def _acquired_value(scope: Scope, value: cst.BaseExpression) -> ResourceType | None:
+    """The type of what ``value`` acquires, or of the acquisition a name of
+    the scope holds."""
+    produced = scope.produced(value)
+    if produced is not None and produced.acquires and produced.element is None:
+        return produced.type
+    if isinstance(value, cst.Name):
+        binding = scope.binding(value.value)
+        if binding is not None and binding.origin is Origin.ACQUIRED:
+            return binding.type
+    return None
 
 
 def _provided_type(module: ModuleInfo, provider: FunctionInfo) -> ResourceType | None:

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from slotguard.analysis.index import SymbolKind
 from slotguard.analysis.infer import ClassInfo, FunctionInfo, ModuleInfo, Origin, Produced
+from slotguard.analysis.releasers import releasing_parameters
 from slotguard.model.catalog import DEPENDENCY_MARKERS
 from slotguard.model.vocabulary import ResourceType
 from slotguard.syntax import dotted_name, walk, walk_scope
@@ -590,6 +592,8 @@ def _releases_attribute(
             if node.attr.value in resource.release_methods and dotted_name(node.value) in names:
                 return True
         elif isinstance(node, cst.Call) and node.args:
+            if _releasing_call(module, node, names):
+                return True
             first = dotted_name(node.args[0].value)
             if first not in names:
                 continue
@@ -610,6 +614,24 @@ def _releases_attribute(
         ):
             return True
     return False
+
+
+def _releasing_call(module: ModuleInfo, call: cst.Call, names: set[str]) -> bool:
+    """A call of a project function that releases the argument it is given
+    in the place where ``names`` are passed (``drop_database(self.conn, n)``)."""
+    callee = dotted_name(call.func)
+    if callee is None:
+        return False
+    position = releasing_parameters(module).get(callee)
+    if position is None:
+        symbol = module.imported_symbol(callee)
+        if symbol is not None and symbol.kind is SymbolKind.RELEASER:
+            position = symbol.parameter
+    return (
+        position is not None
+        and len(call.args) > position
+        and dotted_name(call.args[position].value) in names
+    )
 
 
 def _releases_some(

@@ -11,6 +11,8 @@ managed form, SPEC section 1).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import libcst as cst
 
 from slotguard.analysis.infer import FunctionInfo, ModuleInfo
@@ -56,35 +58,33 @@ def _reclaimed_kinds(module: ModuleInfo) -> frozenset[Kind]:
 
 
 def in_a_test(function: FunctionInfo | None) -> bool:
-    """Whether the function is test code: a pytest fixture, or, in a test
-    module, a ``test*`` function or a method of a test class (``Test*``, a
-    ``TestCase``), or nested in one. What it creates ends with the test, and
-    an exception in it fails the test rather than a request."""
+    """Whether the function is test code: in a test module (its helpers,
+    fixtures and classes too), a pytest fixture anywhere, or nested in one.
+    What it creates ends with the test run, and an exception in it fails a
+    test rather than a request."""
+    if function is None:
+        return False
+    if function.module.is_test:
+        return True
     while function is not None:
         if function.is_fixture:
             return True
-        if is_test_module(function.module):
-            if function.name.startswith("test"):
-                return True
-            cls = function.cls
-            if cls is not None and (
-                cls.name.startswith("Test")
-                or any(last_name(base.value).endswith("TestCase") for base in cls.node.bases)
-            ):
-                return True
         function = function.parent
     return False
 
 
-def is_test_module(module: ModuleInfo) -> bool:
-    """``tests/...``, ``test_x.py``, ``x_test.py``, ``conftest.py``."""
-    name = module.module_name
-    if name is None:
-        return False
-    return any(
-        part.startswith("test") or part.endswith("_test") or part == "conftest"
-        for part in name.split(".")
-    )
+_TEST_DIRECTORIES = frozenset({"test", "tests", "testing"})
+
+
+def is_test_path(path: Path, module_name: str | None) -> bool:
+    """``test_x.py``, ``x_test.py``, ``conftest.py``, or a file in a
+    ``tests`` directory: the one it sits in, or a package it belongs to
+    (directories above the project's packages say nothing about it)."""
+    stem = path.stem
+    if stem == "conftest" or stem.startswith("test_") or stem.endswith("_test"):
+        return True
+    packages = module_name.split(".")[:-1] if module_name else []
+    return any(part in _TEST_DIRECTORIES for part in (*packages, path.parent.name))
 
 
 def builds_a_context_manager(function: FunctionInfo) -> bool:

@@ -21,6 +21,7 @@ from slotguard.analysis.slow_work import Classes
 from slotguard.model.catalog import CLOSED_STATE, LOGGER_NAMES, LOGGING_METHODS
 from slotguard.model.external import slow_calls
 from slotguard.model.raising import (
+    DATABASE_METHODS,
     LOCAL_METHODS,
     NON_RAISING_BUILTINS,
     NON_RAISING_FUNCTIONS,
@@ -114,6 +115,8 @@ class Raising:
                 return False
             if self.is_database_object(func.value, function):
                 return last not in LOCAL_METHODS
+            if last in DATABASE_METHODS:
+                return True
         produced = scope.produced(call)
         if produced is not None:
             return produced.type.kind in _CONNECTING and produced.complete
@@ -156,6 +159,11 @@ class Raising:
         method = _self_method(function, name) or _class_method(module, name)
         if method is not None:
             return self.function_raises(method)
+        called = self._scope(function).method_called(func)
+        if isinstance(called, FunctionInfo):
+            return self.function_raises(called)
+        if called is not None:
+            return called.raises
         symbol = module.imported_symbol(name)
         if symbol is not None:
             return symbol.raises

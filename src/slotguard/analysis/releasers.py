@@ -12,6 +12,41 @@ import libcst as cst
 from slotguard.analysis.infer import FunctionInfo, ModuleInfo
 
 
+def released_parameter(function: FunctionInfo) -> int | None:
+    """The position, among the arguments a caller passes, of the parameter
+    the function releases (``self`` of a method is not passed)."""
+    module = function.module
+    return module.cached(
+        f"released-parameter:{id(function.node)}", lambda: _released_parameter(function)
+    )
+
+
+def _released_parameter(function: FunctionInfo) -> int | None:
+    release_methods = {m for t in function.module.model.types() for m in t.release_methods}
+    returning_methods = {m for t in function.module.model.types() for m in t.returned_by}
+    params = [p.name.value for p in function.node.params.params]
+    if function.self_name is not None and params and params[0] == function.self_name:
+        params = params[1:]
+    if not params:
+        return None
+    for node in function.scope.of_type(cst.Call):
+        if not isinstance(node, cst.Call) or type(node.func) is not cst.Attribute:
+            continue
+        receiver = node.func.value
+        method = node.func.attr.value
+        if (
+            isinstance(receiver, cst.Name)
+            and receiver.value in params
+            and method in release_methods
+        ):
+            return params.index(receiver.value)
+        if method in returning_methods and node.args:
+            first = node.args[0].value
+            if isinstance(first, cst.Name) and first.value in params:
+                return params.index(first.value)
+    return None
+
+
 def releasing_parameters(module: ModuleInfo) -> dict[str, int]:
     """Functions of the module that release one of their parameters:
     ``def cleanup(conn): conn.close()`` → ``{"cleanup": 0}``."""
@@ -19,28 +54,10 @@ def releasing_parameters(module: ModuleInfo) -> dict[str, int]:
 
 
 def _releasing_parameters(module: ModuleInfo) -> dict[str, int]:
-    release_methods = {m for t in module.model.types() for m in t.release_methods}
-    returning_methods = {m for t in module.model.types() for m in t.returned_by}
     found: dict[str, int] = {}
     for name, definition in module.definitions.items():
-        if not isinstance(definition, FunctionInfo):
-            continue
-        params = [p.name.value for p in definition.node.params.params]
-        if not params:
-            continue
-        for node in definition.scope.of_type(cst.Call):
-            if not isinstance(node, cst.Call) or type(node.func) is not cst.Attribute:
-                continue
-            receiver = node.func.value
-            method = node.func.attr.value
-            if (
-                isinstance(receiver, cst.Name)
-                and receiver.value in params
-                and (method in release_methods)
-            ):
-                found[name] = params.index(receiver.value)
-            elif method in returning_methods and node.args:
-                first = node.args[0].value
-                if isinstance(first, cst.Name) and first.value in params:
-                    found[name] = params.index(first.value)
+        if isinstance(definition, FunctionInfo):
+            position = released_parameter(definition)
+            if position is not None:
+                found[name] = position
     return found

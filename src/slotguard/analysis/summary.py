@@ -4,45 +4,28 @@
 from __future__ import annotations
 
 from slotguard.analysis.index import ModuleSummary, Symbol, SymbolKind
-from slotguard.analysis.infer import ClassInfo, ModuleInfo
-from slotguard.analysis.raising import raising
-from slotguard.analysis.releasers import releasing_parameters
+from slotguard.analysis.infer import ClassInfo, FunctionInfo, ModuleInfo
+from slotguard.analysis.raising import Raising, raising
+from slotguard.analysis.releasers import released_parameter
 
 
 def summarise(module: ModuleInfo) -> ModuleSummary | None:
     """The summary of an analysed module, or None if it exports nothing."""
-
     if module.module_name is None:
         return None
     symbols: dict[str, Symbol] = {}
     for name, resource in module.global_types.items():
         symbols[name] = Symbol(SymbolKind.VALUE, resource.name)
-    releasers = releasing_parameters(module)
+    for name, instance in module.module_scope.instances.items():
+        symbols.setdefault(name, Symbol(SymbolKind.INSTANCE, instance))
     raises = raising(module)
     for name, definition in module.definitions.items():
         if isinstance(definition, ClassInfo):
-            symbols[name] = Symbol(SymbolKind.FUNCTION, raises=raises.class_raises(definition))
+            symbols[name] = Symbol(SymbolKind.CLASS, raises=raises.class_raises(definition))
             for method_name, method in definition.methods.items():
-                symbols[f"{name}.{method_name}"] = Symbol(
-                    SymbolKind.FUNCTION, raises=raises.function_raises(method)
-                )
+                symbols[f"{name}.{method_name}"] = _function_symbol(module, method, raises)
             continue
-        yielded = definition.yielded_type()
-        if yielded is not None:
-            symbols[name] = Symbol(SymbolKind.PROVIDER, yielded.name, awaited=definition.is_async)
-            continue
-        raising_call = raises.function_raises(definition)
-        returned = module.returned_acquisition(definition)
-        if returned is not None:
-            symbols[name] = Symbol(
-                SymbolKind.ACQUIRER, returned.name, awaited=definition.is_async, raises=True
-            )
-        elif name in releasers:
-            symbols[name] = Symbol(
-                SymbolKind.RELEASER, parameter=releasers[name], raises=raising_call
-            )
-        else:
-            symbols[name] = Symbol(SymbolKind.FUNCTION, raises=raising_call)
+        symbols[name] = _function_symbol(module, definition, raises)
     for local, qualified in module.imports.items():
         symbol = module.index.symbol(qualified)
         if symbol is not None:
@@ -55,3 +38,26 @@ def summarise(module: ModuleInfo) -> ModuleSummary | None:
         symbols=tuple(sorted(symbols.items())),
         state=tuple(sorted(state.items())),
     )
+
+
+def _function_symbol(module: ModuleInfo, function: FunctionInfo, raises: Raising) -> Symbol:
+    """What a function or method is to its callers: a provider of what it
+    yields, an acquirer of what it returns, a releaser of an argument, or a
+    function that may raise or not."""
+    yielded = function.yielded_type()
+    if yielded is not None:
+        return Symbol(SymbolKind.PROVIDER, yielded.name, awaited=function.is_async)
+    returned = module.returned_acquisition(function)
+    if returned is not None:
+        return Symbol(
+            SymbolKind.ACQUIRER,
+            returned.name,
+            awaited=function.is_async,
+            element=function.returned_element(),
+            raises=True,
+        )
+    raising_call = raises.function_raises(function)
+    released = released_parameter(function)
+    if released is not None:
+        return Symbol(SymbolKind.RELEASER, parameter=released, raises=raising_call)
+    return Symbol(SymbolKind.FUNCTION, raises=raising_call)

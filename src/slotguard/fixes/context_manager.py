@@ -259,6 +259,14 @@ def _context_manager(context: Context, site: Site, flow: FunctionFlow) -> _Manag
         return Unfixable("the context manager is asynchronous but the function is not")
     produced = site.produced
     call = produced.call
+    if produced.via_project:
+        return Unfixable(
+            f"`{code(call.func, 40)}` is the project's: its context manager is unknown"
+        )
+    if unwrap_await(produced.expression)[0] is not call:
+        # ``await asyncio.wait_for(pool.acquire(), 5)``: the `with` form would
+        # drop what wraps the acquisition (its timeout).
+        return Unfixable(f"the acquisition is wrapped in `{code(produced.expression, 40)}`")
     method = produced.method
     if method is not None and method.context_manager and isinstance(call.func, cst.Attribute):
         # ``getconn``/``putconn`` becomes ``connection()``, which also ends the

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from slotguard.analysis.escapes import escaping, escaping_leaves
+from slotguard.analysis.escapes import escaping, escaping_leaves, handed_over
 from slotguard.analysis.index import SymbolKind
-from slotguard.analysis.infer import Produced, Scope
+from slotguard.analysis.infer import FunctionInfo, Produced, Scope
+from slotguard.analysis.releasers import released_parameter
 from slotguard.flow.cfg import Point, PointKind
 from slotguard.model.catalog import CLOSED_STATE
 from slotguard.syntax import (
@@ -135,6 +136,17 @@ class EffectReader:
         for node in scope.of_type(cst.Global, cst.Nonlocal):
             assert isinstance(node, cst.Global | cst.Nonlocal)
             self.global_names.update(n.name.value for n in node.names)
+        self.entering = _entering_self(scope)
+        """In ``__enter__``/``__aenter__``, the name of ``self``: what it stores
+        on ``self`` is handed over only when it returns (``__exit__`` does not
+        run if it raises), so it is tracked as ``self.<attribute>`` until then."""
+        self.self_stores: frozenset[str] = frozenset()
+        if self.entering is not None:
+            self.self_stores = frozenset(
+                target
+                for target, _ in scope.attribute_assignments()
+                if target.startswith(self.entering + ".") and target.count(".") == 1
+            )
 
     def read(self, point: Point) -> Effects:
         effects = Effects()
@@ -195,7 +207,8 @@ class EffectReader:
         elif isinstance(node, cst.Return):
             if node.value is not None:
                 self._expression(node.value, effects, kept=True)
-                effects.handoffs |= escaping(node.value)
+                effects.handoffs |= handed_over(node.value)
+            effects.handoffs |= self.self_stores
         elif isinstance(node, cst.Expr):
             self._expression(node.value, effects)
         elif isinstance(node, cst.Del):
@@ -222,6 +235,21 @@ class EffectReader:
             else:
                 effects.bindings.append(Binding(target.value, aliases=frozenset(escaping(value))))
             return
+        produced = self._acquired_by(value)
+        if isinstance(target, cst.Tuple | cst.List) and produced is not None:
+            # ``conn, cur = open_db()``: the name at the resource's position
+            # acquires it.
+            for position, element in enumerate(target.elements):
+                for name in assigned_names(element.value):
+                    if name in self.global_names:
+                        continue
+                    acquired = produced if position == produced.element else None
+                    effects.bindings.append(Binding(name, acquired=acquired))
+            return
+        stored = dotted_name(target)
+        if stored in self.self_stores:
+            effects.bindings.append(Binding(stored, acquired=self._acquisition(value)))
+            return
         # Stored on an object, in a container, in a global, or unpacked.
         effects.handoffs |= escaping(value)
         for name in assigned_names(target):
@@ -246,6 +274,12 @@ class EffectReader:
     # -- expressions --------------------------------------------------------
 
     def _acquisition(self, value: cst.BaseExpression) -> Produced | None:
+        """What assigning ``value`` to a name acquires (not a tuple that
+        holds an acquisition: see ``_assign``)."""
+        produced = self._acquired_by(value)
+        return produced if produced is not None and produced.element is None else None
+
+    def _acquired_by(self, value: cst.BaseExpression) -> Produced | None:
         produced = self.scope.produced(value)
         if produced is not None and produced.acquires and produced.type.kind.is_short_lived:
             return produced
@@ -282,7 +316,7 @@ class EffectReader:
                     self._maybe_discarded(node, effects, discardable)
             elif isinstance(node, cst.Yield):
                 if self.yield_hands_off and isinstance(node.value, cst.BaseExpression):
-                    effects.handoffs |= escaping(node.value) - self.lent
+                    effects.handoffs |= handed_over(node.value) - self.lent
                     kept_nodes.update(id(n) for n in escaping_leaves(node.value))
             elif isinstance(node, cst.NamedExpr):
                 kept_nodes.update(id(n) for n in escaping_leaves(node.value))
@@ -318,16 +352,19 @@ class EffectReader:
     def _call(self, call: cst.Call, effects: Effects, kept_nodes: set[int]) -> None:
         func = call.func
         method = func.attr.value if isinstance(func, cst.Attribute) else ""
-        if method and isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
-            effects.releases.append(ReleaseCandidate(func.value.value, "method", method))
-        if method and call.args and isinstance(call.args[0].value, cst.Name):
-            effects.releases.append(ReleaseCandidate(call.args[0].value.value, "returned", method))
+        if method and isinstance(func, cst.Attribute):
+            receiver = self._held_name(func.value)
+            if receiver is not None:
+                effects.releases.append(ReleaseCandidate(receiver, "method", method))
+        first = self._held_name(call.args[0].value) if call.args else None
+        if method and first is not None:
+            effects.releases.append(ReleaseCandidate(first, "returned", method))
         name = dotted_name(func)
-        index = self._releasing_index(name)
+        index = self._releasing_index(func, name)
         if index is not None and len(call.args) > index:
-            value = call.args[index].value
-            if isinstance(value, cst.Name):
-                effects.releases.append(ReleaseCandidate(value.value, "function"))
+            released = self._held_name(call.args[index].value)
+            if released is not None:
+                effects.releases.append(ReleaseCandidate(released, "function"))
         last = last_name(func)
         if method in _DEFERRING_METHODS or last in _DEFERRING_FUNCTIONS:
             for arg in call.args:
@@ -338,7 +375,15 @@ class EffectReader:
                 effects.handoffs |= escaping(arg.value)
                 kept_nodes.update(id(n) for n in escaping_leaves(arg.value))
 
-    def _releasing_index(self, name: str | None) -> int | None:
+    def _held_name(self, expr: cst.BaseExpression) -> str | None:
+        """The name a fact can hold an expression's value under: a local name,
+        or ``self.<attribute>`` where that is tracked."""
+        if isinstance(expr, cst.Name):
+            return expr.value
+        dotted = dotted_name(expr) if isinstance(expr, cst.Attribute) else None
+        return dotted if dotted in self.self_stores else None
+
+    def _releasing_index(self, func: cst.BaseExpression, name: str | None) -> int | None:
         if name is None:
             return None
         module = self.scope.module
@@ -348,7 +393,19 @@ class EffectReader:
         symbol = module.imported_symbol(name)
         if symbol is not None and symbol.kind is SymbolKind.RELEASER:
             return symbol.parameter
-        return self.releasing_functions.get(name)
+        found = self.releasing_functions.get(name)
+        if found is not None:
+            return found
+        return self._releasing_method(func)
+
+    def _releasing_method(self, func: cst.BaseExpression) -> int | None:
+        """``db.release(conn)`` where ``Database.release`` releases its argument."""
+        method = self.scope.method_called(func)
+        if isinstance(method, FunctionInfo):
+            return released_parameter(method)
+        if method is not None and method.kind is SymbolKind.RELEASER:
+            return method.parameter
+        return None
 
     def _owns(self, name: str | None, last: str) -> bool:
         """A constructor (``Repository(session)``) or a configured owner class.
@@ -524,3 +581,11 @@ def _truth(value: cst.BaseExpression) -> bool | None:
 
 def _is_none(expr: cst.BaseExpression) -> bool:
     return isinstance(expr, cst.Name) and expr.value == "None"
+
+
+def _entering_self(scope: Scope) -> str | None:
+    """The ``self`` of an ``__enter__`` or ``__aenter__`` method."""
+    function = scope.function
+    if function is None or function.name not in ("__enter__", "__aenter__"):
+        return None
+    return function.self_name

@@ -186,7 +186,13 @@ def _counts(
         # The process ends when the function returns or raises.
         return leak.kind is LeakKind.LOST and leak.via is None
     if not leak.skipped_by_exception:
-        return True
+        # ``__enter__`` hands what it stores on ``self`` to the ``with``
+        # statement whenever it returns, with or without a ``return``.
+        return not (
+            function.name in ("__enter__", "__aenter__")
+            and outcome.site.name is not None
+            and outcome.site.name.startswith(f"{function.self_name}.")
+        )
     if in_a_test(function):
         return False
     via = leak.via

@@ -450,6 +450,12 @@ DEPENDENCY_MARKERS = ("Depends", "Security", "Provide")
 provider yields, so a parameter default or ``Annotated`` metadata calling one
 of these names a dependency provider."""
 
+AWAITABLE_WRAPPERS: dict[str, int] = {"asyncio.wait_for": 0, "asyncio.shield": 0}
+"""Functions whose awaited result is what the awaitable they are given (by
+position) produces: ``conn = await asyncio.wait_for(pool.acquire(), 5)``
+acquires a connection (and the timeout is one more way to leave without
+releasing it)."""
+
 BORROWED_BINDS = frozenset({"alembic.op.get_bind", "alembic.context.get_bind"})
 """Calls that return a connection someone else holds: Alembic's migration
 connection. A session bound to one borrows it and checks nothing out."""
@@ -496,6 +502,11 @@ session (``close_all_sessions()``), checks every pooled connection back in
 after each test, and disposes the engines its ``testing_engine()`` made. A
 module that imports one runs under it, so a session, connection or engine it
 leaves open lives until the test ends, not longer."""
+
+HOLDING_METHODS = frozenset({"cursor"})
+"""Methods whose result keeps the object it was called on: a cursor refers to
+its connection (``cursor.connection``), so ``return conn.cursor()`` hands
+the connection to the caller, who closes it through the cursor."""
 
 SELF_RETURNING_METHODS = frozenset({"execution_options"})
 """Methods that return the object they are called on: SQLAlchemy's

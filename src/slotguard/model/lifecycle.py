@@ -86,6 +86,72 @@ PROCESS_HOOKS: dict[str, Phase] = {"atexit.register": Phase.SHUTDOWN}
 """Functions that register a hook of the process (called, or as a decorator);
 the hook is their first argument."""
 
+CACHING_DECORATORS = frozenset(
+    {
+        "functools.lru_cache",
+        "functools.cache",
+        "functools.cached_property",
+        "async_lru.alru_cache",
+        "cachetools.cached",
+        "lru_cache",
+        "cache",
+        "cached_property",
+        "alru_cache",
+    }
+)
+"""Decorators that keep what the function returns: a pool made by a function
+decorated so is the cache's (created once per process, or once per instance
+for ``cached_property``), not each caller's."""
+
+CONTAINER_CONSTRUCTORS = frozenset(
+    {
+        "dict",
+        "collections.defaultdict",
+        "collections.OrderedDict",
+        "weakref.WeakValueDictionary",
+        "defaultdict",
+        "OrderedDict",
+        "WeakValueDictionary",
+    }
+)
+"""Calls that make a module-level mapping a getter can cache pools in
+(``_ENGINES: dict[str, AsyncEngine] = {}`` counts too)."""
+
+CONTAINER_ANNOTATIONS = frozenset({"dict", "Dict", "MutableMapping", "Mapping", "defaultdict"})
+
+RELEASE_METHOD_NAMES = frozenset(
+    {
+        "close",
+        "aclose",
+        "__exit__",
+        "__aexit__",
+        "__del__",
+        "shutdown",
+        "dispose",
+        "disconnect",
+        "stop",
+        "teardown",
+        "cleanup",
+        "terminate",
+        "release",
+        "finalize",
+        "destroy",
+    }
+)
+"""Methods by which an object gives back what it owns; ``close_pool``,
+``_dispose_engine`` and ``shutdown_db`` count by their first word."""
+
+RELEASE_METHOD_PREFIXES = tuple(
+    f"{name}_" for name in sorted(RELEASE_METHOD_NAMES) if "_" not in name
+)
+
+
+def is_release_method(name: str) -> bool:
+    """Whether a method name says it releases what its object owns."""
+    bare = name.lstrip("_") if not name.startswith("__") else name
+    return bare in RELEASE_METHOD_NAMES or bare.startswith(RELEASE_METHOD_PREFIXES)
+
+
 APPLICATION_STATE = ("state", "ctx")
 """``app.state.<name>`` (Starlette, FastAPI, Litestar), ``app.ctx.<name>`` (Sanic)."""
 

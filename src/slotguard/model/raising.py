@@ -131,3 +131,24 @@ NON_RAISING_METHODS_ON_ANY = frozenset(
 """Container, string and context-variable methods: called on anything that
 is not a database object, they do no I/O (``token = ctx.set(value)``,
 ``cache.pop(key)``)."""
+
+DATABASE_METHODS = frozenset(
+    {
+        "execute",
+        "executemany",
+        "executescript",
+        "fetchone",
+        "fetchall",
+        "fetchmany",
+        "fetchval",
+        "fetchrow",
+        "callproc",
+        "commit",
+        "rollback",
+        "copy_expert",
+        "copy_from",
+        "copy_to",
+    }
+)
+"""DB-API and driver methods: called on anything (a cursor the model cannot
+type, ``cur.execute(...)``), they talk to the server and can fail."""

@@ -64,6 +64,9 @@ def context_manager_form(site: Site) -> str | None:
     """How the acquisition reads as a context manager, or None if its type
     has no context manager that releases it."""
     resource = site.type
+    if site.produced.via_project:
+        # A project's wrapper: whether it has a context-manager form is its own.
+        return None
     if not resource.with_releases:
         # A separate context-manager factory, such as a configured wrapper's.
         if resource.context_manager_form:

@@ -38,6 +38,12 @@ There is no automatic fix: where a connection that is never released should be
 released is a decision about its lifetime. A bare acquisition that is
 released correctly is the opt-in SG108's, whose fix is the context-manager
 form.
+
+## At runtime
+`pytest --slotguard-leaks=fail` fails a test that ends with the connection
+still out of its pool, naming the bare acquisition that took it; in
+production, `slotguard.runtime.install(threshold=30)` logs any connection held
+longer, with that stack (README, "Runtime: prove it in your tests").
 """
 
 from __future__ import annotations

@@ -40,6 +40,11 @@ There is no automatic fix: where a session that is never released should be
 released is a decision about its lifetime. A bare acquisition that is
 released correctly is the opt-in SG108's, whose fix is the context-manager
 form.
+
+## At runtime
+`pytest --slotguard-leaks=fail` fails a test that ends with the session's
+connection still out, naming the statement that took it and the line that
+created the session.
 """
 
 from __future__ import annotations

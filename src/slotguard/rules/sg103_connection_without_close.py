@@ -40,6 +40,12 @@ With psycopg 3, `with psycopg.connect(dsn) as conn:` closes the connection.
 ## Fix safety
 There is no automatic fix: where the connection should be closed is a
 decision about its lifetime.
+
+## At runtime
+`pytest --slotguard-leaks=fail` fails a test that ends with the direct
+connection still open, naming the connect call. (A psycopg2 or psycopg
+connection that CPython closes as soon as nothing refers to it is no leak at
+runtime, and is not reported.)
 """
 
 from __future__ import annotations

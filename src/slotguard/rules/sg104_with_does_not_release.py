@@ -38,6 +38,10 @@ or `with contextlib.closing(psycopg2.connect(dsn)) as conn:`.
 Safe where unambiguous: wrapping the call in `contextlib.closing(...)`
 closes the connection at the end of the block, which is what the code
 already meant.
+
+## At runtime
+`pytest --slotguard-leaks=fail` fails a test that ends with the connection the
+`with` left checked out (or open), naming the line of the `with`.
 """
 
 from __future__ import annotations

@@ -39,6 +39,11 @@ or create the session directly: `with SessionLocal() as db:`.
 ## Fix safety
 There is no automatic fix: the right replacement depends on whether the
 generator is meant to be used outside the framework at all.
+
+## At runtime
+`pytest --slotguard-leaks=fail` fails a test that ends with the dependency's
+session still holding its connection, naming the line that created the session
+inside the dependency and the statement that took the connection.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ import libcst as cst
 
 from slotguard.analysis.index import SymbolKind
 from slotguard.analysis.infer import ModuleInfo, Scope
+from slotguard.analysis.ownership import in_a_test
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
 from slotguard.syntax import children, dotted_name, unwrap_await
@@ -64,7 +70,8 @@ class DependencyConsumedByHand(Rule):
 
     def check(self, context: Context) -> None:
         module = context.module
-        for scope in (module.module_scope, *(f.scope for f in module.functions)):
+        functions = [f for f in module.functions if not in_a_test(f)]
+        for scope in (module.module_scope, *(f.scope for f in functions)):
             generators = _generator_variables(scope, module)
             for node in scope.of_type(cst.Call, cst.For):
                 if isinstance(node, cst.Call):
@@ -72,10 +79,15 @@ class DependencyConsumedByHand(Rule):
                     if driven is not None:
                         context.report(
                             node,
-                            f"`{driven}()` is driven by hand with `{code(node.func)}`: its "
-                            "cleanup runs only when the generator is garbage-collected; use "
-                            f"`with contextmanager({driven})() as ...` or let the framework "
-                            "inject it",
+                            f"`{driven}()` is driven by hand with `{code(node.func, 20)}`: "
+                            "its cleanup waits for the garbage collector",
+                            related=[
+                                (
+                                    node,
+                                    f"use `with contextmanager({driven})() as ...`, "
+                                    "or let the framework inject it",
+                                )
+                            ],
                         )
                 elif isinstance(node, cst.For):
                     self._check_loop(node, module, context)
@@ -89,10 +101,9 @@ class DependencyConsumedByHand(Rule):
             keyword = "async for" if loop.asynchronous else "for"
             context.report(
                 loop.iter,
-                f"leaving `{keyword} ... in {generator}()` with `{verb}` at line "
-                f"{context.line(exit_statement)} skips its cleanup until the generator is "
-                "garbage-collected",
-                related=[(exit_statement, f"`{verb}` leaves the loop here")],
+                f"`{verb}` at line {context.line(exit_statement)} leaves "
+                f"`{keyword} ... in {generator}()`: its cleanup waits for the garbage collector",
+                related=[(exit_statement, f"`{verb}` leaves the loop here, skipping the cleanup")],
             )
             return
 

@@ -48,6 +48,12 @@ async def get_user(pool, user_id):
 Safe when the release sits in the matching `finally`, or ends the block that
 acquired the resource: the rewrite releases on exactly the paths the code
 already released on.
+
+## At runtime
+`pytest --slotguard-leaks=fail` reports a direct connection still open when
+the test ends where reference counting does not close it (asyncpg's); one that
+CPython closes as soon as nothing refers to it (psycopg2's, psycopg's) is no
+leak at runtime and is not reported, nor is a connection released by hand.
 """
 
 from __future__ import annotations

@@ -39,6 +39,10 @@ async def load(pool, key):
 ## Fix safety
 Safe where the region from the acquisition to the release is a single block:
 it is wrapped in the context manager.
+
+## At runtime
+`pytest --slotguard-leaks=fail` fails a test that takes the leaking path,
+naming the acquisition; the correct form passes.
 """
 
 from __future__ import annotations

@@ -33,6 +33,11 @@ async def save(pool, item):
 ## Fix safety
 Safe where the region from the acquisition to the release is a single block:
 it is wrapped in the context manager, which releases on exception too.
+
+## At runtime
+`pytest --slotguard-leaks=fail` fails a test in which the exception is raised,
+naming the acquisition (a pool fixture that terminates its pool at teardown
+does not hide it: the connection is reported as never given back).
 """
 
 from __future__ import annotations

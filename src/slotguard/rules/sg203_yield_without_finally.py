@@ -30,6 +30,11 @@ def get_db():
 ## Fix safety
 Safe: the release moves into a `finally` (or a `with`) that runs on exactly
 the paths it ran on before, plus the exceptional ones.
+
+## At runtime
+`pytest --slotguard-leaks=fail` fails a test that drives the generator to the
+leaking path, naming the line that acquired (or created the session) inside
+the generator.
 """
 
 from __future__ import annotations

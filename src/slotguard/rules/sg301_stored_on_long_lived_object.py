@@ -18,9 +18,11 @@ reported; neither is a `scoped_session` registry, nor a connection dedicated
 to `LISTEN` (`add_listener`), nor per-request state (`request.state`,
 `request.ctx`), nor an object that stores a session it was given (a
 repository) or one it creates and closes in its own `close`, `__exit__`,
-`__aexit__` or `on_finish`, nor a module-level collection whose sessions a
-function of the module closes (a test fixture's registry of open sessions;
-a cache closed only at shutdown looks the same and is not reported either).
+`__aexit__` or `on_finish` (itself or through a function that closes what it
+is given), nor a module global or collection whose sessions a function of
+the module closes (a session kept for an advisory lock and closed at
+shutdown, a test fixture's registry of open sessions; a cache closed only at
+shutdown looks the same and is not reported either), nor test code.
 
 ## Why is this bad?
 A session or connection holds a slot of the pool for as long as it lives. Kept
@@ -59,6 +61,11 @@ def get_db(request: Request):
 ## Fix safety
 There is no automatic fix: where the session should be opened instead is a
 decision about the unit of work.
+
+## At runtime
+`pytest --slotguard-leaks=fail` fails the test after which the stored session
+still holds its connection, naming where the session was created and the
+statement that took the connection.
 """
 
 from __future__ import annotations
@@ -78,6 +85,7 @@ from slotguard.analysis.lifetimes import (
     module_level_names,
     module_resources,
 )
+from slotguard.analysis.ownership import in_a_test
 from slotguard.model.vocabulary import Kind, ResourceType
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
@@ -94,6 +102,9 @@ class StoredOnLongLivedObject(Rule):
         lookup = module_resources(module)
         module_names = module_level_names(module)
         for function in module.functions:
+            if in_a_test(function):
+                # A test's objects and globals live as long as the test run.
+                continue
             self._check_stores(context, function, lookup, module_names)
             self._check_cached(context, function, lookup)
 
@@ -202,39 +213,46 @@ class StoredOnLongLivedObject(Rule):
             assert place.cls is not None
             if lookup.class_releases(place.cls, place.key, stored.type, place.kind == "self"):
                 return
-            what = describe(stored, context)
             context.report(
                 node,
-                f"{place.description} keeps {what}, but `{place.cls.name}` never releases it: "
-                "its connection stays checked out for as long as the object lives; release it "
-                "in a `close()` or `__exit__` method, or open one per unit of work",
-                related=[(stored.node, "acquired here"), (node, "kept here")],
+                f"{place.description} keeps {describe(stored, context)}; "
+                f"`{place.cls.name}` never releases it",
+                related=[
+                    (stored.node, "acquired here"),
+                    (
+                        node,
+                        "kept here: it holds its connection as long as the object lives; "
+                        "release it in `close()` or `__exit__`, or open one per unit of work",
+                    ),
+                ],
             )
             return
         if lookup.is_dedicated(stored, place.key):
             return
-        if place.kind == "global-container" and lookup.module_releases(place.key, stored.type):
+        if place.kind in ("global", "global-container") and lookup.module_releases(
+            place.key, stored.type
+        ):
+            # Kept on purpose (a lock's session, a shutdown-closed cache) and
+            # released by a function of the module.
             return
-        lasts = (
-            "which lives as long as the application"
-            if place.kind == "application"
-            else "which lives as long as the process"
-        )
+        lasts = "the application" if place.kind == "application" else "the process"
+        noun = _noun(stored.type)
         if stored.held is not None and stored.held.origin is not Origin.ACQUIRED:
             scope, related = scope_end(lookup, stored.held, context)
-            message = (
-                f"{scope}, but it is stored in {place.description} at line "
-                f"{context.line(statement)}, {lasts}; store IDs or the session factory "
-                f"there and open a {_noun(stored.type)} per unit of work"
-            )
-            related.append((node, "stored here, past its scope"))
+            message = f"`{stored.held.name}` is stored in {place.description} ({scope})"
+            advice = f"store IDs or the session factory there, open a {noun} per unit of work"
+            related.append((node, f"stored here, for the life of {lasts}; {advice}"))
         else:
-            message = (
-                f"{describe(stored, context)} is stored in {place.description}, {lasts}: "
-                f"everything that reaches it shares {_one(stored.type)}; keep the engine, pool "
-                f"or session factory there and open a {_noun(stored.type)} per unit of work"
-            )
-            related = [(stored.node, "acquired here"), (node, "stored here")]
+            message = f"{describe(stored, context)} is stored in {place.description}"
+            related = [
+                (stored.node, "acquired here"),
+                (
+                    node,
+                    f"stored here: everything that reaches it for the life of {lasts} shares "
+                    f"{_one(stored.type)}; keep the engine, pool or session factory there "
+                    f"and open a {noun} per unit of work",
+                ),
+            ]
         context.report(node, message, related=related)
 
     def _check_cached(self, context: Context, function: FunctionInfo, lookup: Resources) -> None:
@@ -257,20 +275,29 @@ class StoredOnLongLivedObject(Rule):
                         continue
                     context.report(
                         node,
-                        f"`@{decorator}` keeps {describe(stored, context)} on the instance as "
-                        f"`{function.name}`, but `{cls.name}` never releases it: its connection "
-                        "stays checked out for as long as the object lives; close it in a "
-                        "`close()` or `__exit__` method, or open one per unit of work",
-                        related=[(stored.node, "acquired here")],
+                        f"`@{decorator}` keeps {describe(stored, context)} on the instance; "
+                        f"`{cls.name}` never releases it",
+                        related=[
+                            (
+                                stored.node,
+                                "acquired here: it holds its connection as long as the object "
+                                "lives; close it in `close()` or `__exit__`, or open one per "
+                                "unit of work",
+                            )
+                        ],
                     )
                 else:
                     context.report(
                         node,
-                        f"`{function.name}` is cached by `@{decorator}`: "
-                        f"{describe(stored, context)} it returns is kept for the life of the "
-                        "process and shared by every caller; return a new one per call, or "
-                        "cache the engine or session factory instead",
-                        related=[(stored.node, "acquired here")],
+                        f"`{function.name}` is cached by `@{decorator}`: every caller shares "
+                        f"the {_noun(stored.type)} it returns",
+                        related=[
+                            (
+                                stored.node,
+                                "acquired here, once for the life of the process; return a new "
+                                "one per call, or cache the engine or session factory instead",
+                            )
+                        ],
                     )
 
 
@@ -291,43 +318,36 @@ class Place:
 def scope_end(
     resources: Resources, held: Held, context: Context, escape: cst.CSTNode | None = None
 ) -> tuple[str, list[tuple[cst.CSTNode, str]]]:
-    """Where the resource's scope ends, as the start of a message, and the
+    """Where the resource's scope ends, in a few words for a message, and the
     places to show; ``escape``: where it escapes, to name the release that
     follows it."""
-    name = f"`{held.name}`"
-    line = context.line(held.node)
     if held.origin is Origin.INJECTED:
         marker = f"the dependency `{held.provider}`" if held.provider else "a dependency"
         return (
-            f"{name} is injected by {marker} (line {line}) and closed when the request ends",
-            [(held.node, "injected here: closed when the request ends")],
+            "closed when the request ends",
+            [(held.node, f"injected by {marker}: closed when the request ends")],
         )
     if held.origin is Origin.ENTERED:
         assert held.block is not None
         keyword = "async with" if held.block.asynchronous is not None else "with"
         last = last_statement(held.block.body)
         return (
-            f"{name} is closed when the `{keyword}` block at line {line} ends "
-            f"(line {context.line(last)})",
+            f"its `{keyword}` block ends at line {context.line(last)}",
             [(held.node, "bound here"), (last, "the block ends here and releases it")],
         )
     if held.origin is Origin.PARAMETER:
         function = held.function.name
         return (
-            f"{name} is borrowed from the caller of `{function}` (parameter at line {line}),"
-            f" which may close it as soon as `{function}` returns",
-            [(held.node, "borrowed here")],
+            "borrowed from the caller",
+            [(held.node, f"borrowed here: the caller may close it when `{function}` returns")],
         )
     release = resources.release_of(held, after=escape)
     if release is not None:
         return (
-            f"{name} is released at line {context.line(release)}",
+            f"released at line {context.line(release)}",
             [(held.node, "acquired here"), (release, "released here")],
         )
-    return (
-        f"{name} is acquired at line {line}",
-        [(held.node, "acquired here")],
-    )
+    return f"acquired at line {context.line(held.node)}", [(held.node, "acquired here")]
 
 
 def _noun(resource: ResourceType) -> str:
@@ -343,11 +363,8 @@ def _one(resource: ResourceType) -> str:
 def describe(stored: Stored, context: Context) -> str:
     """How a stored resource reads in a message."""
     if stored.held is not None:
-        return (
-            f"`{stored.held.name}` (from `{code(stored.held.node)}` at line "
-            f"{context.line(stored.held.node)})"
-        )
-    return f"the {stored.type.kind.value} from `{code(stored.node)}`"
+        return f"`{stored.held.name}` (from `{code(stored.held.node, 30)}`)"
+    return f"the {stored.type.kind.value} from `{code(stored.node, 30)}`"
 
 
 def _container(target: cst.BaseExpression) -> cst.BaseExpression | None:

@@ -66,6 +66,11 @@ def create_user(payload: UserIn, tasks: BackgroundTasks, db: Session = Depends(g
 ## Fix safety
 There is no automatic fix: the work has to be changed to open its own
 session.
+
+## At runtime
+`pytest --slotguard-leaks=fail` fails the test whose background work is left
+holding the connection; the session's creation stack names the request that
+handed it over.
 """
 
 from __future__ import annotations
@@ -127,15 +132,15 @@ class PassedToBackgroundWork(Rule):
             if not _outlives(resources, held, function, call, scheduler):
                 continue
             scope, related = scope_end(resources, held, context, call)
-            how = "it"
+            how = f"`{held.name}`"
             if closure == "lambda":
-                how = "a lambda that uses it"
+                how = f"a lambda using `{held.name}`"
             elif closure:
-                how = f"`{closure}`, which uses it,"
+                how = f"`{closure}`, which uses `{held.name}`,"
             when = (
-                "which runs after the response is sent"
+                "it runs after the response is sent"
                 if scheduler.after_response
-                else "which can still be running then"
+                else "it can still be running then"
             )
             noun = "session" if held.type.kind is Kind.SESSION else "connection"
             advice = f"pass the IDs the work needs and let it open its own {noun}"
@@ -143,9 +148,8 @@ class PassedToBackgroundWork(Rule):
                 advice = "wait for the work inside the scope, or " + advice
             context.report(
                 call,
-                f"{scope}, but `{code(call.func)}` at line {context.line(call)} hands {how} to "
-                f"{scheduler.runs}, {when}; {advice}",
-                related=[*related, (call, "escapes to background work here")],
+                f"`{code(call.func, 24)}` hands {how} to {scheduler.runs} ({scope})",
+                related=[*related, (call, f"escapes here: {when}; {advice}")],
             )
             return
 

@@ -48,6 +48,10 @@ def count_users():
 
 ## Fix safety
 There is no automatic fix: the session has to move to where it is used.
+
+## At runtime
+`pytest --slotguard-leaks=fail` reports the import-time session's connection,
+naming the line at the module's top level that created the session.
 """
 
 from __future__ import annotations
@@ -88,20 +92,24 @@ class ModuleLevelResource(Rule):
         self, context: Context, produced: Produced, kept: str | None, where: str | None
     ) -> None:
         resource = produced.type
-        what = f"`{kept}`" if kept else f"the {resource.kind.value}"
+        made = f"`{code(produced.expression, 30)}`"
+        what = f"`{kept}` from {made}" if kept else f"the {resource.kind.value} from {made}"
         if where is not None:
-            made = (
-                f"{what} is created with `{code(produced.expression)}` when the class body of "
-                f"`{where}` runs at import time and is shared by every instance"
-            )
+            message = f"{what} is created when class `{where}` is defined, at import time"
+            shared = "shared by every instance"
         else:
-            made = (
-                f"{what} is created with `{code(produced.expression)}` when the module is "
-                "imported and is shared by everything that imports it"
-            )
+            message = f"{what} is created when the module is imported"
+            shared = "shared by everything that imports it"
         context.report(
             produced.expression,
-            f"{made}, holding a connection for the life of the process; {_advice(produced)}",
+            message,
+            related=[
+                (
+                    produced.expression,
+                    f"{shared}, it holds a connection for the life of the process; "
+                    f"{_advice(produced)}",
+                )
+            ],
         )
 
     def _check_defaults(
@@ -120,10 +128,16 @@ class ModuleLevelResource(Rule):
                 owner = f"{where}.{function.name.value}" if where else function.name.value
                 context.report(
                     produced.expression,
-                    f"the default value `{code(produced.expression)}` of `{owner}`'s parameter "
-                    f"`{param.name.value}` is created once, when the module is imported, and "
-                    "shared by every call that does not pass its own; default to `None` and "
-                    f"create the {produced.type.kind.value} inside the function, or inject it",
+                    f"the default `{code(produced.expression, 30)}` of `{param.name.value}` "
+                    f"in `{owner}` is created once, at import time",
+                    related=[
+                        (
+                            produced.expression,
+                            "shared by every call that does not pass its own; default to "
+                            f"`None` and create the {produced.type.kind.value} inside the "
+                            "function, or inject it",
+                        )
+                    ],
                 )
 
 

@@ -48,6 +48,12 @@ async def charge(session: AsyncSession, order_id: int, token: str) -> None:
 There is no automatic fix: moving the call out of the transaction changes
 what the transaction guarantees, so the new shape is one only the author can
 design.
+
+## At runtime
+With `idle-threshold` in `[tool.slotguard.runtime]`, the pytest plugin reports
+a transaction idle past it; `slotguard.runtime.install(threshold=30)` logs,
+while it waits, where the code holding the transaction waits: the external
+call.
 """
 
 from __future__ import annotations
@@ -80,11 +86,16 @@ class ExternalCallInTransaction(Rule):
                 opened = context.line(region.node)
                 context.report(
                     slow.node,
-                    f"{slow_phrase(context, slow)} inside the transaction opened by "
-                    f"`{code(region.node)}` at line {opened}: the connection stays checked "
-                    "out, idle in transaction, until the call returns; make the call before "
-                    "the transaction begins or after it ends",
-                    related=[(region.node, "the transaction opens here"), *chain_related(slow)],
+                    f"{slow_phrase(context, slow)} inside the transaction opened at line {opened}",
+                    related=[
+                        (
+                            region.node,
+                            "the transaction opens here; its connection stays idle in "
+                            "transaction until the call returns: make the call before it "
+                            "begins or after it ends",
+                        ),
+                        *chain_related(context, slow),
+                    ],
                 )
 
 
@@ -100,10 +111,10 @@ def callee(node: cst.BaseExpression) -> str:
     if len(whole) <= _SHORT:
         return whole
     if isinstance(node, cst.Call):
-        return f"{code(node.func)}({'...' if node.args else ''})"
+        return f"{code(node.func, 36)}({'...' if node.args else ''})"
     if isinstance(node, cst.Await):
-        return f"await {code(node.expression)}"
-    return code(node)
+        return f"await {code(node.expression, 36)}"
+    return code(node, 40)
 
 
 _SHORT = 40
@@ -116,23 +127,22 @@ _VERBS = {
 
 def slow_phrase(context: Context, slow: SlowCall) -> str:
     """The start of a message: "`provider.post(...)` (an HTTP request) runs",
-    or, through helpers, "`refund(...)` makes an HTTP request
-    (`provider.post(...)` at line 42)"."""
+    or, through helpers, "`refund(...)` makes an HTTP request" (where it
+    does, the code frame shows: ``chain_related``)."""
     subject = f"`{callee(slow.node)}`"
     if not slow.chain:
         if slow.kind is SlowKind.EXTERNAL:
             return f"{subject} ({slow.what}) runs"
         return f"{subject} {_VERBS[slow.kind]}"
-    through = [f"`{hop.function.name}()`" for hop in slow.chain[1:]]
-    via = f" through {', '.join(through)}" if through else ""
-    where = f"`{callee(slow.origin)}` at line {context.line(slow.origin)}{via}"
     if slow.kind is SlowKind.EXTERNAL:
-        return f"{subject} makes {slow.what} ({where})"
-    return f"{subject} {_VERBS[slow.kind]} ({where})"
+        return f"{subject} makes {slow.what}"
+    return f"{subject} {_VERBS[slow.kind]}"
 
 
-def chain_related(slow: SlowCall) -> list[tuple[cst.CSTNode, str]]:
+def chain_related(context: Context, slow: SlowCall) -> list[tuple[cst.CSTNode, str]]:
     """The slow call at the end of a chain of helpers, for the code frame."""
     if not slow.chain:
         return []
-    return [(slow.origin, f"{slow.what} in `{slow.chain[-1].function.name}()`")]
+    through = [f"`{hop.function.name}()`" for hop in slow.chain[1:]]
+    via = f", through {', '.join(through)}" if through else ""
+    return [(slow.origin, f"{slow.what} in `{slow.chain[-1].function.name}()`{via}")]

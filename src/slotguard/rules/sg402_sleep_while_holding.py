@@ -41,6 +41,10 @@ async def wait_for_payment(pool, order_id):
 ## Fix safety
 There is no automatic fix: where to release and re-acquire the connection
 depends on what the code needs to see consistently.
+
+## At runtime
+`slotguard.runtime.install(threshold=30)` logs any connection held longer than
+30 s, with the stack that took it; the sleep is what holds it.
 """
 
 from __future__ import annotations
@@ -57,9 +61,8 @@ from slotguard.analysis.slow_work import (
     SlowWork,
 )
 from slotguard.rules.base import Context, Rule
-from slotguard.rules.common import code, subject
+from slotguard.rules.common import subject
 from slotguard.rules.sg401_external_call_in_transaction import (
-    callee,
     chain_related,
     slow_phrase,
     slow_work_for,
@@ -104,10 +107,15 @@ class SleepWhileHolding(Rule):
                 if reason is None:
                     continue
                 held, related = reason
+                place, label = related[0]
                 context.report(
                     slow.node,
-                    f"{slow_phrase(context, slow)} {held}: {_ADVICE[slow.kind]}",
-                    related=[*related, *chain_related(slow)],
+                    f"{slow_phrase(context, slow)} {held}",
+                    related=[
+                        (place, f"{label}; {_ADVICE[slow.kind]}"),
+                        *related[1:],
+                        *chain_related(context, slow),
+                    ],
                 )
 
 
@@ -119,10 +127,10 @@ def _reason(
     if region is not None:
         line = context.line(region.node)
         if region.kind is RegionKind.TRANSACTION:
-            text = f"inside the transaction opened by `{code(region.node)}` at line {line}"
+            text = f"inside the transaction opened at line {line}"
             return text, [(region.node, "the transaction opens here")]
         held = f"`{region.name}`" if region.name else "the connection"
-        text = f"while {held} from `{callee(region.node)}` at line {line} is checked out"
+        text = f"while {held} (checked out at line {line}) waits"
         return text, [(region.node, "the connection is checked out here")]
     if function is None:
         return None
@@ -132,7 +140,7 @@ def _reason(
             for site, _ in flow.held_at(point):
                 if site.type.kind in CONNECTION_KINDS:
                     line = context.line(site.node)
-                    text = f"while {subject(site)}, acquired at line {line}, is checked out"
+                    text = f"while {subject(site, 30)} (acquired at line {line}) is checked out"
                     return text, [(site.node, "the connection is acquired here")]
     transactions = implicit_transactions(context.module, function, work)
     if transactions is not None:
@@ -140,8 +148,8 @@ def _reason(
         if begun:
             query = begun[0].query
             text = (
-                f"while `{begun[0].session}` is idle in the transaction `{callee(query)}` "
-                f"began at line {context.line(query)}"
+                f"while `{begun[0].session}` is idle in the transaction begun at line "
+                f"{context.line(query)}"
             )
             return text, [(query, f"`{begun[0].session}`'s transaction begins here")]
     return None

@@ -48,6 +48,12 @@ async def generate_bio(user_id: int, db: AsyncSession = Depends(get_db)):
 There is no automatic fix: ending the transaction earlier changes what the
 code sees of concurrent writes, and only the author can say whether that is
 right.
+
+## At runtime
+With `idle-threshold` in `[tool.slotguard.runtime]`, the pytest plugin reports
+a transaction idle past it; `slotguard.runtime.install(threshold=30)` logs,
+while it waits, where the code holding the transaction waits: the external
+call.
 """
 
 from __future__ import annotations
@@ -69,7 +75,6 @@ from slotguard.model.external import (
 )
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.sg401_external_call_in_transaction import (
-    callee,
     chain_related,
     slow_phrase,
     slow_work_for,
@@ -128,22 +133,29 @@ def _report(
     streaming: tuple[cst.Call, FunctionInfo] | None,
 ) -> None:
     query = begun.query
-    where = f"`{begun.session}` is idle in the transaction `{callee(query)}` began at line "
-    where += context.line(query)
-    related = [(query, f"`{begun.session}`'s transaction begins here")]
+    where = f"`{begun.session}` is idle in the transaction begun at line {context.line(query)}"
+    related = [
+        (
+            query,
+            f"`{begun.session}`'s transaction begins here; its connection stays checked out "
+            "until the call returns: commit or roll back before the call, or make it before "
+            "the first query",
+        )
+    ]
     if streaming is not None:
         response, generator = streaming
-        where += (
-            f", and stays so while `{callee(response)}` at line {context.line(response)} "
-            f"streams what `{generator.name}()` produces"
+        where = f"`{begun.session}` is idle in a transaction while a response streams"
+        related.append(
+            (
+                response,
+                f"the response streams what `{generator.name}()` produces with the session "
+                "still open",
+            )
         )
-        related.append((response, "the response streams with the session still open"))
     context.report(
         slow.node,
-        f"{slow_phrase(context, slow)} while {where}: the connection stays checked out "
-        "until the call returns; commit or roll back before the call, or make it before "
-        "the first query",
-        related=[*related, *chain_related(slow)],
+        f"{slow_phrase(context, slow)} while {where}",
+        related=[*related, *chain_related(context, slow)],
     )
 
 

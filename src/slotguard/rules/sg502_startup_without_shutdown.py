@@ -10,7 +10,9 @@ A close counts wherever the run can see it: in a shutdown handler of the
 same application (`on_event("shutdown")`, `on_cleanup`, `after_server_stop`,
 `on_shutdown`, a lifespan), through a cleanup registered in the startup
 handler itself (`app.on_cleanup.append(lambda app: pool.close())`), or in
-another module of the files checked together. Each module settles the pools
+another module of the files checked together. A closer that exists but is
+not what the module registers does not count: when `on_cleanup` registers
+`init_db` again where `close_db` was meant, the finding names both. Each module settles the pools
 it closes (`app.state.<name>` for the application whose shutdown hook closes
 it, module globals by qualified name); a finding stands only if no module of
 the run settled its pool. A pool the handler gives away (returns, passes to
@@ -56,14 +58,30 @@ the application is not created by `FastAPI(...)` or `Starlette(...)` in the
 same module, already has `lifespan`, `on_startup` or `on_shutdown` (or `**`
 arguments), registers hooks in another way, or when merging the handlers
 would change what a name means.
+
+## At runtime
+No runtime check: `slotguard.runtime` follows checkouts, and a pool left open
+holds none; its idle connections show on the server (`pg_stat_activity`).
 """
 
 from __future__ import annotations
 
-from slotguard.analysis.pools import Hook, PoolSite, closing_key, lifecycle, settled_keys
+from slotguard.analysis.pools import (
+    Hook,
+    PoolSite,
+    closing_key,
+    lifecycle,
+    missed_close,
+    registered_targets,
+    registration_near,
+    settled_keys,
+)
 from slotguard.model.lifecycle import Phase
 from slotguard.rules.base import Context, Rule
-from slotguard.rules.common import code
+
+_PAST = {"close": "closed", "dispose": "disposed", "disconnect": "disconnected"}
+_MESSAGE_LENGTH = 110
+"""About 100 characters: a name or two longer is still one line to read."""
 
 
 class StartupWithoutShutdown(Rule):
@@ -83,7 +101,24 @@ class StartupWithoutShutdown(Rule):
             if key is None:
                 continue
             assert site.function is not None
-            context.report(site.call, _message(site, site.function.name), pending=key)
+            closed = closed_word(site)
+            message = (
+                f"`{site.shown}` created in the startup handler `{site.function.name}` "
+                f"is never {closed} on shutdown"
+            )
+            related = []
+            missed = missed_close(found, site.storage.key)
+            if missed is not None:
+                registered = registration_near(found, missed, site)
+                targets = registered_targets(found, registered)
+                message = missed_message(
+                    site.shown, closed, missed.closer.name, registered.via, targets
+                )
+                related = [
+                    (missed.closer.node.name, "closes it, but nothing registers or calls it"),
+                    (registered.node, f"registers `{targets}`"),
+                ]
+            context.report(site.call, message, related=related, pending=key)
 
 
 def startup_hook(hooks: list[Hook]) -> Hook | None:
@@ -91,10 +126,16 @@ def startup_hook(hooks: list[Hook]) -> Hook | None:
     return next((hook for hook in hooks if hook.phase is Phase.STARTUP), None)
 
 
-def _message(site: PoolSite, handler: str) -> str:
-    return (
-        f"`{site.shown}` is created with `{code(site.call)}` in the startup handler "
-        f"`{handler}`, but no shutdown handler closes it; its connections stay open until "
-        f"the process exits. Call `{site.release_call}` in a shutdown handler, or create it "
-        "in a lifespan context manager that closes it after `yield`"
-    )
+def missed_message(shown: str, closed: str, closer: str, via: str, targets: str) -> str:
+    """``close_db`` closes it but ``on_cleanup`` registers ``init_db``, kept
+    to about 100 characters (the related places name what is registered)."""
+    message = f"`{shown}` is never {closed}: `{closer}` closes it but `{via}` registers `{targets}`"
+    if len(message) <= _MESSAGE_LENGTH:
+        return message
+    return f"`{shown}` is never {closed}: `{closer}` closes it but `{via}` does not register it"
+
+
+def closed_word(site: PoolSite) -> str:
+    """``disposed`` for an engine, ``closed`` for a pool."""
+    method = site.type.release_methods[0]
+    return _PAST.get(method, f"released with `{method}()`")

@@ -32,6 +32,10 @@ async def handler(pool):
 
 ## Fix safety
 There is no automatic fix: the right limit depends on the application.
+
+## At runtime
+`slotguard.runtime.install(threshold=30)` logs the connections held past 30 s,
+with their stacks: the holders an unbounded acquisition waits behind.
 """
 
 from __future__ import annotations
@@ -87,9 +91,8 @@ class AcquireWithoutTimeout(Rule):
             return
         context.report(
             call,
-            f"`{code(call)}` waits for a free connection with no time limit: when the pool "
-            "is exhausted (a leak, a burst, slow queries) the caller hangs instead of failing; "
-            f"pass `{entry.keyword}=` (seconds) or bound it with `asyncio.timeout(...)`",
+            f"`{code(call, 40)}` can wait forever for a free connection: pass `{entry.keyword}=`",
+            related=[(call, "no time limit here, and no `asyncio.timeout(...)` around it")],
         )
 
     def _constructor(self, context: Context, module: ModuleInfo, call: cst.Call) -> None:
@@ -102,9 +105,9 @@ class AcquireWithoutTimeout(Rule):
             return
         context.report(
             arg,
-            f"`{entry.keyword}=None` makes every checkout from the pool built by "
-            f"`{code(call.func)}(...)` wait forever for a free connection; give it a finite "
-            f"`{entry.keyword}` (the default is {entry.default:g} seconds)",
+            f"`{entry.keyword}=None`: every checkout from `{code(call.func, 30)}(...)` can wait "
+            "forever",
+            related=[(arg, f"give it a finite `{entry.keyword}` (default {entry.default:g} s)")],
         )
 
 

@@ -20,7 +20,10 @@ The pools of every module of the run are summed (each module notes its
 pools; the sum is made once the whole run is known). Pools in test
 fixtures and test functions are left out; pools whose size the call does
 not tell (a size from a variable, `max_overflow=-1`, `NullPool`) are not
-counted and are listed as such. The message shows the arithmetic.
+counted and are listed as such. The message shows the arithmetic, reported
+at the largest pool; the code frame gives each pool's size and how it was
+read (`pool_size default 5 + max_overflow default 10`), those of other files
+and those not counted.
 
 ## Why is this bad?
 Every pool may grow to its largest size under load, in every worker. When
@@ -47,6 +50,10 @@ engine = create_engine(URL, max_overflow=5)
 ## Fix safety
 There is no automatic fix: the budget is shared by pools, workers and the
 server's configuration, and only a person can choose which to change.
+
+## At runtime
+`tracker.summary()` (from `slotguard.runtime.install()`) gives how many
+connections each process holds, per library, for a health endpoint.
 """
 
 from __future__ import annotations
@@ -73,6 +80,8 @@ _CONSTRUCTOR_NAMES = frozenset(
 if TYPE_CHECKING:
     from slotguard.settings import Settings
 _TOPIC = "pool"
+_TERMS_SHOWN = 4
+"""Pools whose sizes the first line of the message adds up one by one."""
 
 
 class PoolBudgetExceeded(Rule):
@@ -124,26 +133,35 @@ class PoolBudgetExceeded(Rule):
         # The largest pool is where a change helps most.
         at = max(shown, key=_connections)
         workers = f"{budget.workers} worker{'s' if budget.workers != 1 else ''}"
-        terms = " + ".join(str(_connections(fact)) for fact in counted)
-        if len(counted) > 1:
-            terms = f"({terms})"
+        if len(counted) == 1:
+            terms = str(per_worker)
+        elif len(counted) <= _TERMS_SHOWN:
+            terms = "(" + " + ".join(str(_connections(fact)) for fact in counted) + ")"
+        else:
+            terms = f"{per_worker} per worker"
         message = (
-            f"{workers} x {terms} = {total} connections > max-connections "
-            f"{budget.max_connections} - reserved {budget.reserved_connections} = {allowed}; "
-            "per worker: " + ", ".join(_term(fact) for fact in counted)
+            f"{workers} x {terms} = {total} connections > {allowed} allowed "
+            f"(max-connections {budget.max_connections} - reserved {budget.reserved_connections})"
         )
-        if uncounted:
-            message += "; not counted: " + ", ".join(_uncounted(fact) for fact in uncounted)
-        message += (
-            "; lower the pool sizes or the number of workers, or put a connection pooler "
-            "(PgBouncer) in front of the server"
-        )
-        related = tuple(
-            Related(fact.span, f"{fact.value[0]}: {_connections(fact)} connections per worker")
+        related = [
+            Related(fact.span, _per_worker(fact))
             for fact in counted
             if fact is not at and fact.path == at.path
-        )
-        return [Diagnostic(cls.code, cls.name, message, at.path, at.span, related=related)]
+        ]
+        elsewhere = [_term(fact) for fact in counted if fact.path != at.path]
+        label = _per_worker(at)
+        if elsewhere:
+            label += "; also counted: " + ", ".join(elsewhere)
+        if uncounted:
+            label += "; not counted: " + ", ".join(_uncounted(fact) for fact in uncounted)
+        related.insert(0, Related(at.span, label))
+        return [Diagnostic(cls.code, cls.name, message, at.path, at.span, related=tuple(related))]
+
+
+def _per_worker(fact: Fact) -> str:
+    """``create_engine: 15 per worker (pool_size default 5 + max_overflow default 10)``."""
+    name, connections, detail = fact.value
+    return f"{name}: {connections} per worker ({detail})"
 
 
 def _connections(fact: Fact) -> int:
