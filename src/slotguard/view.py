@@ -37,18 +37,27 @@ class Table:
 
     symbols: Mapping[str, Symbol]
     names: frozenset[str]
-    """The short names of its symbols that mean more than "may raise"."""
+    """The short names of its symbols that can make a finding where they are
+    used (``meaningful``)."""
 
     @classmethod
     def of(cls, summary: ModuleSummary) -> Table:
-        return cls(
-            dict(summary.symbols),
-            frozenset(
-                name.rsplit(".", 1)[-1]
-                for name, symbol in summary.symbols
-                if symbol.kind is not SymbolKind.FUNCTION
-            ),
-        )
+        meaningful = {name for name, symbol in summary.symbols if _meaningful(symbol)}
+        classes = {name.split(".", 1)[0] for name in meaningful if "." in name}
+        names = {
+            name.rsplit(".", 1)[-1]
+            for name, symbol in summary.symbols
+            if name in meaningful or (symbol.kind is SymbolKind.CLASS and name in classes)
+        }
+        return cls(dict(summary.symbols), frozenset(names))
+
+
+def _meaningful(symbol: Symbol) -> bool:
+    """Whether using the symbol can give a name a type, not only a call that
+    may raise: a function that only may raise, and a class whose methods
+    only may raise (its methods are ``Class.name`` symbols), cannot. Kinds
+    added later count until said otherwise."""
+    return symbol.kind not in (SymbolKind.FUNCTION, SymbolKind.CLASS)
 
 
 class View(ProjectIndex):
@@ -90,6 +99,9 @@ class View(ProjectIndex):
         return self._asked_has_state
 
     def names(self) -> set[str]:
+        """Unlike ``ProjectIndex.names``, not the classes whose methods only
+        may raise: the prefilter stops a file that only uses those, as it
+        stops one that only calls a function that may raise."""
         if self._asked_names is None:
             self._asked_names = frozenset(
                 name for table in self._tables.values() for name in table.names
