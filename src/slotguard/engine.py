@@ -42,7 +42,7 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,6 +51,7 @@ from slotguard import cache as results_cache
 from slotguard import prefilter
 from slotguard.analysis.index import EMPTY_INDEX, ModuleSummary, ProjectIndex
 from slotguard.diagnostic import Diagnostic, Related, Span
+from slotguard.facts import Fact
 from slotguard.project import Modules, ProjectFile, Scan, link, module_name_for, scan
 from slotguard.results import FileResult, Outcome, Verdict
 from slotguard.settings import Settings
@@ -62,7 +63,6 @@ if TYPE_CHECKING:
 
     import libcst as cst
 
-    from slotguard.facts import Fact
     from slotguard.rules.base import Context
 
 ANALYSIS_ERROR = ("SG000", "file-not-analysed")
@@ -87,7 +87,7 @@ class RunResult:
     cache_hits: int = 0
     run_diagnostics: list[Diagnostic] = field(default_factory=list)
     """Findings about the run as a whole (``Rule.check_run``), in named files."""
-    indexes: dict[Path, ProjectIndex] = field(default_factory=dict)
+    indexes: Mapping[Path, ProjectIndex] = field(default_factory=dict)
     """What each named file saw of the project: ``slotguard fix`` re-checks with it."""
     paths: dict[str, Path] = field(default_factory=dict)
     """The file behind each reported path."""
@@ -811,21 +811,28 @@ class _Run:
 
     # -- files ----------------------------------------------------------------------
 
-    def load(self) -> list[list[ProjectFile]]:
-        """Digest and scan every file (from the cache when its status has not
-        changed), and order the project."""
+    def digest_all(self) -> str:
+        """Digest every file (from the cache when its status has not changed);
+        the signature of the whole project in this state."""
         readable = []
-        for item in self.files:
+        signature = hashlib.blake2b(self.settings.fingerprint.encode(), digest_size=20)
+        for item in sorted(self.files, key=lambda item: item.shown):
             try:
                 digest = self._digest_of(item)
             except OSError as error:
                 self.unreadable[id(item)] = error
                 continue
             self.digests[id(item)] = digest
-            item.scan = self._scan_of(item, digest)
             readable.append(item)
+            signature.update(f"{item.shown}\0{digest}\0{item.module}\0{item.is_package}\n".encode())
         self.files = readable
-        return link(readable)
+        return signature.hexdigest()
+
+    def load(self) -> list[list[ProjectFile]]:
+        """Scan every file (from the cache by digest), and order the project."""
+        for item in self.files:
+            item.scan = self._scan_of(item, self.digests[id(item)])
+        return link(self.files)
 
     def _digest_of(self, item: ProjectFile) -> str:
         given = self.sources.get(id(item))
@@ -1042,6 +1049,39 @@ class _Run:
 
     # -- the run ----------------------------------------------------------------------
 
+    def recalled(self, signature: str) -> results_cache.Snapshot | None:
+        """The final outcomes of the last run over the project in this very
+        state, if the cache holds them."""
+        if self.cache is None:
+            return None
+        found = self.cache.get(results_cache.SNAPSHOT, self._snapshot_key())
+        return found if found is not None and found.signature == signature else None
+
+    def _snapshot_key(self) -> str:
+        return results_cache.key("snapshot", self.settings.fingerprint)
+
+    def remember(self, signature: str, final: _Pass) -> None:
+        """Keep every file's final outcome for the next run over the same project."""
+        if self.cache is None:
+            return
+        verdicts: dict[str, Verdict] = {}
+        reported: dict[str, tuple[str, FileResult]] = {}
+        facts: list[Fact] = []
+        settled: set[str] = set()
+        for item in self.files:
+            outcome = final.outcomes[id(item)]
+            result = outcome.result
+            verdicts[item.shown] = outcome.verdict
+            if result.diagnostics or result.pending or result.suppressed:
+                shown = replace(result, summary=None, facts=(), settled=())
+                reported[item.shown] = (self.outcome_key(item, outcome), shown)
+            facts.extend(result.facts)
+            settled.update(result.settled)
+        snapshot = results_cache.Snapshot(
+            signature, verdicts, reported, tuple(facts), tuple(sorted(settled))
+        )
+        self.cache.put(results_cache.SNAPSHOT, self._snapshot_key(), snapshot)
+
     def run(self) -> _Pass:
         order = self.load()
         try:
@@ -1109,13 +1149,6 @@ def _relocated(result: FileResult, shown: str) -> FileResult:
     )
 
 
-def _project_path(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
 def check_paths(
     files: Sequence[Path],
     settings: Settings,
@@ -1131,28 +1164,88 @@ def check_paths(
     ``root`` the directory their paths are known by in the cache (by default
     the common directory of all of them). ``sources`` gives bytes to use
     instead of a file's (standard input for a file of the project)."""
-    absolute: dict[Path, Path] = {}
-    for path in [*files, *project]:
-        absolute.setdefault(Path(os.path.abspath(path)), path)
-    if root is None:
-        directories = [str(path.parent) for path in absolute] or [os.getcwd()]
-        root = Path(os.path.commonpath(directories))
+    items: dict[str, ProjectFile] = {}
+    given_as: dict[int, Path] = {}
+    """Each file as the caller gave it (what the fixer reads)."""
     modules = Modules()
-    items = {
-        path: ProjectFile(
-            path, _project_path(path, root), modules.name(path), path.name == "__init__.py"
+    directory = str(root) if root is not None else None
+    entries = [*files, *project]
+    absolute = {path: os.path.abspath(path) for path in dict.fromkeys(entries)}
+    if directory is None:
+        parents = {os.path.dirname(text) for text in absolute.values()} or {os.getcwd()}
+        directory = os.path.commonpath(parents)
+    prefix = directory.rstrip(os.sep) + os.sep
+    for path, text in absolute.items():
+        if text in items:
+            continue
+        found = Path(text)
+        inside = text.startswith(prefix)
+        relative = text[len(prefix) :].replace(os.sep, "/") if inside else found.as_posix()
+        item = items[text] = ProjectFile(
+            found, relative, modules.name(found), found.name == "__init__.py"
         )
-        for path in absolute
+        given_as[id(item)] = path
+    named = [items[absolute[path]] for path in dict.fromkeys(files)]
+    shown_for = {
+        id(items[absolute[path]]): shown for path, shown in display.items() if path in absolute
     }
-    named = [items[Path(os.path.abspath(path))] for path in dict.fromkeys(files)]
-    shown_for = {id(items[Path(os.path.abspath(p))]): d for p, d in display.items()}
 
     def shown(item: ProjectFile) -> str:
-        return shown_for.get(id(item)) or absolute[item.path].as_posix()
+        return shown_for.get(id(item)) or given_as[id(item)].as_posix()
 
-    given = {id(items[Path(os.path.abspath(path))]): data for path, data in (sources or {}).items()}
+    given = {id(items[os.path.abspath(path)]): data for path, data in (sources or {}).items()}
     run = _Run(settings, list(items.values()), named, shown, progress, given)
+    signature = run.digest_all()
+    snapshot = run.recalled(signature)
+    if snapshot is None:
+        return _assemble(run, signature, named, shown, given_as)
+    results: list[FileResult] = []
+    keys: dict[str, str] = {}
+    for item in named:
+        error = run.unreadable.get(id(item))
+        if error is not None:
+            results.append(_unreadable(shown(item), error))
+            continue
+        kept = snapshot.reported.get(item.shown)
+        if kept is None:
+            analysed = snapshot.verdicts.get(item.shown) is Verdict.ANALYSED
+            results.append(FileResult(shown(item), (), analysed))
+            continue
+        outcome_key, kept_result = kept
+        results.append(_relocated(kept_result, shown(item)))
+        keys[shown(item)] = outcome_key
+    by_path = {item.shown: shown(item) for item in run.files}
+    facts = [replace(fact, path=by_path.get(fact.path, fact.path)) for fact in snapshot.facts]
+    reported = {result.path for result in results}
+
+    def views() -> Mapping[Path, ProjectIndex]:
+        again = _Run(settings, list(items.values()), named, shown, None, given)
+        again.digest_all()
+        return _assemble(again, None, named, shown, given_as).indexes
+
+    return RunResult(
+        results,
+        run.hits + 1,
+        _check_run(settings, run.cache, facts, reported),
+        _Later(views),
+        {shown(item): given_as[id(item)] for item in named},
+        run.cache,
+        keys,
+        frozenset(snapshot.settled),
+    )
+
+
+def _assemble(
+    run: _Run,
+    signature: str | None,
+    named: Sequence[ProjectFile],
+    shown: Callable[[ProjectFile], str],
+    given_as: Mapping[int, Path],
+) -> RunResult:
+    """The passes over the project, and the named files' results."""
     final = run.run()
+    if signature is not None:
+        run.remember(signature, final)
     results: list[FileResult] = []
     indexes: dict[Path, ProjectIndex] = {}
     keys: dict[str, str] = {}
@@ -1163,15 +1256,17 @@ def check_paths(
             continue
         outcome = final.outcomes[id(item)]
         results.append(_relocated(outcome.result, shown(item)))
-        indexes[absolute[item.path]] = final.views[id(item)].fresh()
+        indexes[given_as[id(item)]] = final.views[id(item)].fresh()
         keys[shown(item)] = run.outcome_key(item, outcome)
-    everything = [
-        _relocated(final.outcomes[id(item)].result, shown(item))
-        for item in run.files
-        if id(item) in final.outcomes
-    ]
-    settled = frozenset(key for result in everything for key in result.settled)
-    run_diagnostics = _check_run(settings, run.cache, everything, {r.path for r in results})
+    settled: set[str] = set()
+    facts: list[Fact] = []
+    for item in run.files:
+        latest = final.outcomes.get(id(item))
+        if latest is not None:
+            settled.update(latest.result.settled)
+            where = shown(item)
+            facts += (replace(fact, path=where) for fact in latest.result.facts)
+    run_diagnostics = _check_run(run.settings, run.cache, facts, {r.path for r in results})
     if run.cache is not None:
         run.cache.save()
     return RunResult(
@@ -1179,17 +1274,40 @@ def check_paths(
         run.hits,
         run_diagnostics,
         indexes,
-        {shown(item): absolute[item.path] for item in named},
+        {shown(item): given_as[id(item)] for item in named},
         run.cache,
         keys,
-        settled,
+        frozenset(settled),
     )
+
+
+class _Later(Mapping[Path, ProjectIndex]):
+    """What each named file saw of the project, worked out when first asked
+    (a run served whole from the cache did not need it)."""
+
+    def __init__(self, compute: Callable[[], Mapping[Path, ProjectIndex]]) -> None:
+        self._compute = compute
+        self._found: Mapping[Path, ProjectIndex] | None = None
+
+    def _mapping(self) -> Mapping[Path, ProjectIndex]:
+        if self._found is None:
+            self._found = self._compute()
+        return self._found
+
+    def __getitem__(self, path: Path) -> ProjectIndex:
+        return self._mapping()[path]
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self._mapping())
 
 
 def _check_run(
     settings: Settings,
     cache: results_cache.Cache | None,
-    results: Sequence[FileResult],
+    facts: Sequence[Fact],
     reported: set[str],
 ) -> list[Diagnostic]:
     """Whole-run checks of the rules that noted facts, over every file of the
@@ -1197,9 +1315,8 @@ def _check_run(
     then, and the findings are cached by the facts, so a warm run over
     unchanged files never imports libcst."""
     by_code: dict[str, list[Fact]] = {}
-    for result in results:
-        for fact in result.facts:
-            by_code.setdefault(fact.code, []).append(fact)
+    for fact in facts:
+        by_code.setdefault(fact.code, []).append(fact)
     if not by_code:
         return []
     run_key = results_cache.key(settings.fingerprint, "run", repr(sorted(by_code.items())))

@@ -183,23 +183,27 @@ class Modules:
     looked up once."""
 
     def __init__(self) -> None:
-        self._packages: dict[Path, bool] = {}
+        self._packages: dict[str, bool] = {}
 
-    def _is_package(self, directory: Path) -> bool:
+    def _is_package(self, directory: str) -> bool:
         found = self._packages.get(directory)
         if found is None:
-            found = self._packages[directory] = (directory / "__init__.py").is_file()
+            found = self._packages[directory] = os.path.isfile(
+                os.path.join(directory, "__init__.py")
+            )
         return found
 
     def name(self, path: Path) -> str | None:
         """``module_name_for``, for many files at a time."""
-        if path.suffix != ".py":
+        text = os.fspath(path)
+        directory, base = os.path.split(text)
+        stem, suffix = os.path.splitext(base)
+        if suffix != ".py":
             return None
-        parts = [] if path.stem == "__init__" else [path.stem]
-        directory = path.parent
+        parts = [] if stem == "__init__" else [stem]
         while self._is_package(directory):
-            parts.append(directory.name)
-            parent = directory.parent
+            parent, name = os.path.split(directory)
+            parts.append(name)
             if parent == directory:
                 break
             directory = parent

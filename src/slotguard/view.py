@@ -13,6 +13,7 @@ of an import cycle, and the cache gives back a file's results, on that test.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -25,8 +26,9 @@ class Footprint:
 
     symbols: tuple[tuple[str, Symbol | None], ...] = ()
     states: tuple[tuple[str, str | None], ...] = ()
-    names: frozenset[str] | None = None
-    """What ``names()`` answered, if it was asked."""
+    names: str | None = None
+    """A digest of what ``names()`` answered, if it was asked (the answer is
+    often long, and only its being the same matters)."""
     has_state: bool | None = None
     truthy: bool | None = None
 
@@ -52,6 +54,10 @@ class Table:
         return cls(dict(summary.symbols), frozenset(names))
 
 
+def _digest(names: frozenset[str]) -> str:
+    return hashlib.blake2b("\n".join(sorted(names)).encode(), digest_size=12).hexdigest()
+
+
 def _meaningful(symbol: Symbol) -> bool:
     """Whether using the symbol can give a name a type, not only a call that
     may raise: a function that only may raise, and a class whose methods
@@ -74,6 +80,7 @@ class View(ProjectIndex):
         self._asked_symbols: dict[str, Symbol | None] = {}
         self._asked_states: dict[str, str | None] = {}
         self._asked_names: frozenset[str] | None = None
+        self._names: frozenset[str] | None = None
         self._asked_has_state: bool | None = None
         self._asked_truthy: bool | None = None
 
@@ -103,9 +110,7 @@ class View(ProjectIndex):
         may raise: the prefilter stops a file that only uses those, as it
         stops one that only calls a function that may raise."""
         if self._asked_names is None:
-            self._asked_names = frozenset(
-                name for table in self._tables.values() for name in table.names
-            )
+            self._asked_names = self._all_names()
         return set(self._asked_names)
 
     def __bool__(self) -> bool:
@@ -130,6 +135,11 @@ class View(ProjectIndex):
                 if found is not None:
                     return found
 
+    def _all_names(self) -> frozenset[str]:
+        if self._names is None:
+            self._names = frozenset(name for table in self._tables.values() for name in table.names)
+        return self._names
+
     def _truthy(self) -> bool:
         return bool(self._state_types) or any(table.symbols for table in self._tables.values())
 
@@ -137,7 +147,7 @@ class View(ProjectIndex):
         return Footprint(
             symbols=tuple(sorted(self._asked_symbols.items())),
             states=tuple(sorted(self._asked_states.items())),
-            names=self._asked_names,
+            names=None if self._asked_names is None else _digest(self._asked_names),
             has_state=self._asked_has_state,
             truthy=self._asked_truthy,
         )
@@ -149,9 +159,7 @@ class View(ProjectIndex):
             return False
         if footprint.has_state is not None and footprint.has_state != bool(self._state_types):
             return False
-        if footprint.names is not None and footprint.names != frozenset(
-            name for table in self._tables.values() for name in table.names
-        ):
+        if footprint.names is not None and footprint.names != _digest(self._all_names()):
             return False
         states = self._state_types
         if any(states.get(name) != answer for name, answer in footprint.states):
