@@ -112,7 +112,6 @@ MODEL = Settings().model
         "app.add_event_handler('shutdown', stop)\n",
         "async def f(stack, pool):\n    await stack.enter_async_context(pool)\n",
         "with app.state.engine:\n    pass\n",
-        "class Db:\n    pass\n\ndb = Db()\n",
     ],
     ids=[
         "annotation",
@@ -126,7 +125,6 @@ MODEL = Settings().model
         "hook-method",
         "exit-stack",
         "with-kept-value",
-        "module-level-instance",
     ],
 )
 def test_what_the_screen_lets_through(source: str) -> None:
@@ -159,10 +157,12 @@ def test_project_names_with_a_meaning_let_a_file_through() -> None:
             ("Plain.run", Symbol(SymbolKind.FUNCTION)),
             ("Pool", Symbol(SymbolKind.CLASS)),
             ("Pool.take", Symbol(SymbolKind.ACQUIRER, "asyncpg.Connection")),
+            ("pool", Symbol(SymbolKind.INSTANCE, "app.db.Pool")),
+            ("plain", Symbol(SymbolKind.INSTANCE, "app.db.Plain")),
         ),
     )
     view = View({"app.db": Table.of(summary)})
-    assert view.names() == {"get_db", "Pool", "take"}
+    assert view.names() == {"get_db", "Pool", "take", "pool"}
     uses = "from app.db import {}\n\ndef f():\n    return {}()\n"
     assert may_produce(ast.parse(uses.format("get_db", "get_db")), MODEL, "app.x", index=view)
     assert may_produce(ast.parse(uses.format("Pool", "Pool")), MODEL, "app.x", index=view)

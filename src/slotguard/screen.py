@@ -24,9 +24,12 @@ raise", so it is not parsed with libcst until another file needs its summary
   model says releases its argument, and any word of the hook vocabulary
   (``on_event``, ``lifespan``, ``atexit``...);
 - a function that releases or hands back one of its parameters
-  (``def cleanup(conn): conn.close()``: a releasing helper for its importers);
-- an instance of a project class made at module level (``db = Database()``):
-  the module exports it.
+  (``def cleanup(conn): conn.close()``: a releasing helper for its importers).
+
+A module-level instance of a project class (``db = Database()``) is a
+symbol of its module; it means something to an importer only if the class
+has a method that does, which needs one of the above (an acquisition, a
+release) or the class's name among the project's names.
 
 Each test is wider than the analysis it stands for; whether together they
 are wide enough is what ``tests/test_screen.py`` checks, by comparing a
@@ -38,11 +41,10 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 
-from slotguard.analysis.index import EMPTY_INDEX, ProjectIndex, SymbolKind
+from slotguard.analysis.index import EMPTY_INDEX, ProjectIndex
 from slotguard.model import Model
 from slotguard.model.catalog import DEPENDENCY_MARKERS
 from slotguard.model.lifecycle import (
@@ -145,7 +147,6 @@ class _Screen:
         self.index = index
         self.aliases: dict[str, str] = {}
         self.definitions: set[str] = set()
-        self.classes: set[str] = set()
 
     def finds(self) -> bool:
         """One walk: what needs no import to judge is judged on the way; the
@@ -155,8 +156,6 @@ class _Screen:
         for statement in self.tree.body:
             if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
                 self.definitions.add(statement.name)
-            if isinstance(statement, ast.ClassDef):
-                self.classes.add(statement.name)
         dotted: set[str] = set()
         for node in ast.walk(self.tree):
             kind = type(node)
@@ -178,22 +177,7 @@ class _Screen:
                     return True
             elif self._finds(node):
                 return True
-        if any(self._means_the_model(name) for name in dotted):
-            return True
-        return any(self._makes_an_instance(call) for call in _module_level_calls(self.tree))
-
-    def _makes_an_instance(self, call: ast.Call) -> bool:
-        """A call of a class of this module or of another module of the project."""
-        callee = _dotted(call.func)
-        if callee is None:
-            return False
-        if callee in self.classes:
-            return True
-        qualified = self._qualified(callee)
-        if qualified is None:
-            return False
-        symbol = self.index.symbol(qualified)
-        return symbol is not None and symbol.kind is SymbolKind.CLASS
+        return any(self._means_the_model(name) for name in dotted)
 
     # -- imports --------------------------------------------------------------
 
@@ -310,17 +294,6 @@ def _kept(expr: ast.expr) -> bool:
         last = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
         return last in _KEEPING_CALLS
     return isinstance(expr, ast.Name | ast.Attribute | ast.Subscript)
-
-
-def _module_level_calls(tree: ast.Module) -> Iterator[ast.Call]:
-    """The calls of the module's own scope (not in functions or classes)."""
-    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
-    stack: list[ast.AST] = [node for node in tree.body if not isinstance(node, scopes)]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.Call):
-            yield node
-        stack.extend(child for child in ast.iter_child_nodes(node) if not isinstance(child, scopes))
 
 
 def _dotted(node: ast.expr) -> str | None:

@@ -40,18 +40,35 @@ class Table:
     symbols: Mapping[str, Symbol]
     names: frozenset[str]
     """The short names of its symbols that can make a finding where they are
-    used (``meaningful``)."""
+    used: not a function that only may raise, nor a class whose methods only
+    may raise (its methods are ``Class.name`` symbols); an instance of a
+    class counts where its class does (``classes``, ``instances``)."""
+    classes: frozenset[str]
+    """The qualified names of its classes that have such a method."""
+    instances: tuple[tuple[str, str], ...]
+    """Its module-level instances of project classes: name, qualified class."""
 
     @classmethod
     def of(cls, summary: ModuleSummary) -> Table:
         meaningful = {name for name, symbol in summary.symbols if _meaningful(symbol)}
         classes = {name.split(".", 1)[0] for name in meaningful if "." in name}
-        names = {
-            name.rsplit(".", 1)[-1]
+        names = {name.rsplit(".", 1)[-1] for name in meaningful}
+        names |= {
+            name
             for name, symbol in summary.symbols
-            if name in meaningful or (symbol.kind is SymbolKind.CLASS and name in classes)
+            if symbol.kind is SymbolKind.CLASS and name in classes
         }
-        return cls(dict(summary.symbols), frozenset(names))
+        instances = tuple(
+            (name, symbol.type_name)
+            for name, symbol in summary.symbols
+            if symbol.kind is SymbolKind.INSTANCE and symbol.type_name is not None
+        )
+        return cls(
+            dict(summary.symbols),
+            frozenset(names),
+            frozenset(f"{summary.module}.{name}" for name in classes),
+            instances,
+        )
 
 
 def _digest(names: frozenset[str]) -> str:
@@ -59,11 +76,10 @@ def _digest(names: frozenset[str]) -> str:
 
 
 def _meaningful(symbol: Symbol) -> bool:
-    """Whether using the symbol can give a name a type, not only a call that
-    may raise: a function that only may raise, and a class whose methods
-    only may raise (its methods are ``Class.name`` symbols), cannot. Kinds
-    added later count until said otherwise."""
-    return symbol.kind not in (SymbolKind.FUNCTION, SymbolKind.CLASS)
+    """Whether using the symbol can give a name a type by itself, not only a
+    call that may raise. Classes and instances depend on their methods
+    (``Table``); kinds added later count until said otherwise."""
+    return symbol.kind not in (SymbolKind.FUNCTION, SymbolKind.CLASS, SymbolKind.INSTANCE)
 
 
 class View(ProjectIndex):
@@ -107,8 +123,8 @@ class View(ProjectIndex):
 
     def names(self) -> set[str]:
         """Unlike ``ProjectIndex.names``, not the classes whose methods only
-        may raise: the prefilter stops a file that only uses those, as it
-        stops one that only calls a function that may raise."""
+        may raise, nor their instances: the prefilter stops a file that only
+        uses those, as it stops one that only calls a function that may raise."""
         if self._asked_names is None:
             self._asked_names = self._all_names()
         return set(self._asked_names)
@@ -136,8 +152,21 @@ class View(ProjectIndex):
                     return found
 
     def _all_names(self) -> frozenset[str]:
+        """An instance counts where its class has a method that means more
+        than "may raise" in a module this view holds: the analysis looks its
+        methods up in the view (``Class.method``), nowhere else."""
         if self._names is None:
-            self._names = frozenset(name for table in self._tables.values() for name in table.names)
+            tables = self._tables.values()
+            classes = {name for table in tables for name in table.classes}
+            self._names = frozenset(
+                {name for table in tables for name in table.names}
+                | {
+                    name
+                    for table in tables
+                    for name, class_name in table.instances
+                    if class_name in classes
+                }
+            )
         return self._names
 
     def _truthy(self) -> bool:
