@@ -34,6 +34,7 @@ becomes an SG000 finding, and the rest of the run goes on.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import heapq
 import itertools
@@ -43,6 +44,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -178,9 +180,40 @@ class Examined:
 _NOTHING = FileResult("", ())
 
 
+_GARBAGE = 100_000
+"""Objects left from one file's analysis above which they are collected at
+once (``_collected_after``)."""
+
+
+@contextmanager
+def _collected_after() -> Iterator[None]:
+    """No garbage collection while one file is worked on, one of what it left
+    after. libcst builds a tree of millions of objects for a large module,
+    and each full collection the allocations trigger walks every object
+    alive: the time grows faster than the file (measured on a generated
+    50,000-line module: 40% of the run). With collection held back, all that
+    the file's work allocated stays in the youngest generation, and one
+    collection of that generation frees what reference counting did not."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        if gc.get_count()[0] > _GARBAGE:
+            gc.collect(0)
+
+
 def examine(task: Task, settings: Settings) -> Examined:
     """Take one file as far as it needs to go; what it asked of the project
     is recorded when ``task.index`` is a ``View``."""
+    with _collected_after():
+        return _examine(task, settings)
+
+
+def _examine(task: Task, settings: Settings) -> Examined:
     index = task.index
     shown = task.shown
 
