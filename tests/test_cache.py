@@ -233,6 +233,17 @@ def test_every_field_survives_the_round_trip() -> None:
     ]
     stored = json.loads(json.dumps(cache.OUTCOMES.encode(outcomes)))
     assert cache.OUTCOMES.decode(stored) == outcomes
+    snapshot = cache.Snapshot(
+        "signature",
+        {"app/x.py": Verdict.ANALYSED, "app/y.py": Verdict.DEFERRED},
+        {"app/x.py": ("key", result)},
+        result.facts,
+        ("app.y:engine",),
+        "closure",
+        (("pool", "asyncpg.Pool"),),
+    )
+    stored = json.loads(json.dumps(cache.SNAPSHOT.encode(snapshot)))
+    assert cache.SNAPSHOT.decode(stored) == snapshot
     status = (120, 1_700_000_000_123_456_789, 42, "abc")
     assert cache.STAT.decode(json.loads(json.dumps(cache.STAT.encode(status)))) == status
     found = Scan(("app.db", "app.db.get_db"), True, True)

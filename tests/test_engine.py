@@ -271,3 +271,36 @@ def test_the_project_is_the_configuration_directory_else_the_repository(tmp_path
     lone.mkdir()
     (lone / "y.py").write_text("")
     assert project_root([lone / "y.py"], None) == lone
+
+
+def test_workers_give_what_one_process_gives_on_a_project_with_cycles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The demo's modules import each other: analysed by workers in whatever
+    order they finish, each still sees what it would see one after the other."""
+    files = sorted((FIXTURES / "demo").rglob("*.py"))
+    shown = {path: path.as_posix() for path in files}
+    one = check_paths(files, Settings(use_cache=False, jobs=1), shown).diagnostics
+    monkeypatch.setattr(engine, "PARALLEL_THRESHOLD", 1)
+    submitted: list[str] = []
+    submit = engine._Run._submit
+
+    def counted(run: engine._Run, task: Any) -> Any:
+        submitted.append(task.shown)
+        return submit(run, task)
+
+    monkeypatch.setattr(engine._Run, "_submit", counted)
+    two = check_paths(files, Settings(use_cache=False, jobs=2), shown).diagnostics
+    assert submitted, "no file went to a worker process"
+    assert one == two and one
+
+
+def test_a_changed_state_writer_retypes_the_state_its_readers_see(project: Path) -> None:
+    """The state is worked out again when a module that writes it changes
+    (and only then is the last run's kept)."""
+    assert ("app/routes.py", 32, "SG101") in findings(project, "app/routes.py")
+    main = project / "app" / "main.py"
+    main.write_text(main.read_text().replace("app.state.pool =", "app.state.other ="))
+    assert ("app/routes.py", 32, "SG101") not in findings(project, "app/routes.py")
+    main.write_text(main.read_text().replace("app.state.other =", "app.state.pool ="))
+    assert ("app/routes.py", 32, "SG101") in findings(project, "app/routes.py")

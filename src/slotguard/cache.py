@@ -475,6 +475,10 @@ class Snapshot:
     the outcome they came from (the cache of fix edits is keyed by it)."""
     facts: tuple[Fact, ...]
     settled: tuple[str, ...]
+    state_closure: str
+    """The signature of the files that type the application state (its
+    writers and all they import): while they stay as they were, so does it."""
+    state: tuple[tuple[str, str], ...]
 
 
 def encode_snapshot(snapshot: Snapshot) -> Json:
@@ -487,6 +491,8 @@ def encode_snapshot(snapshot: Snapshot) -> Json:
         },
         "facts": [encode_fact(fact) for fact in snapshot.facts],
         "settled": list(snapshot.settled),
+        "state_closure": snapshot.state_closure,
+        "state": [list(pair) for pair in snapshot.state],
     }
 
 
@@ -502,6 +508,8 @@ def decode_snapshot(data: Json) -> Snapshot:
         reported,
         tuple(decode_fact(fact) for fact in _list(fields["facts"])),
         tuple(_string(key) for key in _list(fields["settled"])),
+        _string(fields["state_closure"]),
+        tuple((_string(a), _string(b)) for a, b in map(_pair, _list(fields["state"]))),
     )
 
 

@@ -34,6 +34,7 @@ becomes an SG000 finding, and the rest of the run goes on.
 
 from __future__ import annotations
 
+import enum
 import gc
 import hashlib
 import heapq
@@ -87,6 +88,7 @@ class RunResult:
     files: list[FileResult] = field(default_factory=list)
     """The named files' results, paths as displayed."""
     cache_hits: int = 0
+    """Outcomes taken from the cache (the whole project's counts as one)."""
     run_diagnostics: list[Diagnostic] = field(default_factory=list)
     """Findings about the run as a whole (``Rule.check_run``), in named files."""
     indexes: Mapping[Path, ProjectIndex] = field(default_factory=dict)
@@ -520,7 +522,7 @@ def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-class _Stage:
+class _Stage(enum.Enum):
     WAITING = "waiting"
     """For the components it imports to be settled (or analysed, if forced)."""
     SCREENING = "screening"
@@ -540,7 +542,7 @@ class _Component:
     members: list[ProjectFile]
     imports: list[_Component] = field(default_factory=list)
     dependents: list[_Component] = field(default_factory=list)
-    stage: str = _Stage.WAITING
+    stage: _Stage = _Stage.WAITING
     forced: bool = False
     """Analyse it whatever the screen says: an analysed module imports it."""
     unsettled: int = 0
@@ -548,14 +550,21 @@ class _Component:
     unanalysed: int = 0
     """Components it imports that are not analysed."""
     settled_told: bool = False
+    """Whether the components importing it were told it is settled."""
     position: dict[int, int] = field(default_factory=dict)
     """Each member's place in ``members``, by id."""
-    inner: list[list[int]] = field(default_factory=list)
-    """For each member, the places of the members it imports."""
+    before: list[list[int]] = field(default_factory=list)
+    """For each member, the places of the members before it that it imports."""
+    after: list[list[int]] = field(default_factory=list)
+    """For each member, the places of the members after it that import it."""
+    waiting: list[int] = field(default_factory=list)
+    """For each member, how many of ``before`` the current round still waits for."""
+    startable: deque[int] = field(default_factory=deque)
+    """Members of the current round whose ``before`` are all done."""
+    current: int = 0
+    """The round under way."""
     screened: dict[int, Examined] = field(default_factory=dict)
     rounds: list[dict[int, Outcome]] = field(default_factory=list)
-    busy: set[tuple[int, int]] = field(default_factory=set)
-    """(round, member) being worked out."""
 
 
 class _Pass:
@@ -580,10 +589,17 @@ class _Pass:
                         imported[other.number] = other
             component.imports = [imported[number] for number in sorted(imported)]
             component.position = {id(m): place for place, m in enumerate(component.members)}
-            component.inner = [
-                [component.position[id(t)] for t in member.imports if id(t) in component.position]
-                for member in component.members
+            position = component.position
+            component.before = [
+                sorted(
+                    {position[id(t)] for t in member.imports if position.get(id(t), place) < place}
+                )
+                for place, member in enumerate(component.members)
             ]
+            component.after = [[] for _ in component.members]
+            for place, before in enumerate(component.before):
+                for earlier in before:
+                    component.after[earlier].append(place)
             for other in component.imports:
                 other.dependents.append(component)
             component.unsettled = component.unanalysed = len(component.imports)
@@ -713,23 +729,26 @@ class _Pass:
     def _start_rounds(self, component: _Component) -> None:
         component.stage = _Stage.ROUNDS
         component.rounds = [{} for _ in range(1 if len(component.members) == 1 else 2)]
+        component.current = 0
+        self._start_round(component)
+
+    def _start_round(self, component: _Component) -> None:
+        """In each round a member waits for the members before it that it
+        imports; the second round starts after the first."""
+        component.waiting = [len(before) for before in component.before]
+        component.startable.extend(p for p, count in enumerate(component.waiting) if not count)
         self._wake(component)
 
     def _continue_rounds(self, component: _Component) -> None:
-        """Start what can start: in each round a member waits for the members
-        before it that it imports; the second round starts after the first."""
-        for round_number, outcomes in enumerate(component.rounds):
-            if len(outcomes) == len(component.members):
-                continue
-            for position, inner in enumerate(component.inner):
-                if position in outcomes or (round_number, position) in component.busy:
-                    continue
-                if any(other < position and other not in outcomes for other in inner):
-                    continue
-                self._analyse(component, round_number, position)
-            if len(outcomes) < len(component.members):
-                return
-        self._finish(component)
+        while component.startable:
+            self._analyse(component, component.current, component.startable.popleft())
+        if len(component.rounds[component.current]) < len(component.members):
+            return
+        if component.current + 1 < len(component.rounds):
+            component.current += 1
+            self._start_round(component)
+        else:
+            self._finish(component)
 
     def _analyse(self, component: _Component, round_number: int, position: int) -> None:
         member = component.members[position]
@@ -747,10 +766,8 @@ class _Pass:
             analyse=True,
             syntax_ok=screened is not None and screened.syntax_ok,
         )
-        component.busy.add((round_number, position))
 
         def analysed(examined: Examined) -> None:
-            component.busy.discard((round_number, position))
             self._analysed(component, round_number, position, examined.outcome, view)
 
         self.run.queue(member, task, analysed)
@@ -767,6 +784,10 @@ class _Pass:
         component.rounds[round_number][position] = outcome
         self.outcomes[id(member)] = outcome
         self.views[id(member)] = view
+        for later in component.after[position]:
+            component.waiting[later] -= 1
+            if not component.waiting[later]:
+                component.startable.append(later)
         self._wake(component)
 
     # -- what a module sees ---------------------------------------------------------
@@ -789,12 +810,16 @@ class _Pass:
             elif round_number is None:
                 outcome = None
             else:
+                # As if the members went one after the other: those before it
+                # in this round, those after it in the round before (whether or
+                # not a worker has finished them already).
                 where = position[id(target)]
-                outcome = component.rounds[round_number].get(where)
-                if round_number == 0 and where > mine:
-                    outcome = None
-                elif outcome is None and round_number > 0:
+                if where < mine:
+                    outcome = component.rounds[round_number].get(where)
+                elif round_number > 0:
                     outcome = component.rounds[round_number - 1].get(where)
+                else:
+                    outcome = None
             summary = outcome.result.summary if outcome is not None else None
             if summary is not None:
                 tables[target.module] = self.run.table(summary)
@@ -841,6 +866,11 @@ class _Run:
         self.hits = 0
         self.reported: set[int] = set()
         self.final_pass: _Pass | None = None
+        self.last_snapshot: results_cache.Snapshot | None = None
+        """What the last run over the project kept, whatever changed since."""
+        self.state: dict[str, str] = {}
+        self.state_closure = ""
+        """The signature of the files the application state was worked out from."""
 
     # -- files ----------------------------------------------------------------------
 
@@ -1087,7 +1117,8 @@ class _Run:
         state, if the cache holds them."""
         if self.cache is None:
             return None
-        found = self.cache.get(results_cache.SNAPSHOT, self._snapshot_key())
+        self.last_snapshot = self.cache.get(results_cache.SNAPSHOT, self._snapshot_key())
+        found = self.last_snapshot
         return found if found is not None and found.signature == signature else None
 
     def _snapshot_key(self) -> str:
@@ -1111,7 +1142,13 @@ class _Run:
             facts.extend(result.facts)
             settled.update(result.settled)
         snapshot = results_cache.Snapshot(
-            signature, verdicts, reported, tuple(facts), tuple(sorted(settled))
+            signature,
+            verdicts,
+            reported,
+            tuple(facts),
+            tuple(sorted(settled)),
+            self.state_closure,
+            tuple(sorted(self.state.items())),
         )
         self.cache.put(results_cache.SNAPSHOT, self._snapshot_key(), snapshot)
 
@@ -1143,6 +1180,15 @@ class _Run:
                 continue
             needed.add(id(item))
             stack.extend(item.imports)
+        closure = hashlib.blake2b(self.settings.fingerprint.encode(), digest_size=20)
+        for item in sorted((i for i in self.files if id(i) in needed), key=lambda i: i.shown):
+            closure.update(f"{item.shown}\0{self.digests[id(item)]}\0{item.module}\n".encode())
+        self.state_closure = closure.hexdigest()
+        last = self.last_snapshot
+        if last is not None and last.state_closure == self.state_closure:
+            # The writers and all they import are as they were: so is the state.
+            self.state = dict(last.state)
+            return self.state
         subset = [members for members in order if id(members[0]) in needed]
         first = _Pass(self, subset, {})
         first.evaluate()
@@ -1153,6 +1199,7 @@ class _Run:
             if summary is not None:
                 for name, type_name in summary.state:
                     state.setdefault(name, type_name)
+        self.state = state
         return state
 
 
