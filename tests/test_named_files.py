@@ -79,3 +79,20 @@ def test_the_demo_leak_of_application_state_is_found_when_only_its_file_is_named
     monkeypatch.chdir(copy)
     found = _check("app/routes/orders.py", "--no-cache")
     assert ("SG101", 73) in {(finding["code"], finding["line"]) for finding in found}
+
+
+def test_standard_input_named_after_a_file_is_checked_with_its_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An editor sends its unsaved buffer: checked as that file of its project."""
+    copy = tmp_path / "demo"
+    shutil.copytree(FIXTURES / "demo", copy)
+    monkeypatch.chdir(copy)
+    route = (copy / "app" / "routes" / "orders.py").read_text()
+    result = CliRunner().invoke(
+        cli,
+        ["check", "--output-format", "json", "--stdin-filename", "app/routes/orders.py", "-"],
+        input="# unsaved edit\n" + route,
+    )
+    found = {(finding["code"], finding["line"]) for finding in json.loads(result.stdout)}
+    assert ("SG101", 74) in found, found
