@@ -20,13 +20,15 @@ are settled, and analysed once they are analysed. In a component (an import
 cycle) each module first sees the modules before it, then everything; a
 module is analysed again only when it would get a different answer to a
 question it asked (``slotguard.view``). Application state is typed by the
-modules that write it, analysed first without state; then every module that
-reads it sees all of it.
+modules that write it, analysed first without state (and kept while they and
+all they import are unchanged); then every module that reads it sees all of it.
 
-Each outcome is cached with the questions it asked: a warm run over an
-unchanged tree reads no file and imports neither libcst nor the rules.
-Worker processes take the largest files first and receive, with a file,
-the summaries it may ask about.
+Each outcome is cached with the questions it asked, and every file's final
+outcome with the signature of the whole project: a run over an unchanged
+project is answered from that without a pass, reads no file and imports
+neither libcst nor the rules; after an edit, only what asked a question
+whose answer changed is analysed again. Worker processes take the largest
+files first and receive, with a file, the summaries it may ask about.
 
 Nothing here raises for a bad file: whatever stops a file from being analysed
 becomes an SG000 finding, and the rest of the run goes on.
