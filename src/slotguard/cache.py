@@ -57,6 +57,7 @@ VERSION = 5
 FILE_NAME = "results.json"
 PROJECT_FILE = "project.json"
 _MAX_ENTRIES = 100_000
+_KEPT_OLD_ENTRIES = 1_000
 
 Json = Any
 """A value ``json`` reads or writes: dicts, lists, strings, numbers, booleans, None."""
@@ -575,10 +576,13 @@ class _Store:
         return self._entries
 
     def write(self) -> None:
-        """The entries of this run, then older ones up to a bound."""
+        """The entries of this run, then older ones (the versions of files a
+        branch switch may bring back) up to a bound that grows with the
+        project, not with its history: every slow run reads the whole file."""
         entries = dict(self.used)
+        bound = min(_MAX_ENTRIES, 2 * len(entries) + _KEPT_OLD_ENTRIES)
         for entry_key, stored in reversed(self.entries.items()):
-            if len(entries) >= _MAX_ENTRIES:
+            if len(entries) >= bound:
                 break
             entries.setdefault(entry_key, stored)
         import tempfile  # only a run that wrote something needs it
