@@ -581,7 +581,8 @@ class _Store:
         project, not with its history: every slow run reads the whole file."""
         entries = dict(self.used)
         bound = min(_MAX_ENTRIES, 2 * len(entries) + _KEPT_OLD_ENTRIES)
-        for entry_key, stored in reversed(self.entries.items()):
+        # The file holds the last run's entries first: the most recent go on.
+        for entry_key, stored in self.entries.items():
             if len(entries) >= bound:
                 break
             entries.setdefault(entry_key, stored)
