@@ -29,7 +29,6 @@ from pathlib import Path
 from slotguard import config as configuration
 from slotguard.diagnostic import Diagnostic
 from slotguard.engine import check_paths
-from slotguard.project import imported_project_files
 from slotguard.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,12 +87,23 @@ def _own_code(path: Path) -> str | None:
     return None
 
 
+def fixture_project(path: Path) -> tuple[Path, list[Path]]:
+    """The project a fixture file belongs to, as ``slotguard check`` would
+    take it, and its files: the directory of the fixture's own configuration
+    file; a fixture without one is a project by itself (the repository
+    around it is not its project)."""
+    found = configuration.discover(path.parent)
+    if found is not None and FIXTURES in found.parents:
+        return found.parent, sorted(found.parent.rglob("*.py"))
+    return path.parent, [path]
+
+
 def run(path: Path, select: list[str] | None = None) -> list[Diagnostic]:
-    """Check one fixture as a pre-commit run would: the file, with the project
-    modules it imports read for context."""
+    """Check one fixture as a pre-commit run would: the file named alone,
+    with the rest of its project read for what it tells the file."""
     settings = settings_for(path, select)
-    result = check_paths([path], settings, {}, context_files=imported_project_files([path]))
-    return result.diagnostics
+    root, project = fixture_project(path)
+    return check_paths([path], settings, {}, project=project, root=root).diagnostics
 
 
 @cache
@@ -102,7 +112,7 @@ def run_project(directory: Path, select: tuple[str, ...]) -> dict[Path, list[Dia
     files = sorted(directory.rglob("*.py"))
     settings = settings_for(files[0], list(select))
     shown = {path: path.as_posix() for path in files}
-    result = check_paths(files, settings, shown)
+    result = check_paths(files, settings, shown, root=directory)
     found: dict[Path, list[Diagnostic]] = {path: [] for path in files}
     for diagnostic in result.diagnostics:
         found[Path(diagnostic.path)].append(diagnostic)

@@ -57,6 +57,17 @@ async def get_order(request: Request, order_id: int):
         return await conn.fetchrow("select * from orders where id = $1", order_id)
 """
 
+KEPT = """\
+import asyncpg
+
+
+async def server_pid(pool: asyncpg.Pool):
+    conn = await pool.acquire()
+    await conn.execute("select 1")
+    return conn.get_server_pid
+"""
+"""An SG101 finding without a fix: what the connection gives is returned."""
+
 LOOKUPS = """\
 import asyncpg
 

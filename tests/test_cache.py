@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,7 +19,9 @@ from slotguard.analysis.index import ModuleSummary, Symbol, SymbolKind
 from slotguard.cli import cli
 from slotguard.diagnostic import Applicability, Diagnostic, Edit, Fix, Related, Span
 from slotguard.facts import Fact
-from slotguard.results import FileResult
+from slotguard.project import Scan
+from slotguard.results import FileResult, Outcome, Verdict
+from slotguard.view import Footprint
 
 LEAKY = """\
 import asyncpg
@@ -63,8 +66,8 @@ def test_a_pickle_in_the_cache_folder_is_never_executed(project: Path) -> None:
     payload = pickle.dumps(_RunsCode(marker))
     folder = project / ".slotguard_cache"
     folder.mkdir()
-    # Under the name the pickle cache used, and under the cache's own name.
-    for name in ("results-v1.pickle", cache.FILE_NAME):
+    # Under the name the pickle cache used, and under the cache's own names.
+    for name in ("results-v1.pickle", cache.FILE_NAME, cache.PROJECT_FILE):
         (folder / name).write_bytes(payload)
     assert check() == expected
     assert not marker.exists()
@@ -75,9 +78,10 @@ def test_a_pickle_in_the_cache_folder_is_never_executed(project: Path) -> None:
 def test_the_cache_is_json_that_names_its_format_and_ignores_itself(project: Path) -> None:
     check()
     folder = project / ".slotguard_cache"
-    stored = json.loads((folder / cache.FILE_NAME).read_text(encoding="utf-8"))
-    assert stored["format"] == cache.FORMAT and stored["version"] == cache.VERSION
-    assert stored["entries"]
+    for name in (cache.FILE_NAME, cache.PROJECT_FILE):
+        stored = json.loads((folder / name).read_text(encoding="utf-8"))
+        assert stored["format"] == cache.FORMAT and stored["version"] == cache.VERSION
+        assert stored["entries"]
     assert "*" in (folder / ".gitignore").read_text().splitlines()
 
 
@@ -89,42 +93,71 @@ def test_a_cache_that_does_not_parse_is_empty_and_rewritten(project: Path, garba
     expected = check("--no-cache")
     folder = project / ".slotguard_cache"
     folder.mkdir()
-    (folder / cache.FILE_NAME).write_bytes(garbage)
+    for name in (cache.FILE_NAME, cache.PROJECT_FILE):
+        (folder / name).write_bytes(garbage)
     assert check() == expected
-    stored = json.loads((folder / cache.FILE_NAME).read_text(encoding="utf-8"))
-    assert stored["format"] == cache.FORMAT and stored["entries"]
+    for name in (cache.FILE_NAME, cache.PROJECT_FILE):
+        stored = json.loads((folder / name).read_text(encoding="utf-8"))
+        assert stored["format"] == cache.FORMAT and stored["entries"]
 
 
 def _forge(path: Path, **header: object) -> None:
     """Rewrite every stored finding's message, and the header as given."""
     stored = json.loads(path.read_text(encoding="utf-8"))
+    results = []
     for kind, value in stored["entries"].values():
-        if kind == "file":
-            for diagnostic in value["diagnostics"]:
-                diagnostic["message"] = "FORGED"
+        if kind == "outcomes":
+            results += [result for _, _, result in value]
+        elif kind == "snapshot":
+            results += [result for _, result in value["reported"].values()]
+    for result in results:
+        for diagnostic in result["diagnostics"]:
+            diagnostic["message"] = "FORGED"
     stored.update(header)
     path.write_text(json.dumps(stored), encoding="utf-8")
 
 
 def test_a_cache_written_by_another_version_is_not_trusted(project: Path) -> None:
     _, expected = check()
-    path = project / ".slotguard_cache" / cache.FILE_NAME
-    # The forged entries are read when the header is this slotguard's...
-    _forge(path)
-    assert {message for *_, message in check()[1]} == {"FORGED"}
-    # ...and ignored (then replaced) when it is not.
-    for header in ({"slotguard": "0.0.1"}, {"version": cache.VERSION + 1}, {"code": "x"}):
-        check("--no-cache")
-        _forge(path, **header)
-        assert check()[1] == expected
-        assert check()[1] == expected
+    folder = project / ".slotguard_cache"
+    for name in (cache.PROJECT_FILE, cache.FILE_NAME):
+        path = folder / name
+
+        def forge(path: Path = path, name: str = name, **header: object) -> None:
+            _forge(path, **header)
+            if name == cache.FILE_NAME:
+                # What the last run found, or it would answer first.
+                (folder / cache.PROJECT_FILE).unlink(missing_ok=True)
+
+        # The forged entries are read when the header is this slotguard's...
+        forge()
+        assert {message for *_, message in check()[1]} == {"FORGED"}, name
+        # ...and ignored (then replaced) when it is not.
+        for header in ({"slotguard": "0.0.1"}, {"version": cache.VERSION + 1}, {"code": "x"}):
+            shutil.rmtree(folder)
+            check()
+            forge(**header)
+            assert check()[1] == expected
+            assert check()[1] == expected
+        shutil.rmtree(folder)
+        check()
 
 
-def test_an_entry_that_does_not_decode_is_a_miss(project: Path) -> None:
+@pytest.mark.parametrize("name", ["project.json", "results.json"])
+def test_an_entry_that_does_not_decode_is_a_miss(project: Path, name: str) -> None:
     _, expected = check()
-    path = project / ".slotguard_cache" / cache.FILE_NAME
+    path = project / ".slotguard_cache" / name
     stored = json.loads(path.read_text(encoding="utf-8"))
-    broken = [["file", {"path": 3}], ["run", {}], "x", ["file", None], ["nonsense", 1]]
+    broken = [
+        ["outcomes", [["analysed", {}, {"path": 3}]]],
+        ["run", {}],
+        "x",
+        ["outcomes", None],
+        ["stat", [1, 2]],
+        ["scan", [[], 1, True]],
+        ["snapshot", {"signature": 1}],
+        ["nonsense", 1],
+    ]
     stored["entries"] = {
         entry_key: broken[number % len(broken)]
         for number, entry_key in enumerate(stored["entries"])
@@ -181,14 +214,41 @@ def test_every_field_survives_the_round_trip() -> None:
             (("pool", "asyncpg.Pool"),),
             (("pools", ("a", 1, None, ("b", 2.5, True))),),
         ),
-        context_only=True,
         pending=(("app.x:pool", diagnostic),),
         settled=("app.y:engine",),
         facts=(Fact("SG504", "pool", ("create_pool", 10, "10 + 0"), "app/x.py", span, True),),
         suppressed=(Diagnostic("SG101", "n", "m", "app/x.py", span),),
     )
-    stored = json.loads(json.dumps(cache.FILE_RESULT.encode(result)))
-    assert cache.FILE_RESULT.decode(stored) == result
+    footprint = _without_defaults(
+        Footprint(
+            (("app.db.get_db", symbol), ("app.db.other", None)),
+            (("pool", "asyncpg.Pool"), ("engine", None)),
+            "0123abcd",
+            has_state=True,
+            truthy=False,
+        )
+    )
+    outcomes = [
+        Outcome(Verdict.ANALYSED, footprint, result),
+        Outcome(Verdict.DEFERRED, Footprint(), FileResult("app/y.py", ())),
+    ]
+    stored = json.loads(json.dumps(cache.OUTCOMES.encode(outcomes)))
+    assert cache.OUTCOMES.decode(stored) == outcomes
+    snapshot = cache.Snapshot(
+        "signature",
+        {"app/x.py": Verdict.ANALYSED, "app/y.py": Verdict.DEFERRED},
+        {"app/x.py": ("key", result)},
+        result.facts,
+        ("app.y:engine",),
+        "closure",
+        (("pool", "asyncpg.Pool"),),
+    )
+    stored = json.loads(json.dumps(cache.SNAPSHOT.encode(snapshot)))
+    assert cache.SNAPSHOT.decode(stored) == snapshot
+    status = (120, 1_700_000_000_123_456_789, 42, "abc")
+    assert cache.STAT.decode(json.loads(json.dumps(cache.STAT.encode(status)))) == status
+    found = Scan(("app.db", "app.db.get_db"), True, True)
+    assert cache.SCAN.decode(json.loads(json.dumps(cache.SCAN.encode(found)))) == found
     stored = json.loads(json.dumps(cache.RUN_FINDINGS.encode([diagnostic])))
     assert cache.RUN_FINDINGS.decode(stored) == [diagnostic]
     edits = {("SG101", span): (Edit("    async with x:\n", Span(5, 1, 7, 1)), Edit("", span))}

@@ -170,7 +170,7 @@ def test_exit_zero_quiet_statistics_and_output_file(project: Path) -> None:
             "name": "acquire-without-context-manager",
             "count": 1,
             "fixable": 0,
-            "unsafe_fixable": 0,
+            "unsafe_fixable": 1,
         },
         {
             "code": "SG201",

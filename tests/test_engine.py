@@ -14,7 +14,7 @@ from fixture_harness import FIXTURES
 
 from slotguard import engine
 from slotguard.engine import check_paths
-from slotguard.project import build, imported_project_files, scan_imports
+from slotguard.project import ProjectFile, Scan, link, project_root, scan_imports
 from slotguard.settings import Settings
 
 SLOTGUARD = Path(sys.executable).with_name("slotguard")
@@ -131,13 +131,13 @@ def test_modules_see_what_their_imports_define(project: Path) -> None:
     assert findings(project, ".", "--no-cache") == EXPECTED
 
 
-def test_a_named_file_is_checked_with_the_modules_it_imports(project: Path) -> None:
-    """Pre-commit passes only the changed file; what it imports is still read
-    (but not reported). Application state written by a module nothing here
-    imports is out of reach, so that finding needs the whole run."""
-    named = findings(project, "app/routes.py", "--no-cache")
-    in_routes = {finding for finding in EXPECTED if finding[0] == "app/routes.py"}
-    assert named == in_routes - {("app/routes.py", 32, "SG101")}
+def test_a_named_file_is_checked_with_its_whole_project(project: Path) -> None:
+    """Pre-commit passes only the changed file; the rest of the project is
+    still read (but not reported), the application state written by a
+    module the file does not import included."""
+    for named in ("app/routes.py", "app/main.py", "app/db.py"):
+        found = findings(project, named, "--no-cache")
+        assert found == {finding for finding in EXPECTED if finding[0] == named}, named
 
 
 def test_cache_and_workers_give_the_same_results(project: Path) -> None:
@@ -244,19 +244,63 @@ def test_order_puts_imports_first_and_breaks_cycles(tmp_path: Path) -> None:
         "pkg/b.py": b"from pkg import c\n",
         "pkg/c.py": b"x = 1\n",
     }
+    items = []
     for name, data in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_bytes(data)
-    order = build([(tmp_path / name, data) for name, data in files.items()])
-    modules = [item.module for item in order]
-    assert modules.index("pkg.c") < modules.index("pkg.b") < modules.index("pkg.a")
-    package = next(item for item in order if item.module == "pkg")
-    assert [d.module for d in package.comes_later + package.depends_on] == ["pkg.b"]
+        module = name.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+        package = name.endswith("__init__.py")
+        imports = tuple(sorted(scan_imports(data, module, package)))
+        items.append(
+            ProjectFile(tmp_path / name, name, module, package, Scan(imports, False, False))
+        )
+    components = link(items)
+    order = [[item.module for item in component] for component in components]
+    flat = [module for component in order for module in component]
+    assert flat.index("pkg.c") < flat.index("pkg.b") < flat.index("pkg.a")
+    assert ["pkg", "pkg.b"] in order, "the package and pkg.b import each other: one component"
 
 
-def test_imported_project_files(project: Path) -> None:
-    found = imported_project_files([project / "app" / "routes.py"])
-    assert sorted(p.relative_to(project).as_posix() for p in found) == [
-        "app/__init__.py",
-        "app/db.py",
-    ]
+def test_the_project_is_the_configuration_directory_else_the_repository(tmp_path: Path) -> None:
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    nested = tmp_path / "repo" / "service" / "app"
+    nested.mkdir(parents=True)
+    (nested / "x.py").write_text("")
+    assert project_root([nested / "x.py"], None) == tmp_path / "repo"
+    configuration = tmp_path / "repo" / "service" / "slotguard.toml"
+    assert project_root([nested / "x.py"], configuration) == tmp_path / "repo" / "service"
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "y.py").write_text("")
+    assert project_root([lone / "y.py"], None) == lone
+
+
+def test_workers_give_what_one_process_gives_on_a_project_with_cycles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The demo's modules import each other: analysed by workers in whatever
+    order they finish, each still sees what it would see one after the other."""
+    files = sorted((FIXTURES / "demo").rglob("*.py"))
+    shown = {path: path.as_posix() for path in files}
+    one = check_paths(files, Settings(use_cache=False, jobs=1), shown).diagnostics
+    monkeypatch.setattr(engine, "PARALLEL_THRESHOLD", 1)
+    submitted: list[str] = []
+    submit = engine._Run._submit
+
+    def counted(run: engine._Run, task: Any) -> Any:
+        submitted.append(task.shown)
+        return submit(run, task)
+
+    monkeypatch.setattr(engine._Run, "_submit", counted)
+    two = check_paths(files, Settings(use_cache=False, jobs=2), shown).diagnostics
+    assert submitted, "no file went to a worker process"
+    assert one == two and one
+
+
+def test_a_changed_state_writer_retypes_the_state_its_readers_see(project: Path) -> None:
+    """The state is worked out again when a module that writes it changes
+    (and only then is the last run's kept)."""
+    assert ("app/routes.py", 32, "SG101") in findings(project, "app/routes.py")
+    main = project / "app" / "main.py"
+    main.write_text(main.read_text().replace("app.state.pool =", "app.state.other ="))
+    assert ("app/routes.py", 32, "SG101") not in findings(project, "app/routes.py")
+    main.write_text(main.read_text().replace("app.state.other =", "app.state.pool ="))
+    assert ("app/routes.py", 32, "SG101") in findings(project, "app/routes.py")

@@ -4,6 +4,7 @@ a leaking file, passes on a clean one, and takes many files at once."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,9 +53,11 @@ def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def try_repo(repository: Path, *files: str) -> subprocess.CompletedProcess[str]:
+    """The hook over ``files``; over the staged files when none are given."""
     environment = {**os.environ, "PRE_COMMIT_HOME": str(repository.parent / "pre-commit-home")}
+    chosen = ["--files", *files] if files else []
     return subprocess.run(
-        [sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), "slotguard", "--files", *files],
+        [sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), "slotguard", *chosen],
         cwd=repository,
         capture_output=True,
         text=True,
@@ -82,3 +85,21 @@ def test_hook_takes_many_files_at_once(repository: Path) -> None:
 def test_hook_passes_on_clean_files(repository: Path) -> None:
     result = try_repo(repository, "clean.py", "other.py")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hook_sees_the_whole_project_when_one_file_is_staged(tmp_path: Path) -> None:
+    """The demo's route takes a connection from a pool another module puts on
+    ``app.state``, a module the route does not import: with only the route
+    staged, pre-commit names only it, and the leak is still found."""
+    root = tmp_path / "demo"
+    shutil.copytree(ROOT / "fixtures" / "demo", root)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for command in (["git", "init", "-q"], ["git", "add", "."], [*git, "commit", "-qm", "init"]):
+        subprocess.run(command, cwd=root, check=True)
+    route = root / "app" / "routes" / "orders.py"
+    route.write_text(route.read_text() + "\n# a staged change\n")
+    subprocess.run(["git", "add", "app/routes/orders.py"], cwd=root, check=True)
+    result = try_repo(root)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "app/routes/orders.py:73:12: SG101" in result.stdout
+    assert "app/main.py" not in result.stdout, "only the staged file is reported"

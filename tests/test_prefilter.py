@@ -15,7 +15,6 @@ from fixture_harness import FIXTURES, settings_for
 from slotguard import config as configuration
 from slotguard.diagnostic import Diagnostic
 from slotguard.engine import PREFILTER_SWITCH, RunResult, check_paths, may_have_findings
-from slotguard.project import imported_project_files
 from slotguard.settings import Settings
 
 REAL_PACKAGES = (
@@ -35,7 +34,7 @@ def _both_ways(
     monkeypatch: pytest.MonkeyPatch,
     files: Sequence[Path],
     settings: Settings,
-    context_files: Sequence[Path] = (),
+    project: Sequence[Path] = (),
 ) -> tuple[list[Diagnostic], list[Diagnostic], int]:
     """The findings of one run with the prefilter and without it, and how many
     files the prefilter stopped. When it stopped none, the second run would
@@ -43,7 +42,7 @@ def _both_ways(
 
     def run() -> RunResult:
         shown = {path: path.as_posix() for path in files}
-        return check_paths(files, settings, shown, context_files=context_files)
+        return check_paths(files, settings, shown, project=project)
 
     with monkeypatch.context() as patched:
         patched.delenv(PREFILTER_SWITCH, raising=False)
@@ -98,11 +97,11 @@ def test_fixtures_analysed_as_projects(directory: str, monkeypatch: pytest.Monke
 
 def test_demo_files_analysed_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each file of the demo application alone, as pre-commit runs it: the
-    modules it imports are read for context only, so the prefilter decides
-    with what they export."""
-    for path in sorted((FIXTURES / "demo").rglob("*.py")):
-        context = imported_project_files([path])
-        filtered, unfiltered, _ = _both_ways(monkeypatch, [path], settings_for(path), context)
+    rest of the project is read for what it tells the file, so the prefilter
+    decides with what the modules it imports export."""
+    project = sorted((FIXTURES / "demo").rglob("*.py"))
+    for path in project:
+        filtered, unfiltered, _ = _both_ways(monkeypatch, [path], settings_for(path), project)
         _assert_same(filtered, unfiltered)
 
 

@@ -1,16 +1,26 @@
 """The results cache: a re-run over unchanged files does almost no work.
 
-An entry is keyed by everything that can change a file's results: slotguard's
-version, the settings (selected rules, resources, per-file ignores...), the
-path it is reported under, its bytes, and what the project index lets it see
-of the modules it imports. A hit gives back the file's findings and summary
-without parsing it (without even importing libcst).
+A file of the project has three entries:
 
-The cache is one JSON file under the cache directory (``results.json`` in
-``.slotguard_cache``), read once and written once per run, atomically, and
-only when the run added something. It holds plain data only, so reading it
+- its size, modification time, inode and the digest of its bytes, by its
+  path: an unchanged file is not read again (``project.json``);
+- what its bytes say of its place in the project (its imports, whether it
+  reads or writes application state), by digest;
+- the outcomes of its analysis, by settings (selected rules, resources,
+  per-file ignores...), path, digest and module name: each with the
+  questions the analysis asked of the project and their answers
+  (``slotguard.view.Footprint``), valid while the project gives the same
+  answers. A hit gives back the file's findings and summary without parsing
+  it (without even importing libcst).
+
+The cache is two JSON files under the cache directory (``.slotguard_cache``):
+``project.json`` holds the file statuses and what the last run over the
+project found, all a run over an unchanged project reads; ``results.json``
+holds the rest, read only when some file changed. Each is read at most once
+and written at most once per run, atomically, and only when the run added to
+it. They hold plain data only, so reading them
 cannot run code, whoever wrote it: a cache folder committed to a repository
-is at worst wrong, and wrong is handled too. The file names its format, its
+is at worst wrong, and wrong is handled too. A file names its format, its
 version and the slotguard code that wrote it; a file that does not parse, or
 that another version wrote, is read as an empty cache (and replaced), and an
 entry that does not decode is a miss. The folder holds a ``.gitignore`` of
@@ -37,13 +47,17 @@ from slotguard import __version__
 from slotguard.analysis.index import ModuleSummary, Symbol, SymbolKind
 from slotguard.diagnostic import Applicability, Diagnostic, Edit, Fix, Related, Span
 from slotguard.facts import Fact
-from slotguard.results import FileResult
+from slotguard.project import Scan
+from slotguard.results import FileResult, Outcome, Verdict
+from slotguard.view import Footprint
 
 FORMAT = "slotguard-results-cache"
-VERSION = 5
+VERSION = 6
 """Bumped whenever the shape of an entry changes."""
 FILE_NAME = "results.json"
+PROJECT_FILE = "project.json"
 _MAX_ENTRIES = 100_000
+_KEPT_OLD_ENTRIES = 1_000
 
 Json = Any
 """A value ``json`` reads or writes: dicts, lists, strings, numbers, booleans, None."""
@@ -247,13 +261,28 @@ def encode_symbol(symbol: Symbol) -> Json:
     ]
 
 
+_SYMBOL_KINDS = {kind.value: kind for kind in SymbolKind}
+_decoded_symbols: dict[tuple[Json, ...], Symbol] = {}
+"""Symbols already decoded: a project's summaries hold many alike (every
+function that may raise), and a warm run decodes them all."""
+
+
 def decode_symbol(data: Json) -> Symbol:
-    values = _list(data)
+    values = tuple(_list(data))
+    try:
+        found = _decoded_symbols.get(values)
+    except TypeError:  # a list or an object among the fields
+        raise BadEntry("a symbol's fields are plain values") from None
+    if found is not None:
+        return found
     if len(values) != 7:
         raise BadEntry("a symbol has seven fields")
     kind, type_name, awaited, parameter, element, raises, slow = values
-    return Symbol(
-        SymbolKind(_string(kind)),
+    known = _SYMBOL_KINDS.get(_string(kind))
+    if known is None:
+        raise BadEntry(f"no symbol kind {kind!r}")
+    found = _decoded_symbols[values] = Symbol(
+        known,
         _optional_string(type_name),
         _boolean(awaited),
         _integer(parameter),
@@ -261,6 +290,7 @@ def decode_symbol(data: Json) -> Symbol:
         _boolean(raises),
         _optional_string(slow),
     )
+    return found
 
 
 def encode_summary(summary: ModuleSummary) -> Json:
@@ -298,7 +328,6 @@ def encode_file_result(result: FileResult) -> Json:
         "diagnostics": encode_diagnostics(result.diagnostics),
         "analysed": result.analysed,
         "summary": None if result.summary is None else encode_summary(result.summary),
-        "context_only": result.context_only,
         "pending": [[key, encode_diagnostic(diagnostic)] for key, diagnostic in result.pending],
         "settled": list(result.settled),
         "facts": [encode_fact(fact) for fact in result.facts],
@@ -318,7 +347,6 @@ def decode_file_result(data: Json) -> FileResult:
         diagnostics=tuple(decode_diagnostics(fields["diagnostics"])),
         analysed=_boolean(fields["analysed"]),
         summary=None if summary is None else decode_summary(summary),
-        context_only=_boolean(fields["context_only"]),
         pending=tuple(pending),
         settled=tuple(_string(settled) for settled in _list(fields["settled"])),
         facts=tuple(decode_fact(fact) for fact in _list(fields["facts"])),
@@ -348,6 +376,146 @@ def decode_edits(data: Json) -> dict[tuple[str, Span], tuple[Edit, ...]]:
     return edits
 
 
+def _optional_symbol(data: Json) -> Symbol | None:
+    return None if data is None else decode_symbol(data)
+
+
+def encode_footprint(footprint: Footprint) -> Json:
+    return {
+        "symbols": [
+            [name, None if symbol is None else encode_symbol(symbol)]
+            for name, symbol in footprint.symbols
+        ],
+        "states": [[name, type_name] for name, type_name in footprint.states],
+        "names": footprint.names,
+        "has_state": footprint.has_state,
+        "truthy": footprint.truthy,
+    }
+
+
+def decode_footprint(data: Json) -> Footprint:
+    fields = _object(data)
+    symbols = []
+    for item in _list(fields["symbols"]):
+        name, symbol = _pair(item)
+        symbols.append((_string(name), _optional_symbol(symbol)))
+    states = []
+    for item in _list(fields["states"]):
+        name, type_name = _pair(item)
+        states.append((_string(name), _optional_string(type_name)))
+    names = fields["names"]
+    has_state, truthy = fields["has_state"], fields["truthy"]
+    return Footprint(
+        tuple(symbols),
+        tuple(states),
+        _optional_string(names),
+        None if has_state is None else _boolean(has_state),
+        None if truthy is None else _boolean(truthy),
+    )
+
+
+def encode_outcomes(outcomes: Sequence[Outcome]) -> Json:
+    return [
+        [
+            outcome.verdict.value,
+            encode_footprint(outcome.footprint),
+            encode_file_result(outcome.result),
+        ]
+        for outcome in outcomes
+    ]
+
+
+def decode_outcomes(data: Json) -> list[Outcome]:
+    outcomes = []
+    for item in _list(data):
+        values = _list(item)
+        if len(values) != 3:
+            raise BadEntry("an outcome has a verdict, a footprint and a result")
+        verdict, footprint, result = values
+        outcomes.append(
+            Outcome(
+                Verdict(_string(verdict)), decode_footprint(footprint), decode_file_result(result)
+            )
+        )
+    return outcomes
+
+
+def encode_stat(stat: tuple[int, int, int, str]) -> Json:
+    return list(stat)
+
+
+def decode_stat(data: Json) -> tuple[int, int, int, str]:
+    values = _list(data)
+    if len(values) != 4:
+        raise BadEntry("a file's status has a size, a time, an inode and a digest")
+    size, mtime, inode, digest = values
+    return _integer(size), _integer(mtime), _integer(inode), _string(digest)
+
+
+def encode_scan(found: Scan) -> Json:
+    return [list(found.imports), found.reads_state, found.writes_state]
+
+
+def decode_scan(data: Json) -> Scan:
+    values = _list(data)
+    if len(values) != 3:
+        raise BadEntry("a scan has imports and two flags")
+    imports, reads, writes = values
+    return Scan(tuple(_string(name) for name in _list(imports)), _boolean(reads), _boolean(writes))
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The final outcome of every file of a project in one state (the
+    signature of its files' paths and digests): a run over the same project,
+    unchanged, is answered from it without a pass over the files."""
+
+    signature: str
+    verdicts: dict[str, Verdict]
+    """By the file's project path."""
+    reported: dict[str, tuple[str, FileResult]]
+    """The results of the files with anything to report, with the key of
+    the outcome they came from (the cache of fix edits is keyed by it)."""
+    facts: tuple[Fact, ...]
+    settled: tuple[str, ...]
+    state_closure: str
+    """The signature of the files that type the application state (its
+    writers and all they import): while they stay as they were, so does it."""
+    state: tuple[tuple[str, str], ...]
+
+
+def encode_snapshot(snapshot: Snapshot) -> Json:
+    return {
+        "signature": snapshot.signature,
+        "verdicts": {shown: verdict.value for shown, verdict in snapshot.verdicts.items()},
+        "reported": {
+            shown: [key, encode_file_result(result)]
+            for shown, (key, result) in snapshot.reported.items()
+        },
+        "facts": [encode_fact(fact) for fact in snapshot.facts],
+        "settled": list(snapshot.settled),
+        "state_closure": snapshot.state_closure,
+        "state": [list(pair) for pair in snapshot.state],
+    }
+
+
+def decode_snapshot(data: Json) -> Snapshot:
+    fields = _object(data)
+    reported = {}
+    for shown, item in _object(fields["reported"]).items():
+        outcome_key, result = _pair(item)
+        reported[shown] = (_string(outcome_key), decode_file_result(result))
+    return Snapshot(
+        _string(fields["signature"]),
+        {shown: Verdict(_string(value)) for shown, value in _object(fields["verdicts"]).items()},
+        reported,
+        tuple(decode_fact(fact) for fact in _list(fields["facts"])),
+        tuple(_string(key) for key in _list(fields["settled"])),
+        _string(fields["state_closure"]),
+        tuple((_string(a), _string(b)) for a, b in map(_pair, _list(fields["state"]))),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class EntryKind(Generic[_T]):
     """One kind of cached value, and how it is written as JSON and read back."""
@@ -355,10 +523,22 @@ class EntryKind(Generic[_T]):
     name: str
     encode: Callable[[_T], Json]
     decode: Callable[[Json], _T]
+    per_analysis: bool = False
+    """Kept in the larger file, read only when some file must be looked at
+    (``Cache``)."""
 
 
-FILE_RESULT: EntryKind[FileResult] = EntryKind("file", encode_file_result, decode_file_result)
-"""A file's findings, summary and facts."""
+STAT: EntryKind[tuple[int, int, int, str]] = EntryKind("stat", encode_stat, decode_stat)
+"""A file's size, modification time (ns) and inode, and the digest of the
+bytes it had then."""
+SCAN: EntryKind[Scan] = EntryKind("scan", encode_scan, decode_scan, per_analysis=True)
+"""What a file's bytes say of its imports and application state."""
+OUTCOMES: EntryKind[list[Outcome]] = EntryKind(
+    "outcomes", encode_outcomes, decode_outcomes, per_analysis=True
+)
+"""A file's analyses, newest first, each with what it asked of the project."""
+SNAPSHOT: EntryKind[Snapshot] = EntryKind("snapshot", encode_snapshot, decode_snapshot)
+"""The final outcomes of the last run over the project, for the settings."""
 RUN_FINDINGS: EntryKind[list[Diagnostic]] = EntryKind("run", encode_diagnostics, decode_diagnostics)
 """The findings of the whole-run checks, keyed by the facts they read."""
 FIX_EDITS: EntryKind[dict[tuple[str, Span], tuple[Edit, ...]]] = EntryKind(
@@ -380,19 +560,66 @@ def _header() -> dict[str, Json]:
     }
 
 
+class _Store:
+    """One file of the cache: its entries, read when first needed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._entries: dict[str, Json] | None = None
+        """What the file holds: key → ``[kind, encoded value]``, decoded on use."""
+        self.used: dict[str, Json] = {}
+        """The entries this run read or wrote, kept first when writing."""
+        self.changed = False
+
+    @property
+    def entries(self) -> dict[str, Json]:
+        if self._entries is None:
+            self._entries = _read(self.path)
+        return self._entries
+
+    def write(self) -> None:
+        """The entries of this run, then older ones (the versions of files a
+        branch switch may bring back) up to a bound that grows with the
+        project, not with its history: every slow run reads the whole file."""
+        entries = dict(self.used)
+        bound = min(_MAX_ENTRIES, 2 * len(entries) + _KEPT_OLD_ENTRIES)
+        # The file holds the last run's entries first: the most recent go on.
+        for entry_key, stored in self.entries.items():
+            if len(entries) >= bound:
+                break
+            entries.setdefault(entry_key, stored)
+        import tempfile  # only a run that wrote something needs it
+
+        directory = self.path.parent
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{self.path.stem}-")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                # ``dumps`` uses the C encoder; ``dump`` would not.
+                stream.write(json.dumps({**_header(), "entries": entries}, separators=(",", ":")))
+            os.replace(temporary, self.path)
+            self.changed = False
+        except BaseException:
+            os.unlink(temporary)
+            raise
+
+
 class Cache:
+    """The results cache of a run: two files, so that a run over an unchanged
+    project reads only the small one (file statuses and the last run's
+    outcomes, ``PROJECT_FILE``), and the entries of each file's analyses
+    (``FILE_NAME``) only when a file changed."""
+
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._entries: dict[str, Json] = {}
-        """What the file holds: key → ``[kind, encoded value]``, decoded on use."""
-        self._used: dict[str, Json] = {}
-        """The entries this run read or wrote, kept first when writing."""
-        self._changed = False
         self.hits = 0
-        self._entries = _read(directory / FILE_NAME)
+        self._stores = {
+            False: _Store(directory / PROJECT_FILE),
+            True: _Store(directory / FILE_NAME),
+        }
 
     def get(self, kind: EntryKind[_T], entry_key: str) -> _T | None:
-        stored = self._entries.get(entry_key)
+        store = self._stores[kind.per_analysis]
+        stored = store.entries.get(entry_key)
         if stored is None:
             return None
         try:
@@ -403,10 +630,10 @@ class Cache:
         except (BadEntry, KeyError, TypeError, ValueError):
             # Written by hand, or by a slotguard that forgot to bump VERSION:
             # analyse again, and let the new entry replace it.
-            del self._entries[entry_key]
+            del store.entries[entry_key]
             return None
         self.hits += 1
-        self._used[entry_key] = stored
+        store.used[entry_key] = stored
         return value
 
     def put(self, kind: EntryKind[_T], entry_key: str, value: _T) -> None:
@@ -414,35 +641,22 @@ class Cache:
             encoded = kind.encode(value)
         except (TypeError, ValueError):
             return  # not plain data: the value is simply not cached
-        self._used[entry_key] = [kind.name, encoded]
-        self._changed = True
+        store = self._stores[kind.per_analysis]
+        store.used[entry_key] = [kind.name, encoded]
+        store.changed = True
 
     def save(self) -> None:
-        """Write the entries of this run, then older ones up to a bound
-        (nothing, when the run added nothing)."""
-        if not self._changed:
+        """Write the files this run added to (nothing, when it added nothing)."""
+        changed = [store for store in self._stores.values() if store.changed]
+        if not changed:
             return
-        entries = dict(self._used)
-        for entry_key, stored in reversed(self._entries.items()):
-            if len(entries) >= _MAX_ENTRIES:
-                break
-            entries.setdefault(entry_key, stored)
-        import tempfile  # only a run that wrote something needs it
-
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             ignore = self.directory / ".gitignore"
             if not ignore.exists():
                 ignore.write_text("# Created by slotguard.\n*\n")
-            handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".results-")
-            try:
-                with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                    json.dump({**_header(), "entries": entries}, stream, separators=(",", ":"))
-                os.replace(temporary, self.directory / FILE_NAME)
-                self._changed = False
-            except BaseException:
-                os.unlink(temporary)
-                raise
+            for store in changed:
+                store.write()
         except OSError:
             # A read-only checkout still gets its findings.
             return

@@ -294,7 +294,7 @@ def _stdin_name(options: _Options) -> str | None:
 
 
 def _lint(options: _Options) -> None:
-    from slotguard.engine import RunResult, check_bytes, check_paths
+    from slotguard.engine import RunResult, check_paths
     from slotguard.report.output import SourceReader, source_text
 
     stdin_name = _stdin_name(options)
@@ -316,7 +316,7 @@ def _lint(options: _Options) -> None:
         data = sys.stdin.buffer.read()
         if options.fixing:
             _fix_stdin(data, stdin_name, settings, options, fmt)
-        result = RunResult([check_bytes(data, Path(stdin_name), settings, stdin_name)])
+        result = _check_stdin(data, stdin_name, settings)
         texts[stdin_name] = source_text(data)
     else:
         files, display, unlisted = _discover(options.paths, settings)
@@ -328,14 +328,16 @@ def _lint(options: _Options) -> None:
             click.echo("slotguard: warning: no Python files found under the given paths", err=True)
         if options.show_files:
             sys.exit(EXIT_CLEAN)
-        named = [path for path in options.paths if path.is_file()]
+        root, project = _project(options.paths, settings, files)
+        display.update((path, _display(path)) for path in project if path not in display)
 
         def run() -> RunResult:
             return check_paths(
                 files,
                 settings,
                 display,
-                context_files=_context_files(named, files),
+                project=project,
+                root=root,
                 progress=_progress(len(files)),
             )
 
@@ -363,7 +365,7 @@ def _lint(options: _Options) -> None:
         sys.exit(EXIT_CLEAN)
     baselined = stale = 0
     if recorded is not None:
-        checked = [r.path for r in result.files if not r.context_only]
+        checked = [r.path for r in result.files]
         filtered = recorded.filter(diagnostics, sources, checked=checked)
         diagnostics = list(filtered.diagnostics)
         baselined, stale = filtered.baselined, filtered.stale
@@ -687,15 +689,32 @@ def _discover(
     return files, display, unlisted
 
 
-def _context_files(named: Sequence[Path], files: Sequence[Path]) -> list[Path]:
-    """For files named one by one (a pre-commit run), the project modules they
-    import: read for what they define, not reported."""
-    if not named:
-        return []
-    from slotguard.project import imported_project_files
+def _project(
+    paths: Sequence[Path], settings: Any, files: Sequence[Path]
+) -> tuple[Path, list[Path]]:
+    """The project of a run (SPEC section 3) and its Python files, found as a
+    run over its root would find them: what every file is analysed with,
+    whatever is named."""
+    from slotguard.project import project_files, project_root
 
-    run = {Path(os.path.abspath(path)) for path in files}
-    return [path for path in imported_project_files(named) if path not in run]
+    root = project_root(paths or [Path(".")], settings.config.path)
+    if any(os.path.abspath(path) == str(root) for path in paths or [Path(".")]):
+        return root, list(files)
+    return root, project_files(root, settings)
+
+
+def _check_stdin(data: bytes, name: str, settings: Any) -> Any:
+    """Standard input as the file it is named after: with the rest of that
+    file's project, as an editor's unsaved buffer is; ``-`` on its own."""
+    from slotguard.engine import RunResult, check_bytes, check_paths
+
+    if name == "-":
+        return RunResult([check_bytes(data, Path(name), settings, name)])
+    path = Path(name)
+    root, project = _project([path], settings, [])
+    display = {p: _display(p) for p in project}
+    display[path] = name
+    return check_paths([path], settings, display, project=project, root=root, sources={path: data})
 
 
 def _progress(total: int) -> Callable[[int, int], None] | None:

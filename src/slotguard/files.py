@@ -72,9 +72,14 @@ class _Ignores:
         self.spec = _spec(globs) if globs else None
         self.respect_gitignore = respect_gitignore
 
-    def excluded(self, path: Path, is_dir: bool) -> bool:
-        if path.name in self.names:
+    def excluded(self, path: Path | str, is_dir: bool) -> bool:
+        """Whether an absolute path is excluded (a string costs least: most
+        paths are judged by their name alone)."""
+        if os.path.basename(path) in self.names:
             return True
+        if self.spec is None and not self.respect_gitignore:
+            return False
+        path = Path(path)
         if self.spec is not None and self._matches(self.spec, self.root, path, is_dir):
             return True
         if self.respect_gitignore:
@@ -166,8 +171,10 @@ def _walk(top: Path, ignores: _Ignores, problems: list[Unreadable]) -> Iterator[
     """Python files under ``top``. Each directory is entered once, however
     many symbolic links lead to it (a link to an ancestor would loop), and
     only regular files are yielded: reading a FIFO named ``x.py`` would block
-    the run. A dangling link is yielded, so that it is reported as unreadable."""
-    stack = [top]
+    the run. A dangling link is yielded, so that it is reported as unreadable.
+    Paths are strings until a file is yielded: a tree has many entries."""
+    top_text = os.fspath(top)
+    stack = [top_text]
     entered: set[tuple[int, int]] = set()
     while stack:
         directory = stack.pop()
@@ -176,28 +183,29 @@ def _walk(top: Path, ignores: _Ignores, problems: list[Unreadable]) -> Iterator[
             if (status.st_dev, status.st_ino) in entered:
                 continue
             entered.add((status.st_dev, status.st_ino))
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            entries = list(os.scandir(directory))
         except OSError as error:
-            problems.append(Unreadable(directory, error.strerror or str(error)))
+            problems.append(Unreadable(Path(directory), error.strerror or str(error)))
             continue
         subdirectories = []
         absolute_directory = os.path.abspath(directory)
         for entry in entries:
+            name = entry.name
             try:
                 is_dir = entry.is_dir()
                 # Most entries of a tree are data files: look no further.
-                if not is_dir and not entry.name.endswith(".py"):
+                if not is_dir and not name.endswith(".py"):
                     continue
                 regular = not is_dir and entry.is_file()
                 dangling = not is_dir and entry.is_symlink() and not os.path.exists(entry.path)
             except OSError:
                 continue
-            path = directory / entry.name
-            absolute = Path(absolute_directory, entry.name)
+            absolute = os.path.join(absolute_directory, name)
             if is_dir:
-                if ignores.excluded(absolute, True):
-                    continue
-                subdirectories.append(path)
+                if not ignores.excluded(absolute, True):
+                    subdirectories.append(os.path.join(directory, name))
             elif (regular or dangling) and not ignores.excluded(absolute, False):
-                yield path
-        stack.extend(reversed(subdirectories))
+                yield Path(os.path.join(directory, name))
+        # Which of two links to one directory is entered must not depend on
+        # the order the file system lists them in; the files are sorted at the end.
+        stack.extend(sorted(subdirectories, reverse=True))

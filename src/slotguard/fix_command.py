@@ -29,7 +29,7 @@ def run_fixes(
     by_path: dict[str, list[Diagnostic]] = {}
     for diagnostic in result.diagnostics:
         by_path.setdefault(diagnostic.path, []).append(diagnostic)
-    reported = {file.path for file in result.files if not file.context_only}
+    reported = {file.path for file in result.files}
     paths = {shown: path for shown, path in result.paths.items() if shown in reported}
     fixed: list[_Done] = []
     declined: list[_Left] = []

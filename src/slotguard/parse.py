@@ -8,6 +8,8 @@ libcst's native parser recurses on the machine stack and kills the process
    checks it. CPython refuses nesting beyond its limits (200 brackets, about
    3,000 levels of expression) with an exception, and libcst survives
    everything below those limits (measured; see ``tests/test_parse.py``).
+   The ``ast`` tree of that check is kept (``check_syntax``): the screen
+   (``slotguard.screen``) reads it to decide whether libcst is needed at all.
 2. CPython keeps ``a and b and c ...`` flat whatever its length, but libcst
    nests it; a file with many boolean operators is parsed on a thread with a
    large stack, and one with absurdly many is refused.
@@ -23,10 +25,13 @@ import os
 import re
 import threading
 import warnings
-
-import libcst as cst
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from slotguard.source import SourceError
+
+if TYPE_CHECKING:
+    import libcst as cst
 
 MAX_BYTES = 8 * 1024 * 1024
 _BOOLEAN_OPERATOR = re.compile(r"\b(?:and|or)\b")
@@ -36,14 +41,46 @@ _BIG_STACK = 512 * 1024 * 1024
 _TOO_DEEP = "nesting is too deep to analyse"
 
 
-def parse(text: str) -> cst.Module:
-    """Parse a module, or raise ``SourceError`` saying why it cannot be."""
+@dataclass(frozen=True, slots=True)
+class Syntax:
+    """What CPython's parser made of a text: its tree, or the syntax error
+    to report if libcst agrees that the text is broken."""
+
+    tree: ast.Module | None
+    error: SourceError | None
+
+
+def check_syntax(text: str) -> Syntax:
+    """CPython's verdict on a text; raises ``SourceError`` if the text is too
+    large or too deeply nested for anyone."""
     if len(text) > MAX_BYTES:
         raise SourceError(
             f"it is too large to analyse ({len(text) / 1048576:.1f} MiB; the limit is "
             f"{MAX_BYTES // 1048576} MiB)"
         )
-    cpython_error = _cpython_check(text)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Syntax(ast.parse(text), None)
+    except (RecursionError, MemoryError):
+        raise SourceError(_TOO_DEEP) from None
+    except SyntaxError as error:
+        if "too many nested" in (error.msg or ""):
+            raise SourceError(f"{_TOO_DEEP} ({error.msg})", error.lineno or 1) from None
+        reason = f"syntax error: {error.msg}"
+        return Syntax(None, SourceError(reason, error.lineno or 1, max(1, error.offset or 1)))
+    except ValueError as error:
+        return Syntax(None, SourceError(str(error)))
+
+
+def parse(text: str) -> cst.Module:
+    """Parse a module, or raise ``SourceError`` saying why it cannot be."""
+    return parse_checked(text, check_syntax(text).error)
+
+
+def parse_checked(text: str, cpython_error: SourceError | None) -> cst.Module:
+    """``parse`` for a text ``check_syntax`` has seen: ``cpython_error`` is its
+    error (None when CPython accepts the text)."""
     booleans = len(_BOOLEAN_OPERATOR.findall(text))
     if booleans > _BIG_STACK_BOOLEANS:
         raise SourceError(f"{_TOO_DEEP} ({booleans} boolean operators)")
@@ -54,27 +91,9 @@ def parse(text: str) -> cst.Module:
     return _libcst_parse(text, cpython_error)
 
 
-def _cpython_check(text: str) -> SourceError | None:
-    """None if CPython accepts the text; the error to report if libcst agrees
-    that it is broken; raises if the text is too deeply nested for anyone."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ast.parse(text)
-    except (RecursionError, MemoryError):
-        raise SourceError(_TOO_DEEP) from None
-    except SyntaxError as error:
-        if "too many nested" in (error.msg or ""):
-            raise SourceError(f"{_TOO_DEEP} ({error.msg})", error.lineno or 1) from None
-        return SourceError(
-            f"syntax error: {error.msg}", error.lineno or 1, max(1, error.offset or 1)
-        )
-    except ValueError as error:
-        return SourceError(str(error))
-    return None
-
-
 def _libcst_parse(text: str, cpython_error: SourceError | None) -> cst.Module:
+    import libcst as cst
+
     try:
         return cst.parse_module(text)
     except cst.ParserSyntaxError as error:
@@ -121,6 +140,8 @@ def _survives_libcst(text: str) -> bool:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         try:
+            import libcst as cst
+
             threading.stack_size(_BIG_STACK)
             cst.parse_module(text)
         except BaseException:

@@ -86,8 +86,8 @@ def may_have_findings(data: bytes, model: Model, index: ProjectIndex = EMPTY_IND
     names = _words(model.name_triggers())
     if names is not None and names.search(data) is not None:
         return True
-    if not index:
-        return False
+    # The project is asked only what the verdict depends on, in an order that
+    # asks least (``slotguard.view`` records the questions).
     exported = _words(frozenset(index.names()))
     if exported is not None and exported.search(data) is not None:
         return True

@@ -1,7 +1,14 @@
-"""The files of a run as a project: who imports whom, and in which order to
-analyse them so that each module sees the summaries of those it imports.
+"""The project a run analyses, whatever files it names, and who imports whom.
 
-Everything here works on bytes with regular expressions: it runs for every
+The project is the directory of the configuration file, else the root of the
+repository, else the directory of what is named (SPEC section 3): every
+Python file in it contributes what it tells the others (its summary, the
+application state it types, the facts of the run-level rules), and findings
+are reported for the named files. Its import graph, cut into strongly
+connected components in dependency order, says in which order to analyse
+them so that each module sees the summaries of those it imports.
+
+Imports are read from bytes with regular expressions: it runs for every
 file, including the many that are never parsed.
 """
 
@@ -9,9 +16,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from slotguard.settings import Settings
 
 _IMPORT = re.compile(
     # A statement starts a line (after a BOM on the first) or follows a `;`.
@@ -34,35 +45,7 @@ def module_name_for(path: Path) -> str | None:
     ``src/app/db/session.py`` with ``__init__.py`` in ``app`` and ``app/db``
     is ``app.db.session``. A file outside any package is its own stem.
     """
-    if path.suffix != ".py":
-        return None
-    parts = [] if path.stem == "__init__" else [path.stem]
-    directory = path.parent
-    while (directory / "__init__.py").is_file():
-        parts.append(directory.name)
-        parent = directory.parent
-        if parent == directory:
-            break
-        directory = parent
-    if not parts:
-        return None
-    parts.reverse()
-    return ".".join(parts)
-
-
-@dataclass(eq=False, slots=True)
-class ProjectFile:
-    path: Path
-    data: bytes
-    module: str | None
-    imports: set[str] = field(default_factory=set)
-    """Qualified names imported (modules, and ``module.name`` for from-imports)."""
-    writes_state: bool = False
-    reads_state: bool = False
-    depends_on: list[ProjectFile] = field(default_factory=list)
-    """Files of the run it imports that come before it: analyse them first."""
-    comes_later: list[ProjectFile] = field(default_factory=list)
-    """Files it imports that an import cycle puts after it."""
+    return Modules().name(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,42 +116,141 @@ def _resolve(level: int, module: str, current: str | None, is_package: bool) -> 
     return ".".join([*anchor, module] if module else anchor)
 
 
-def build(files: Iterable[tuple[Path, bytes]]) -> list[ProjectFile]:
-    """The files in the order to analyse them: a module after the modules it
-    imports; the modules of an import cycle by path."""
-    project = [
-        ProjectFile(
-            path=path,
-            data=data,
-            module=module_name_for(path),
-            writes_state=_STATE_WRITE.search(data) is not None,
-            reads_state=_STATE_READ.search(data) is not None,
-        )
-        for path, data in files
-    ]
-    by_module: dict[str, ProjectFile] = {}
-    for item in project:
+def project_root(named: Sequence[Path], configuration: Path | None) -> Path:
+    """The directory whose files make up the project of a run: the
+    configuration file's, else the repository's root, else the named
+    directory (the directory of a named file, the common one of several)."""
+    if configuration is not None:
+        return Path(os.path.abspath(configuration)).parent
+    given = [Path(os.path.abspath(path)) for path in named] or [Path(os.getcwd())]
+    directories = [path if path.is_dir() else path.parent for path in given]
+    for candidate in (directories[0], *directories[0].parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return Path(os.path.commonpath(directories))
+
+
+def project_files(root: Path, settings: Settings) -> list[Path]:
+    """The Python files of the project at ``root``, found as a run over the
+    root finds them (excludes and ``.gitignore`` files apply)."""
+    from slotguard.files import discover
+
+    found, _ = discover(
+        [root],
+        root=settings.root,
+        exclude=settings.excludes,
+        respect_gitignore=settings.config.respect_gitignore,
+    )
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """What a file's bytes say of its place in the project."""
+
+    imports: tuple[str, ...]
+    """Qualified names it imports (``scan_imports``)."""
+    reads_state: bool
+    writes_state: bool
+
+
+def scan(data: bytes, module: str | None, is_package: bool) -> Scan:
+    return Scan(
+        tuple(sorted(scan_imports(data, module, is_package))),
+        _STATE_READ.search(data) is not None,
+        _STATE_WRITE.search(data) is not None,
+    )
+
+
+@dataclass(eq=False, slots=True)
+class ProjectFile:
+    """One file of the project."""
+
+    path: Path
+    """Absolute, as found (symbolic links are not resolved)."""
+    shown: str
+    """Its path relative to the project root, with ``/`` (what results and
+    the cache know it by, wherever the run starts)."""
+    module: str | None
+    is_package: bool
+    scan: Scan | None = None
+    imports: list[ProjectFile] = field(default_factory=list)
+    """The files of the project it imports."""
+
+
+class Modules:
+    """Dotted module names of files, with each directory's package status
+    looked up once."""
+
+    def __init__(self) -> None:
+        self._packages: dict[str, bool] = {}
+
+    def _is_package(self, directory: str) -> bool:
+        found = self._packages.get(directory)
+        if found is None:
+            found = self._packages[directory] = os.path.isfile(
+                os.path.join(directory, "__init__.py")
+            )
+        return found
+
+    def name(self, path: Path) -> str | None:
+        """``module_name_for``, for many files at a time."""
+        text = os.fspath(path)
+        directory, base = os.path.split(text)
+        stem, suffix = os.path.splitext(base)
+        if suffix != ".py":
+            return None
+        parts = [] if stem == "__init__" else [stem]
+        while self._is_package(directory):
+            parent, name = os.path.split(directory)
+            parts.append(name)
+            if parent == directory:
+                break
+            directory = parent
+        if not parts:
+            return None
+        parts.reverse()
+        return ".".join(parts)
+
+
+def link(files: Sequence[ProjectFile]) -> list[list[ProjectFile]]:
+    """Set each file's imports and return the strongly connected components
+    of the import graph, each component after every component it imports,
+    its files by path (Tarjan's algorithm, whose output has that order).
+    An import of a module name that several files have goes to the one under
+    the importer's own import root, else to the first by path."""
+    by_module: dict[str, list[ProjectFile]] = {}
+    for item in sorted(files, key=_by_path):
         if item.module is not None:
-            by_module.setdefault(item.module, item)
-            item.imports = scan_imports(item.data, item.module, item.path.name == "__init__.py")
-    edges: dict[int, list[ProjectFile]] = {}
-    for item in project:
-        targets = {by_module[name] for name in _modules_of(item.imports, by_module)}
-        targets.discard(item)
-        edges[id(item)] = sorted(targets, key=_by_path)
-    order = _order(project, edges)
-    position = {id(item): index for index, item in enumerate(order)}
-    for item in order:
-        for target in edges[id(item)]:
-            if position[id(target)] < position[id(item)]:
-                item.depends_on.append(target)
-            else:
-                item.comes_later.append(target)
-    return order
+            by_module.setdefault(item.module, []).append(item)
+    for item in files:
+        targets: dict[int, ProjectFile] = {}
+        imports = item.scan.imports if item.scan is not None else ()
+        for name in _modules_of(imports, by_module):
+            target = _choose(by_module[name], item)
+            if target is not item:
+                targets[id(target)] = target
+        item.imports = sorted(targets.values(), key=_by_path)
+    return _components(files)
 
 
-def _modules_of(imports: set[str], by_module: dict[str, ProjectFile]) -> Iterable[str]:
-    """The modules of the run behind imported names: ``app.db`` for
+def _choose(candidates: list[ProjectFile], importer: ProjectFile) -> ProjectFile:
+    if len(candidates) == 1:
+        return candidates[0]
+    root = _import_root(importer)
+    for candidate in candidates:
+        if _import_root(candidate) == root:
+            return candidate
+    return candidates[0]
+
+
+def _import_root(item: ProjectFile) -> Path:
+    module = item.module or ""
+    return _package_root(item.path, module)
+
+
+def _modules_of(imports: Iterable[str], by_module: Mapping[str, object]) -> Iterable[str]:
+    """The modules of the project behind imported names: ``app.db`` for
     ``app.db.SessionLocal``, and each package on the way (``app``)."""
     for name in imports:
         parts = name.split(".")
@@ -179,12 +261,10 @@ def _modules_of(imports: set[str], by_module: dict[str, ProjectFile]) -> Iterabl
 
 
 def _by_path(item: ProjectFile) -> str:
-    return item.path.as_posix()
+    return item.shown
 
 
-def _order(
-    project: Sequence[ProjectFile], edges: dict[int, list[ProjectFile]]
-) -> list[ProjectFile]:
+def _components(project: Sequence[ProjectFile]) -> list[list[ProjectFile]]:
     """Strongly connected components in dependency order (Tarjan's algorithm,
     which emits a component after every component it reaches), each
     component's files by path."""
@@ -192,7 +272,7 @@ def _order(
     low: dict[int, int] = {}
     on_stack: set[int] = set()
     stack: list[ProjectFile] = []
-    order: list[ProjectFile] = []
+    order: list[list[ProjectFile]] = []
     counter = 0
     for root in sorted(project, key=_by_path):
         if id(root) in index_of:
@@ -206,7 +286,7 @@ def _order(
                 counter += 1
                 stack.append(item)
                 on_stack.add(key)
-            targets = edges[key]
+            targets = item.imports
             if next_edge < len(targets):
                 work.append((item, next_edge + 1))
                 target = targets[next_edge]
@@ -226,39 +306,8 @@ def _order(
                     component.append(member)
                     if member is item:
                         break
-                order.extend(sorted(component, key=_by_path))
+                order.append(sorted(component, key=_by_path))
     return order
-
-
-_MAX_CONTEXT_DEPTH = 3
-
-
-def imported_project_files(files: Iterable[Path]) -> list[Path]:
-    """Files of the same project that ``files`` import, directly or through
-    each other (to a small depth): found by module name under the directory
-    that holds each file's top-level package."""
-    found: dict[Path, None] = {}
-    frontier = [Path(os.path.abspath(path)) for path in files]
-    seen = set(frontier)
-    for _ in range(_MAX_CONTEXT_DEPTH):
-        following: list[Path] = []
-        for path in frontier:
-            module = module_name_for(path)
-            if module is None:
-                continue
-            try:
-                data = path.read_bytes()
-            except OSError:
-                continue
-            root = _package_root(path, module)
-            for name in scan_imports(data, module, path.name == "__init__.py"):
-                target = _module_file(root, name)
-                if target is not None and target not in seen:
-                    seen.add(target)
-                    found[target] = None
-                    following.append(target)
-        frontier = following
-    return list(found)
 
 
 def _package_root(path: Path, module: str) -> Path:
@@ -268,13 +317,3 @@ def _package_root(path: Path, module: str) -> Path:
     for _ in range(depth):
         root = root.parent
     return root
-
-
-def _module_file(root: Path, name: str) -> Path | None:
-    parts = name.split(".")
-    for end in range(len(parts), 0, -1):
-        base = root.joinpath(*parts[:end])
-        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-            if candidate.is_file():
-                return candidate
-    return None

@@ -252,8 +252,12 @@ async def test_the_noqa_action_makes_the_finding_disappear(session: Session) -> 
     )
     assert actions is not None
     titles = [action.title for action in actions if isinstance(action, types.CodeAction)]
-    assert titles == ["slotguard (SG101): add `# noqa: SG101`"]
-    (action,) = actions
+    # The fix that enters the connection in its with is unsafe, and offered as such.
+    assert len(titles) == 2
+    assert titles[0].startswith("slotguard (SG101): enter `conn` with `async with")
+    assert titles[0].endswith("(unsafe fix)")
+    assert titles[1] == "slotguard (SG101): add `# noqa: SG101`"
+    action = actions[1]
     assert isinstance(action, types.CodeAction)
     version = session.apply(action.edit)
     assert "acquire()  # noqa: SG101\n" in session.texts[uri]

@@ -29,6 +29,7 @@ from slotguard.model.catalog import (
     CONNECTION_METHODS,
     DEPENDENCY_MARKERS,
 )
+from slotguard.model.lifecycle import APPLICATION_MAPPINGS
 from slotguard.model.vocabulary import Kind, Method, ResourceType
 from slotguard.syntax import (
     assigned_names,
@@ -1258,7 +1259,6 @@ class _EmptyScope(Scope):
         self.instances = {}
 
 
-_APP_MAPPINGS = ("app", "application", "config_dict")
 """aiohttp keeps application state as items of the application
 (``app["pool"]``, ``request.app["pool"]``, ``request.config_dict["pool"]``)."""
 
@@ -1274,7 +1274,7 @@ def state_item(expr: cst.BaseExpression) -> str | None:
     if not isinstance(element, cst.Index):
         return None
     owner = last_name(expr.value)
-    if not (owner.endswith("app") or owner in _APP_MAPPINGS):
+    if not (owner.endswith("app") or owner in APPLICATION_MAPPINGS):
         return None
     key = element.value
     if isinstance(key, cst.Name):

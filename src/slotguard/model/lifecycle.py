@@ -155,6 +155,10 @@ def is_release_method(name: str) -> bool:
 APPLICATION_STATE = ("state", "ctx")
 """``app.state.<name>`` (Starlette, FastAPI, Litestar), ``app.ctx.<name>`` (Sanic)."""
 
+APPLICATION_MAPPINGS = ("app", "application", "config_dict")
+"""Mappings that hold aiohttp's application state, ``app["pool"]``: a name
+that is or ends with ``app``, or one of these."""
+
 SAME_POOL_ATTRIBUTES = ("sync_engine",)
 """Attributes that reach the same pool: ``async_engine.sync_engine.dispose()``
 disposes the pool of the SQLAlchemy ``AsyncEngine``."""

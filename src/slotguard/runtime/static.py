@@ -107,13 +107,15 @@ def _check(filename: str) -> list[Any]:
 def _run(path: Path) -> Iterable[Any]:
     from slotguard import config as configuration
     from slotguard.engine import check_paths
-    from slotguard.project import imported_project_files
+    from slotguard.project import project_files, project_root
     from slotguard.settings import Settings
 
     found = configuration.discover(path.parent)
     config = configuration.load(found) if found is not None else configuration.Config()
     settings = Settings.from_config(config, use_cache=False, jobs=1)
     shown = str(path)
-    context = [file for file in imported_project_files([path]) if file != path]
-    result = check_paths([path], settings, {path: shown}, context_files=context)
+    # As `slotguard check FILE` does: with the rest of the file's project.
+    root = project_root([path], found)
+    project = project_files(root, settings)
+    result = check_paths([path], settings, {path: shown}, project=project, root=root)
     return (diagnostic for diagnostic in result.diagnostics if diagnostic.path == shown)

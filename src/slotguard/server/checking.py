@@ -12,7 +12,8 @@ engine can change under the server without the server changing.
   disk for what they tell the buffer (summaries, application state, whole-run
   facts, settled pending findings), once, and again only when one of them
   changes on disk (by stat) or the list of files does. A file in neither a
-  configured project nor a repository sees the project modules it imports.
+  configured project nor a repository has its directory for project, as for
+  ``slotguard check FILE``, and no cache is written beside it.
 - **The buffer** replaces its own file: it sees the summaries of the modules
   it imports and the application state of the project, as in a ``check`` run,
   and its findings include the whole-run ones about its own lines.
@@ -197,14 +198,14 @@ class Checker:
             project = self._project(path, settings)
         files = project.files
         if project.listing_due():
-            files = _project_files(project.root, project.settings, path, project.whole)
+            files = _project_files(project.root, project.settings)
         signature = _signature(files)
         if project.results is not None and signature == project.signature:
             with self._lock:
                 project.files, project.listed_at = files, time.monotonic()
             return False
         display = {file: _shown(file, project.root) for file in files}
-        run = check_paths([], project.settings, display, context_files=files)
+        run = check_paths(files, project.settings, display, root=project.root)
         with self._lock:
             project.files, project.listed_at = files, time.monotonic()
             project.signature = signature
@@ -406,15 +407,16 @@ def _index_for(path: Path, data: bytes, others: Sequence[FileResult]) -> Project
     """What the buffer sees: the summaries of the project modules it imports,
     and the application state typed in the project if it reads any (as the
     engine gives a file of a run)."""
-    from slotguard.project import build
+    from slotguard.project import module_name_for, scan
 
     summaries = [result.summary for result in others if result.summary is not None]
     if not summaries:
         return EMPTY_INDEX
-    buffer = build([(path, data)])[0]
+    module = module_name_for(path)
+    buffer = scan(data, module, path.name == "__init__.py")
     by_module: dict[str, ModuleSummary] = {}
     for summary in summaries:
-        if summary.module != buffer.module:
+        if summary.module != module:
             by_module.setdefault(summary.module, summary)
     imported: dict[str, ModuleSummary] = {}
     for name in buffer.imports:
@@ -437,8 +439,9 @@ def _index_for(path: Path, data: bytes, others: Sequence[FileResult]) -> Project
 
 
 def _project_root(path: Path, settings: Settings) -> tuple[Path, bool]:
-    """The project's directory, and whether all of it is read (a configured
-    project or a repository) or only what the file imports."""
+    """The project's directory, and whether it is a project of its own (a
+    configured project or a repository, which keeps a cache) or only the
+    directory of a loose file."""
     if settings.config.path is not None:
         return Path(os.path.abspath(settings.root)), True
     start = next((p for p in path.parents if p.is_dir()), Path.cwd())
@@ -460,20 +463,12 @@ def _with_cache(settings: Settings, root: Path, whole: bool) -> Settings:
     return Settings.from_config(config, jobs=1)
 
 
-def _project_files(root: Path, settings: Settings, path: Path, whole: bool) -> tuple[Path, ...]:
-    if not whole:
-        from slotguard.project import imported_project_files
+def _project_files(root: Path, settings: Settings) -> tuple[Path, ...]:
+    """The project's files, as ``slotguard check`` finds them: a file in no
+    configured project or repository has its directory for project."""
+    from slotguard.project import project_files
 
-        return tuple(file for file in imported_project_files([path]) if file != path)
-    from slotguard.files import discover
-
-    files, _ = discover(
-        [root],
-        root=settings.root,
-        exclude=settings.excludes,
-        respect_gitignore=settings.config.respect_gitignore,
-    )
-    return tuple(Path(os.path.abspath(file)) for file in files)
+    return tuple(Path(os.path.abspath(file)) for file in project_files(root, settings))
 
 
 def _shown(path: Path, root: Path) -> str:
