@@ -52,7 +52,7 @@ from slotguard.results import FileResult, Outcome, Verdict
 from slotguard.view import Footprint
 
 FORMAT = "slotguard-results-cache"
-VERSION = 6
+VERSION = 7
 """Bumped whenever the shape of an entry changes."""
 FILE_NAME = "results.json"
 PROJECT_FILE = "project.json"

@@ -35,8 +35,13 @@ _IMPORT = re.compile(
 _CONTINUATION = re.compile(rb"\\\r?\n")
 _COMMENT = re.compile(rb"#[^\n]*")
 _NAME = re.compile(rb"[A-Za-z_]\w*|\*")
-_STATE_WRITE = re.compile(rb"\.(?:state|ctx)\.\w+[ \t]*(?::[^=\n]*)?=(?!=)")
-_STATE_READ = re.compile(rb"\.(?:state|ctx)\.\w")
+_STATE_WRITE = re.compile(
+    rb"(?:\.(?:state|ctx)\.\w+|(?:app|application|config_dict)\s*\[[^\]\n]+\])"
+    rb"[ \t]*(?::[^=\n]*)?=(?!=)"
+)
+_STATE_READ = re.compile(rb"\.(?:state|ctx)\.\w|(?:app|application|config_dict)\s*\[")
+"""Application state: ``app.state.pool`` (Starlette, FastAPI, Litestar),
+``app.ctx.pool`` (Sanic), ``app["pool"]`` (aiohttp)."""
 
 
 def module_name_for(path: Path) -> str | None:
