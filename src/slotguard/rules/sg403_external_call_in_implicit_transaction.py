@@ -234,11 +234,10 @@ class ImplicitTransactions:
         call = slow.node
         if not begun or not (slow.chain or slow.elsewhere) or not isinstance(call, cst.Call):
             return begun
-        handed = {dotted_name(arg.value): (position, arg) for position, arg in enumerate(call.args)}
         return [
             each
             for each in begun
-            if (given := handed.get(each.session)) is None
+            if (given := _handed(call, each.session)) is None
             or (slow.chain and self._still_open(slow, work, each.session, *given))
         ]
 
@@ -246,25 +245,39 @@ class ImplicitTransactions:
         self, slow: SlowCall, work: SlowWork, session: str, position: int, arg: cst.Arg
     ) -> bool:
         """Whether the helper that got ``session`` as ``arg`` reaches its slow
-        call with the transaction its caller began still open."""
-        helper = slow.chain[0].function
-        parameter = _parameter_name(helper, position, arg)
+        call with the transaction its caller began still open: followed hop by
+        hop while each hands the session on; a function of another module that
+        gets it judges it itself."""
         receiver = self._receiver_of(session)
-        if parameter is None or receiver is None:
+        if receiver is None:
             return False
-        inside = slow.chain[1].call if len(slow.chain) > 1 else slow.origin
-        given = receiver._replace(key=parameter)
-        transactions = _Pass(helper, work, given=given, trusting=True).run()
-        if transactions is None:
-            return False
-        held = [query for key, query in transactions.facts_at(inside) if key == parameter]
-        if any(query != _GIVEN for query in held):
-            # The helper queries it again first: where it knows the session's
-            # type, its own analysis reports the call (one finding, there).
-            typed = helper.scope.lookup(parameter)
-            if typed is not None and autobegin_of(typed.name) is not None:
+        for depth, hop in enumerate(slow.chain):
+            helper = hop.function
+            parameter = _parameter_name(helper, position, arg)
+            if parameter is None:
                 return False
-        return bool(held)
+            last = depth + 1 == len(slow.chain)
+            inside = slow.origin if last else slow.chain[depth + 1].call
+            given = receiver._replace(key=parameter)
+            transactions = _Pass(helper, work, given=given, trusting=True).run()
+            if transactions is None:
+                return False
+            held = [query for key, query in transactions.facts_at(inside) if key == parameter]
+            if not held:
+                return False
+            if any(query != _GIVEN for query in held):
+                # The helper queries it again first: where it knows the session's
+                # type, its own analysis reports the call (one finding, there).
+                typed = helper.scope.lookup(parameter)
+                if typed is not None and autobegin_of(typed.name) is not None:
+                    return False
+            handed = _handed(inside, parameter)
+            if handed is None:
+                return True
+            if last:
+                return slow.elsewhere is None
+            position, arg = handed
+        return False
 
     def _receiver_of(self, session: str) -> _Receiver | None:
         return self.receivers.get(session)
@@ -674,6 +687,16 @@ def _rebound(statement: cst.CSTNode) -> list[str]:
     if isinstance(statement, cst.Del):
         return list(assigned_names(statement.target))
     return []
+
+
+def _handed(call: cst.BaseExpression, name: str) -> tuple[int, cst.Arg] | None:
+    """Where ``call`` passes the name ``name`` as an argument, if it does."""
+    if not isinstance(call, cst.Call):
+        return None
+    for position, arg in enumerate(call.args):
+        if dotted_name(arg.value) == name:
+            return position, arg
+    return None
 
 
 def _parameter_name(helper: FunctionInfo, position: int, arg: cst.Arg) -> str | None:
