@@ -67,10 +67,11 @@ from slotguard.analysis.infer import ModuleInfo, Scope
 from slotguard.analysis.ownership import in_a_test
 from slotguard.rules.base import Context, Rule
 from slotguard.rules.common import code
-from slotguard.syntax import children, dotted_name, unwrap_await
+from slotguard.syntax import children, dotted_name, unwrap_await, walk_scope
 
 _ADVANCE_FUNCTIONS = ("next", "anext")
 _ADVANCE_METHODS = ("__next__", "__anext__", "send", "asend")
+_FINISH_METHODS = ("close", "aclose")
 
 
 class DependencyConsumedByHand(Rule):
@@ -144,7 +145,8 @@ def _generator_call(expression: cst.BaseExpression, module: ModuleInfo) -> str |
 
 
 def _generator_variables(scope: Scope, module: ModuleInfo) -> dict[str, str]:
-    """Local names bound to a cleanup generator object: ``gen = get_db()``."""
+    """Local names bound to a cleanup generator object: ``gen = get_db()``;
+    not those the scope finishes in a ``finally`` (their cleanup runs)."""
     found = {}
     for node in scope.of_type(cst.Assign):
         if isinstance(node, cst.Assign) and len(node.targets) == 1:
@@ -152,7 +154,37 @@ def _generator_variables(scope: Scope, module: ModuleInfo) -> dict[str, str]:
             generator = _generator_call(node.value, module)
             if isinstance(target, cst.Name) and generator is not None:
                 found[target.value] = generator
+    if found:
+        for name in _finished_in_finally(scope):
+            found.pop(name, None)
     return found
+
+
+def _finished_in_finally(scope: Scope) -> set[str]:
+    """Generators a ``finally`` of the scope closes (``gen.close()``,
+    ``await gen.aclose()``) or runs to its end (``next(gen, None)``): what
+    ``contextlib.contextmanager`` would do, written by hand."""
+    finished: set[str] = set()
+    for node in scope.of_type(cst.Try):
+        if not isinstance(node, cst.Try) or node.finalbody is None:
+            continue
+        for call in walk_scope(node.finalbody):
+            if not isinstance(call, cst.Call):
+                continue
+            func = call.func
+            if isinstance(func, cst.Attribute) and func.attr.value in _FINISH_METHODS:
+                target = func.value
+            elif (
+                isinstance(func, cst.Name)
+                and func.value in _ADVANCE_FUNCTIONS
+                and len(call.args) == 2
+            ):
+                target = call.args[0].value
+            else:
+                continue
+            if isinstance(target, cst.Name):
+                finished.add(target.value)
+    return finished
 
 
 def _driven_generator(call: cst.Call, variables: dict[str, str], module: ModuleInfo) -> str | None:
