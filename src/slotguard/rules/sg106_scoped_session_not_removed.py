@@ -123,7 +123,8 @@ class ScopedSessionNotRemoved(Rule):
                 Diagnostic(
                     cls.code,
                     cls.name,
-                    f"the {unit} `{function}` uses `{shown}` and never calls `{shown}.remove()`",
+                    f"the {unit} `{function}` uses `{shown}` "
+                    f"without `{shown}.remove()` in a `finally`",
                     fact.path,
                     fact.span,
                 )
