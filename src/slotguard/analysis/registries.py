@@ -80,9 +80,10 @@ def _registries(module: ModuleInfo) -> Registries:
     hooks = [f for f in module.functions if _is_teardown_hook(f)]
     for function in [*hooks, *_registered_teardowns(module)]:
         removers.extend(Remover(r, "hook") for r in sorted(_removed_anywhere(module, function)))
+    enclosing = {id(f.parent) for f in module.functions if f.parent is not None}
     for function in module.functions:
         removed = _removed_in_finally(module, function)
-        decorator = _decorator_name(module, function)
+        decorator = _decorator_name(module, function, enclosing)
         if decorator is not None:
             removers.extend(Remover(registry, decorator) for registry in sorted(removed))
         for registry, (shown, node) in _used_registries(module, function).items():
@@ -192,13 +193,13 @@ def _registered_teardowns(module: ModuleInfo) -> list[FunctionInfo]:
     return found
 
 
-def _decorator_name(module: ModuleInfo, function: FunctionInfo) -> str | None:
+def _decorator_name(module: ModuleInfo, function: FunctionInfo, enclosing: set[int]) -> str | None:
     """A top-level function whose nested wrapper does the work: a decorator,
-    known by its qualified name."""
+    known by its qualified name. ``enclosing``: the ids of the functions
+    that have a function nested in them."""
     if function.parent is not None or function.cls is not None or module.module_name is None:
         return None
-    nested = any(inner.parent is function for inner in module.functions)
-    return f"{module.module_name}.{function.name}" if nested else None
+    return f"{module.module_name}.{function.name}" if id(function) in enclosing else None
 
 
 def _registered_units(module: ModuleInfo) -> dict[str, Unit]:

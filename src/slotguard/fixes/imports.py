@@ -16,7 +16,21 @@ from slotguard.syntax import dotted_name, walk
 def spelling(module: cst.Module, qualified: str) -> str | None:
     """How the module's top-level imports let code write ``qualified``
     (``contextlib.closing``): ``contextlib.closing``, ``closing``, an alias,
-    or None when nothing imports it."""
+    or None when nothing imports it. Kept for the last module asked about,
+    as ``bound_names`` is."""
+    global _last_spellings
+    if _last_spellings is None or _last_spellings[0] is not module:
+        _last_spellings = (module, {})
+    known = _last_spellings[1]
+    if qualified not in known:
+        known[qualified] = _spelling(module, qualified)
+    return known[qualified]
+
+
+_last_spellings: tuple[cst.Module, dict[str, str | None]] | None = None
+
+
+def _spelling(module: cst.Module, qualified: str) -> str | None:
     parent, _, attribute = qualified.rpartition(".")
     for statement in module.body:
         if not isinstance(statement, cst.SimpleStatementLine):
@@ -80,7 +94,23 @@ def bound_names(module: cst.Module) -> Counter[str]:
     scope: by an assignment, a definition, a parameter, an import, ``as``,
     a loop or comprehension, ``:=``, ``del``, ``global``/``nonlocal`` or a
     ``match`` capture. (A star import binds names nobody can list; the
-    names this module makes up start with ``_``, which it does not bind.)"""
+    names this module makes up start with ``_``, which it does not bind.)
+
+    The count of the last module asked about is kept: the fixes of one file
+    ask once per finding, and a walk per finding made a module with many
+    findings quadratic. The counter returned is shared: do not change it."""
+    global _last_bound
+    if _last_bound is not None and _last_bound[0] is module:
+        return _last_bound[1]
+    bound = _count_bound(module)
+    _last_bound = (module, bound)
+    return bound
+
+
+_last_bound: tuple[cst.Module, Counter[str]] | None = None
+
+
+def _count_bound(module: cst.Module) -> Counter[str]:
     bound: Counter[str] = Counter()
     for node in walk(module):
         targets: list[cst.CSTNode] = []

@@ -143,7 +143,8 @@ def plan_never_released(context: Context, finding: RawFinding) -> Plan | Unfixab
     if endless is not None:
         return Unfixable(
             f"the new block would hold `{where.name}` through the endless "
-            f"`while {code(endless.test)}:` loop after its last use, as now: release it before the loop"
+            f"`while {code(endless.test)}:` loop after its last use, as now: "
+            "release it before the loop"
         )
     if isinstance(entering, _With):
         keyword = "async with" if entering.is_async else "with"
