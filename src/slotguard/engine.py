@@ -1242,12 +1242,16 @@ def check_paths(
     root: Path | None = None,
     progress: Progress | None = None,
     sources: Mapping[Path, bytes] | None = None,
+    whole_results: bool = False,
 ) -> RunResult:
     """Check ``files`` as part of their project: ``project`` are the other
     files it holds (read for what they tell the named ones, never reported),
     ``root`` the directory their paths are known by in the cache (by default
     the common directory of all of them). ``sources`` gives bytes to use
-    instead of a file's (standard input for a file of the project)."""
+    instead of a file's (standard input for a file of the project).
+    ``whole_results``: each named file's result keeps its summary, facts and
+    settled keys (the language server reads them), so the kept outcomes of
+    an unchanged project, which leave those out, are not used."""
     items: dict[str, ProjectFile] = {}
     given_as: dict[int, Path] = {}
     """Each file as the caller gave it (what the fixer reads)."""
@@ -1280,7 +1284,7 @@ def check_paths(
     given = {id(items[os.path.abspath(path)]): data for path, data in (sources or {}).items()}
     run = _Run(settings, list(items.values()), named, shown, progress, given)
     signature = run.digest_all()
-    snapshot = run.recalled(signature)
+    snapshot = None if whole_results else run.recalled(signature)
     if snapshot is None:
         return _assemble(run, signature, named, shown, given_as)
     results: list[FileResult] = []

@@ -54,6 +54,21 @@ def test_findings_are_those_of_check_once_the_project_is_read(
     )
 
 
+def test_a_project_read_again_from_its_cache_still_tells_the_buffer(tmp_path: Path) -> None:
+    # A second server (or one whose settings were reloaded) finds the project
+    # unchanged in the cache: the outcomes kept for `check` leave summaries
+    # out, and the buffer must still see the pool another module types.
+    project = server_projects.service(tmp_path)
+    routes = project / "app/routes.py"
+    first = Checker()
+    assert first.refresh(routes)
+    expected = _found(first, routes)
+    assert [code for code, _, _ in expected] == ["SG101"]
+    again = Checker()
+    assert again.refresh(routes)
+    assert _found(again, routes) == expected
+
+
 def test_before_the_project_is_read_the_buffer_is_checked_alone(tmp_path: Path) -> None:
     project = server_projects.service(tmp_path)
     checker = Checker()

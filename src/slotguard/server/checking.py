@@ -205,7 +205,7 @@ class Checker:
                 project.files, project.listed_at = files, time.monotonic()
             return False
         display = {file: _shown(file, project.root) for file in files}
-        run = check_paths(files, project.settings, display, root=project.root)
+        run = check_paths(files, project.settings, display, root=project.root, whole_results=True)
         with self._lock:
             project.files, project.listed_at = files, time.monotonic()
             project.signature = signature
