@@ -591,23 +591,7 @@ class ModuleInfo:
         return self._guarded(f"class-instances:{id(cls)}", lambda: self._class_instances(cls), {})
 
     def _class_instances(self, cls: ClassInfo) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for name, annotation in cls.annotations.items():
-            named = self.annotated_class(annotation)
-            if named is not None:
-                found[name] = named
-        for method in cls.methods.values():
-            self_name = method.self_name
-            if self_name is None:
-                continue
-            scope = method.scope
-            for target, value in scope.attribute_assignments():
-                head, _, attribute = target.partition(".")
-                if head == self_name and attribute and "." not in attribute:
-                    instance = scope.instance_of(value)
-                    if instance is not None:
-                        found.setdefault(attribute, instance)
-        return found
+        return _self_attributes(cls, self.annotated_class, lambda scope, v: scope.instance_of(v))
 
     def annotated_class(self, annotation: cst.BaseExpression) -> str | None:
         """The project class an annotation names (through Optional, unions,
@@ -626,25 +610,7 @@ class ModuleInfo:
         return self._guarded(f"class:{id(cls)}", lambda: self._class_types(cls), {})
 
     def _class_types(self, cls: ClassInfo) -> dict[str, ResourceType]:
-        found: dict[str, ResourceType] = {}
-        for name, annotation in cls.annotations.items():
-            typed = self.annotation_type(annotation)
-            if typed is not None:
-                found[name] = typed
-        for method in cls.methods.values():
-            self_name = method.self_name
-            if self_name is None:
-                continue
-            # One scope per method: while results are provisional a scope is
-            # rebuilt on every read of ``method.scope``.
-            scope = method.scope
-            for target, value in scope.attribute_assignments():
-                head, _, attribute = target.partition(".")
-                if head == self_name and attribute and "." not in attribute:
-                    typed = scope.type_of(value)
-                    if typed is not None:
-                        found.setdefault(attribute, typed)
-        return found
+        return _self_attributes(cls, self.annotation_type, lambda scope, v: scope.type_of(v))
 
     def _all_scopes(self) -> Iterator[Scope]:
         yield self.module_scope
@@ -1259,8 +1225,33 @@ class _EmptyScope(Scope):
         self.instances = {}
 
 
-"""aiohttp keeps application state as items of the application
-(``app["pool"]``, ``request.app["pool"]``, ``request.config_dict["pool"]``)."""
+def _self_attributes(
+    cls: ClassInfo,
+    of_annotation: Callable[[cst.BaseExpression], _T | None],
+    of_value: Callable[[Scope, cst.BaseExpression], _T | None],
+) -> dict[str, _T]:
+    """``self.<attribute>`` → what ``of_annotation`` makes of its class
+    annotation, else what ``of_value`` makes of the first value a method of
+    the class assigns to it."""
+    found: dict[str, _T] = {}
+    for name, annotation in cls.annotations.items():
+        known = of_annotation(annotation)
+        if known is not None:
+            found[name] = known
+    for method in cls.methods.values():
+        self_name = method.self_name
+        if self_name is None:
+            continue
+        # One scope per method: while results are provisional a scope is
+        # rebuilt on every read of ``method.scope``.
+        scope = method.scope
+        for target, value in scope.attribute_assignments():
+            head, _, attribute = target.partition(".")
+            if head == self_name and attribute and "." not in attribute:
+                known = of_value(scope, value)
+                if known is not None:
+                    found.setdefault(attribute, known)
+    return found
 
 
 def state_item(expr: cst.BaseExpression) -> str | None:
