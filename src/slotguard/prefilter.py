@@ -29,8 +29,8 @@ from functools import cache
 from slotguard.analysis.index import EMPTY_INDEX, ProjectIndex
 from slotguard.model import Model
 from slotguard.model.catalog import DEPENDENCY_MARKERS
-from slotguard.model.external import SLOW_LIBRARIES
-from slotguard.project import import_statements
+from slotguard.model.external import WRAPPED_SLOW_LIBRARIES
+from slotguard.project import STATE_READ, import_statements
 
 _MARKER_CALL = re.compile(
     rb"\b(?:" + b"|".join(m.encode() for m in DEPENDENCY_MARKERS) + rb")[ \t]*\("
@@ -65,21 +65,11 @@ def _imports_the_model(data: bytes, model: Model) -> bool:
     return any(model.leads_somewhere(name) for name in imported_names(data))
 
 
-_SLOW_ROOTS = SLOW_LIBRARIES - {"os", "asyncio", "http", "urllib", "subprocess"}
-"""Libraries of slow calls a file may wrap for the rest of the project (an
-LLM client class, a webhook sender): its summary says which of its
-functions are slow. ``os`` and ``asyncio`` are in nearly every file, and
-the standard library's ``http``, ``urllib`` and ``subprocess`` in most of a
-framework's: letting them through doubled the files Django's cold run
-analyses. A project function that wraps only those is not followed from
-another module (it is within its own)."""
-
-
 def _imports_slow_calls(data: bytes) -> bool:
-    roots = _words(_SLOW_ROOTS)
+    roots = _words(WRAPPED_SLOW_LIBRARIES)
     if roots is None or roots.search(data) is None:
         return False
-    return any(name.split(".", 1)[0] in _SLOW_ROOTS for name in imported_names(data))
+    return any(name.split(".", 1)[0] in WRAPPED_SLOW_LIBRARIES for name in imported_names(data))
 
 
 def may_have_findings(data: bytes, model: Model, index: ProjectIndex = EMPTY_INDEX) -> bool:
@@ -95,10 +85,4 @@ def may_have_findings(data: bytes, model: Model, index: ProjectIndex = EMPTY_IND
     exported = _words(frozenset(index.names()))
     if exported is not None and exported.search(data) is not None:
         return True
-    return index.has_state() and (
-        b".state." in data or b".ctx." in data or _STATE_ITEM.search(data) is not None
-    )
-
-
-_STATE_ITEM = re.compile(rb"(?:app|application|config_dict)\s*\[")
-"""aiohttp's application state: ``request.app["pool"]``."""
+    return index.has_state() and STATE_READ.search(data) is not None

@@ -39,7 +39,7 @@ _STATE_WRITE = re.compile(
     rb"(?:\.(?:state|ctx)\.\w+|(?:app|application|config_dict)\s*\[[^\]\n]+\])"
     rb"[ \t]*(?::[^=\n]*)?=(?!=)"
 )
-_STATE_READ = re.compile(rb"\.(?:state|ctx)\.\w|(?:app|application|config_dict)\s*\[")
+STATE_READ = re.compile(rb"\.(?:state|ctx)\.\w|(?:app|application|config_dict)\s*\[")
 """Application state: ``app.state.pool`` (Starlette, FastAPI, Litestar),
 ``app.ctx.pool`` (Sanic), ``app["pool"]`` (aiohttp)."""
 
@@ -162,7 +162,7 @@ class Scan:
 def scan(data: bytes, module: str | None, is_package: bool) -> Scan:
     return Scan(
         tuple(sorted(scan_imports(data, module, is_package))),
-        _STATE_READ.search(data) is not None,
+        STATE_READ.search(data) is not None,
         _STATE_WRITE.search(data) is not None,
     )
 

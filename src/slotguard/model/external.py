@@ -522,6 +522,15 @@ class ExternalCall:
 SLOW_LIBRARIES = frozenset(
     pattern.split(".", 1)[0] for family in FAMILIES for pattern in family.calls
 )
+
+WRAPPED_SLOW_LIBRARIES = SLOW_LIBRARIES - {"os", "asyncio", "http", "urllib", "subprocess"}
+"""Libraries of slow calls a project wraps for its other modules (an LLM
+client class, a webhook sender): a file importing one is read for its
+summary, which says which of its functions are slow. ``os`` and ``asyncio``
+are in nearly every file, and the standard library's ``http``, ``urllib``
+and ``subprocess`` in most of a framework's: letting them through doubled the
+files Django's cold run analyses. A project function that wraps only those
+is not followed from another module (it is within its own)."""
 """The top-level packages whose calls may be slow: a module that imports
 none of them makes no slow call of its own."""
 

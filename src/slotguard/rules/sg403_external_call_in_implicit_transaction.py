@@ -248,7 +248,7 @@ class ImplicitTransactions:
         call with the transaction its caller began still open: followed hop by
         hop while each hands the session on; a function of another module that
         gets it judges it itself."""
-        receiver = self._receiver_of(session)
+        receiver = self.receivers.get(session)
         if receiver is None:
             return False
         for depth, hop in enumerate(slow.chain):
@@ -278,9 +278,6 @@ class ImplicitTransactions:
                 return slow.elsewhere is None
             position, arg = handed
         return False
-
-    def _receiver_of(self, session: str) -> _Receiver | None:
-        return self.receivers.get(session)
 
     def facts_at(self, node: cst.CSTNode) -> set[_Fact]:
         if self._points is None:
@@ -361,8 +358,13 @@ class _Pass:
         work: SlowWork,
         given: _Receiver | None = None,
         trusting: bool = False,
+        following: frozenset[tuple[int, str]] = frozenset(),
     ) -> None:
         self.function = function
+        self.following = following
+        """The (function, parameter) pairs being followed into, outermost
+        first: recursion, or a chain deeper than ``_MAX_DEPTH``, counts as
+        ends."""
         self.trusting = trusting
         """Whether a function of another module given the session leaves its
         transaction as it was (asked of a helper its caller's transaction
@@ -546,7 +548,7 @@ class _Pass:
                 continue
             key = found.key
             if helper is not None:
-                use = _parameter_use(helper, position, arg, found, self.work, self.trusting)
+                use = _parameter_use(helper, position, arg, found, self)
             else:
                 use = "none" if self.trusting else "ends"
             if use == "begins":
@@ -713,28 +715,26 @@ def _parameter_name(helper: FunctionInfo, position: int, arg: cst.Arg) -> str | 
 
 
 def _parameter_use(
-    helper: FunctionInfo,
-    position: int,
-    arg: cst.Arg,
-    data: _Receiver,
-    work: SlowWork,
-    trusting: bool = False,
+    helper: FunctionInfo, position: int, arg: cst.Arg, data: _Receiver, caller: _Pass
 ) -> str:
     """ "ends", "begins" or "none": what a function of the module does to the
     session passed as this argument. It ends the transaction only if no normal
     return of the function can leave it open (followed through the function,
-    as the caller's own code is); anything it cannot tell counts as ends."""
+    as the caller's own code is, trusting other modules as the caller does);
+    anything it cannot tell counts as ends."""
     name = _parameter_name(helper, position, arg)
     if name is None:
         return "ends"
     key = (id(helper.node), name)
-    if key in _FOLLOWING or len(_FOLLOWING) >= _MAX_DEPTH:
+    if key in caller.following or len(caller.following) >= _MAX_DEPTH:
         return "ends"
-    _FOLLOWING.add(key)
-    try:
-        transactions = _Pass(helper, work, given=data._replace(key=name), trusting=trusting).run()
-    finally:
-        _FOLLOWING.discard(key)
+    transactions = _Pass(
+        helper,
+        caller.work,
+        given=data._replace(key=name),
+        trusting=caller.trusting,
+        following=caller.following | {key},
+    ).run()
     if transactions is None:
         return "ends"
     left = transactions.states[transactions.graph.exit.index] or frozenset()
@@ -743,9 +743,6 @@ def _parameter_use(
         return "ends"
     return "begins" if held - {_GIVEN} else "none"
 
-
-_FOLLOWING: set[tuple[int, str]] = set()
-"""The (function, parameter) pairs being followed: recursion counts as ends."""
 
 _MAX_DEPTH = 8
 
