@@ -728,6 +728,19 @@ def _parameter_use(
     key = (id(helper.node), name)
     if key in caller.following or len(caller.following) >= _MAX_DEPTH:
         return "ends"
+    module = helper.module
+    if not module.settled:
+        return _followed_use(helper, name, data, caller)
+    # Every call of the helper with a session asks the same: follow it once.
+    memo = (
+        f"sg403-parameter-use:{id(caller.work)}:{key}:{data}:{caller.trusting}:"
+        f"{sorted(caller.following)}"
+    )
+    return module.cached(memo, lambda: _followed_use(helper, name, data, caller))
+
+
+def _followed_use(helper: FunctionInfo, name: str, data: _Receiver, caller: _Pass) -> str:
+    key = (id(helper.node), name)
     transactions = _Pass(
         helper,
         caller.work,
