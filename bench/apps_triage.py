@@ -22,7 +22,10 @@ reported source line with its whitespace collapsed, ``#n`` for repeats), with
 
 Labels survive from one stage (``bench/results/apps/<stage>/``) to the next:
 a finding of a later stage with the same key reuses its label, so only new
-findings need reading. An unlabelled finding of the triage set is an error
+findings need reading. The *unseen* set is labelled the same way, once, at
+the commit that first ran it (applications added after the rules were
+tuned, so its first stage measures code nobody tuned on). An unlabelled
+finding of either set is an error
 (``--check`` fails, the summary lists it). The *held-out* set is never
 labelled: its raw counts are shown so that a change tuned to the triaged trees
 shows there; a label for one of its findings is an error too.
@@ -51,7 +54,10 @@ SUMMARY = BENCH / "apps_triage.md"
 VALUES = ("true", "false", "debatable")
 KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 FIRST_STAGES, LAST_STAGES = ("before",), ("after",)
-TRIAGE, HELD_OUT = "triage", "held-out"
+TRIAGE, HELD_OUT, UNSEEN = "triage", "held-out", "unseen"
+LABELLED = (TRIAGE, UNSEEN)
+"""The sets whose findings are labelled: the triage set, and the unseen set,
+labelled once at the commit it was first run and never tuned on before that."""
 
 Key = tuple[str, str, str, str]
 
@@ -160,7 +166,7 @@ def problems(stages: Sequence[Stage], data: dict[str, Any]) -> list[str]:
     index = label_index(data)
     for stage in stages:
         for finding in stage.findings:
-            if finding.set == TRIAGE and finding.key not in index:
+            if finding.set in LABELLED and finding.key not in index:
                 found.append(
                     f"unlabelled: {stage.name}: {finding.location} {finding.code} "
                     f"{finding.message[:120]}"
@@ -221,56 +227,70 @@ def render(stages: Sequence[Stage], data: dict[str, Any]) -> str:
         "",
         "## Stages",
         "",
-        "| stage | slotguard commit | triage-set findings | held-out findings |",
-        "|---|---|---|---|",
+        "| stage | slotguard commit | triage-set findings | held-out findings "
+        "| unseen-set findings |",
+        "|---|---|---|---|---|",
     ]
     for stage in stages:
-        triage = sum(1 for f in stage.findings if f.set == TRIAGE)
-        held = sum(1 for f in stage.findings if f.set == HELD_OUT)
-        lines.append(f"| {stage.name} | {', '.join(stage.slotguard_commits)} | {triage} | {held} |")
+        sizes = [sum(1 for f in stage.findings if f.set == name) for name in SET_ORDER]
+        cells = " | ".join(str(n) for n in sizes)
+        lines.append(f"| {stage.name} | {', '.join(stage.slotguard_commits)} | {cells} |")
     for stage in stages:
-        triaged = [f for f in stage.findings if f.set == TRIAGE]
-        lines += ["", f"## Stage `{stage.name}`", "", "### Per-rule precision", ""]
-        by_code: dict[str, list[Finding]] = {}
-        for finding in triaged:
-            by_code.setdefault(finding.code, []).append(finding)
-        rows = [
-            _row(code, _counts(by_code[code], index), len(by_code[code]))
-            for code in sorted(by_code)
-        ]
-        rows.append(_row("all", _counts(triaged, index), len(triaged)))
-        lines += _table("rule", rows)
-        lines += ["", "### Per project", ""]
-        lines += [
-            "| project | kind | findings | true | false | debatable | by rule |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for document in stage.documents:
-            if document["set"] != TRIAGE:
-                continue
-            mine = [f for f in triaged if f.project == document["name"]]
-            counts = _counts(mine, index)
-            codes = ", ".join(f"{c} {n}" for c, n in sorted(Counter(f.code for f in mine).items()))
-            lines.append(
-                f"| {document['name']} | {document['kind']} | {len(mine)} | {counts['true']} "
-                f"| {counts['false']} | {counts['debatable']} | {codes or '-'} |"
-            )
-        for label, title in (
-            ("false", "False-alarm classes"),
-            ("debatable", "Debatable classes"),
-            ("true", "True-leak classes"),
-        ):
-            lines += ["", f"### {title}", ""]
-            lines += _classes(triaged, index, classes, label)
-        unlabelled = [f for f in triaged if f.key not in index]
-        if unlabelled:
-            lines += ["", "### Unlabelled findings (an error: label them)", ""]
-            lines += [f"- `{f.location}` {f.code}: {_escape(f.message[:120])}" for f in unlabelled]
+        lines += ["", f"## Stage `{stage.name}`"]
+        for name in LABELLED:
+            if any(d["set"] == name for d in stage.documents):
+                lines += _labelled_set(stage, name, index, classes)
         lines += ["", "### Held-out set (not triaged)", ""]
         lines += _held_out(stage)
     lines += ["", "## Every label", ""]
     lines += _every_label(stages, data)
     return "\n".join(lines) + "\n"
+
+
+SET_ORDER = (TRIAGE, HELD_OUT, UNSEEN)
+
+
+def _labelled_set(
+    stage: Stage, set_name: str, index: dict[Key, dict[str, Any]], classes: dict[str, str]
+) -> list[str]:
+    """Per-rule precision, per-project counts and classes of one labelled set."""
+    triaged = [f for f in stage.findings if f.set == set_name]
+    lines = ["", f"### {set_name.capitalize()} set: per-rule precision", ""]
+    by_code: dict[str, list[Finding]] = {}
+    for finding in triaged:
+        by_code.setdefault(finding.code, []).append(finding)
+    rows = [
+        _row(code, _counts(by_code[code], index), len(by_code[code])) for code in sorted(by_code)
+    ]
+    rows.append(_row("all", _counts(triaged, index), len(triaged)))
+    lines += _table("rule", rows)
+    lines += ["", f"### {set_name.capitalize()} set: per project", ""]
+    lines += [
+        "| project | kind | findings | true | false | debatable | by rule |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for document in stage.documents:
+        if document["set"] != set_name:
+            continue
+        mine = [f for f in triaged if f.project == document["name"]]
+        counts = _counts(mine, index)
+        codes = ", ".join(f"{c} {n}" for c, n in sorted(Counter(f.code for f in mine).items()))
+        lines.append(
+            f"| {document['name']} | {document['kind']} | {len(mine)} | {counts['true']} "
+            f"| {counts['false']} | {counts['debatable']} | {codes or '-'} |"
+        )
+    for label, title in (
+        ("false", "false-alarm classes"),
+        ("debatable", "debatable classes"),
+        ("true", "true-leak classes"),
+    ):
+        lines += ["", f"#### {set_name.capitalize()} set: {title}", ""]
+        lines += _classes(triaged, index, classes, label)
+    unlabelled = [f for f in triaged if f.key not in index]
+    if unlabelled:
+        lines += ["", "#### Unlabelled findings (an error: label them)", ""]
+        lines += [f"- `{f.location}` {f.code}: {_escape(f.message[:120])}" for f in unlabelled]
+    return lines
 
 
 def _classes(
@@ -354,7 +374,7 @@ def todo(stages: Sequence[Stage], data: dict[str, Any]) -> list[dict[str, Any]]:
     records: dict[Key, dict[str, Any]] = {}
     for stage in stages:
         for f in stage.findings:
-            if f.set == TRIAGE and f.key not in index and f.key not in records:
+            if f.set in LABELLED and f.key not in index and f.key not in records:
                 records[f.key] = {
                     "project": f.project,
                     "path": f.path,
@@ -374,7 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode.add_argument(
         "--check",
         action="store_true",
-        help="fail if a finding of the triage set is unlabelled or a label is bad",
+        help="fail if a finding of a labelled set is unlabelled or a label is bad",
     )
     mode.add_argument(
         "--todo",
