@@ -18,7 +18,7 @@ def test_every_app_is_pinned_to_a_full_commit_and_named_once() -> None:
     for app in apps.APPS.values():
         assert re.fullmatch(r"[0-9a-f]{40}", app.commit), app
         assert app.kind.strip(), app
-        assert app.set in ("triage", "held-out"), app
+        assert app.set in ("triage", "held-out", "unseen"), app
 
 
 def test_stand_ins_say_what_they_replace_and_why() -> None:

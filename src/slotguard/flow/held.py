@@ -492,11 +492,20 @@ class _Solver:
             self.outcomes[site_index].leaks.append(leak)
 
 
+_LANDS_IN_NORMAL_FLOW = (EdgeKind.BREAK, EdgeKind.CONTINUE)
+
+
 def _with_via(state: State, kind: EdgeKind, point: Point) -> State:
+    """``state`` leaving normal flow at ``point`` by ``kind``. The first way
+    out is kept, except a ``break`` or ``continue``: it lands in normal flow
+    again (after the loop, at its head), so a later ``return`` or exception is
+    the way the path leaves, not the jump it happened to take earlier."""
     if not state:
         return state
     return frozenset(
-        fact if fact.via_kind is not None else fact._replace(via_kind=kind, via=point.index)
+        fact
+        if fact.via_kind is not None and fact.via_kind not in _LANDS_IN_NORMAL_FLOW
+        else fact._replace(via_kind=kind, via=point.index)
         for fact in state
     )
 
