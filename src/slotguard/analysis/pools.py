@@ -1011,13 +1011,20 @@ class _Reader:
         """The closing function and a shutdown registration of the module,
         when the module registers an application's shutdown hooks but neither
         registers nor calls this function: the close never runs at shutdown. A method, a
-        decorated function, a function the module names anywhere (calls,
-        passes, exports) and a close at module level all count."""
+        decorated function (or one nested in a decorated function, or holding
+        the decorated function that closes), a function the module names
+        anywhere (calls, passes, exports) and a close at module level all count."""
         if function is None:
             return None
+        current: FunctionInfo | None = function
+        while current is not None:
+            # A decorated function nested in the closer is registered when
+            # the closer runs (``@app.on_event("shutdown")`` inside the
+            # function that the application factory calls).
+            if current.cls is not None or current.node.decorators or self.result.hooks_of(current):
+                return None
+            current = current.parent
         closer = outermost(function)
-        if closer.cls is not None or closer.node.decorators or self.result.hooks_of(closer):
-            return None
         if closer.name in self._referenced_names():
             return None
         shutdown = next(
