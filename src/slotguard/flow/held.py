@@ -408,7 +408,11 @@ class _Solver:
         normal: State | None = None
         for target, kind in point.successors:
             if kind.exceptional:
-                yield target, _with_via(killed, kind, point)
+                if point.kind is PointKind.RESUME:
+                    # The exception in flight carries on past a ``finally``.
+                    yield target, _with_via(killed, kind, point)
+                else:
+                    yield target, _raised(killed, kind, point)
                 continue
             if normal is None:
                 normal = self._bind(killed, effects, point)
@@ -493,6 +497,17 @@ class _Solver:
 
 
 _LANDS_IN_NORMAL_FLOW = (EdgeKind.BREAK, EdgeKind.CONTINUE)
+
+
+def _raised(state: State, kind: EdgeKind, point: Point) -> State:
+    """``state`` leaving by an exception raised at ``point``. Whatever way out
+    the path took before (a ``return``, another exception), the exception
+    raised last is the one that leaves: a statement of a ``finally`` that
+    raises replaces the exception in flight, and a path that leaks only
+    because such a statement raised is judged by that statement."""
+    if not state:
+        return state
+    return frozenset(fact._replace(via_kind=kind, via=point.index) for fact in state)
 
 
 def _with_via(state: State, kind: EdgeKind, point: Point) -> State:
