@@ -35,6 +35,7 @@ from slotguard.syntax import (
     assigned_names,
     decorator_names,
     dotted_name,
+    keyword_argument,
     last_name,
     string_value,
     unwrap_await,
@@ -1004,6 +1005,7 @@ class Scope:
                     and (awaited or constructor.awaited is not True)
                     and self._bound_to_a_pool(call, constructor.bound_by)
                     and not self._from_an_unbound_factory(call)
+                    and not _sqlite_url(call)
                 )
                 return Produced(model.type(constructor.produces), expr, call, complete, callee)
         # Calling a factory: ``SessionLocal()``.
@@ -1326,6 +1328,30 @@ def _names_a_connection(expr: cst.BaseExpression) -> bool:
         return False
     last = name.rsplit(".", 1)[-1].lower()
     return "engine" not in last and any(hint in last for hint in CONNECTION_BIND_NAMES)
+
+
+def _sqlite_url(call: cst.Call) -> bool:
+    """Whether the call is given a SQLite URL written in the code
+    (``create_engine("sqlite:///app.db")``, an f-string or a ``.format`` of
+    one): a file or memory database holds no server connection slot."""
+    url = keyword_argument(call, "url")
+    if url is None:
+        url = next((arg for arg in call.args if arg.keyword is None and not arg.star), None)
+    if url is None:
+        return False
+    text = url.value
+    if (
+        isinstance(text, cst.Call)
+        and isinstance(text.func, cst.Attribute)
+        and text.func.attr.value == "format"
+    ):
+        text = text.func.value
+    if isinstance(text, cst.FormattedString):
+        first = text.parts[0] if text.parts else None
+        literal = first.value if isinstance(first, cst.FormattedStringText) else ""
+    else:
+        literal = string_value(text) or ""
+    return literal.lower().startswith("sqlite")
 
 
 def _bound(call: cst.Call, bound_by: tuple[str, ...]) -> bool:

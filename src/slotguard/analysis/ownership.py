@@ -77,14 +77,26 @@ _TEST_DIRECTORIES = frozenset({"test", "tests", "testing"})
 
 
 def is_test_path(path: Path, module_name: str | None) -> bool:
-    """``test_x.py``, ``x_test.py``, ``conftest.py``, or a file in a
+    """``test_x.py``, ``x_test.py``, ``conftest.py``, behave's
+    ``features/environment.py`` and ``features/steps/``, or a file in a
     ``tests`` directory: the one it sits in, or a package it belongs to
     (directories above the project's packages say nothing about it)."""
     stem = path.stem
     if stem == "conftest" or stem.startswith("test_") or stem.endswith("_test"):
         return True
+    if _behave_file(path):
+        return True
     packages = module_name.split(".")[:-1] if module_name else []
     return any(part in _TEST_DIRECTORIES for part in (*packages, path.parent.name))
+
+
+def _behave_file(path: Path) -> bool:
+    """behave's acceptance tests: ``features/environment.py`` (its hooks)
+    and the step modules under ``features/steps/``."""
+    parent = path.parent
+    if parent.name == "features":
+        return path.stem == "environment"
+    return parent.name == "steps" and parent.parent.name == "features"
 
 
 def builds_a_context_manager(function: FunctionInfo) -> bool:

@@ -40,9 +40,11 @@ from slotguard.analysis.ownership import (
     reclaimed_kinds,
     runs_once_per_process,
 )
+from slotguard.analysis.pools import lifecycle
 from slotguard.analysis.registries import is_registry
 from slotguard.flow.cfg import EdgeKind
 from slotguard.flow.held import FunctionFlow, Leak, LeakKind, SiteOutcome, flows, releases
+from slotguard.model.lifecycle import Phase
 from slotguard.model.vocabulary import Kind, ResourceType
 from slotguard.syntax import walk
 
@@ -198,10 +200,18 @@ def _counts(
             and outcome.site.name is not None
             and outcome.site.name.startswith(f"{function.self_name}.")
         )
-    if in_a_test(function):
+    if in_a_test(function) or _starts_the_application(function):
         return False
     via = leak.via
     return via is None or not finally_releases.releases(via.node, outcome)
+
+
+def _starts_the_application(function: FunctionInfo) -> bool:
+    """A startup hook (``@app.on_event("startup")``, Sanic's
+    ``before_server_start``...) or a function nested in one: an exception
+    there aborts the start and the process exits, so what it was holding
+    goes with the process."""
+    return lifecycle(function.module).phase_of(function) is Phase.STARTUP
 
 
 class _FinallyReleases:

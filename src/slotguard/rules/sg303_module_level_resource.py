@@ -11,8 +11,9 @@ and are not reported. Neither is a `scoped_session(...)` registry: it holds no
 connection itself, each thread gets its own session from it, and the
 `remove()` that closes that session at teardown usually sits in another
 module (Flask's `teardown_appcontext`, a middleware). Nor is code under
-`if __name__ == "__main__":`, a module-level `with` block, nor a script-style
-module that closes the connection at module level itself.
+`if __name__ == "__main__":`, a module-level `with` block, a script-style
+module that closes the connection at module level itself, nor a script that
+parses its command line at module level (`args = parser.parse_args()`).
 
 ## Why is this bad?
 A session or connection created on import holds a slot of the pool (or a
@@ -75,6 +76,9 @@ class ModuleLevelResource(Rule):
 
     def check(self, context: Context) -> None:
         module = context.module
+        if _reads_its_command_line(module.tree):
+            # A script: what it creates on import lives for its one run.
+            return
         scope = module.module_scope
         resources = module_resources(module)
         released = _released_at_module_level(scope, module.tree)
@@ -152,6 +156,26 @@ def _advice(produced: Produced) -> str:
         call = call.with_changes(func=call.func.with_changes(attr=cst.Name(method.context_manager)))
     keyword = "async with" if resource.is_async else "with"
     return f"open it where it is used, `{keyword} {code(call)} as ...`, {keep}"
+
+
+_COMMAND_LINE_PARSERS = frozenset({"parse_args", "parse_known_args"})
+
+
+def _reads_its_command_line(tree: cst.Module) -> bool:
+    """Whether the module parses its command line at module level
+    (``args = parser.parse_args()``): a script, run rather than imported,
+    whose import-time session is the run's own."""
+    for statement, where in _import_time_statements(tree):
+        if where is not None or isinstance(statement, cst.FunctionDef):
+            continue
+        for node in walk(statement):
+            if (
+                isinstance(node, cst.Call)
+                and isinstance(node.func, cst.Attribute)
+                and node.func.attr.value in _COMMAND_LINE_PARSERS
+            ):
+                return True
+    return False
 
 
 def _import_time_statements(
