@@ -301,6 +301,7 @@ class EffectReader:
         kept_nodes = {id(n) for n in escaping_leaves(expression)} if kept else set()
         discardable = None if keep_all else kept_nodes
         inside_await: set[int] = set()
+        temporaries: set[int] = set()
         for node in walk(expression, prune=_is_nested_scope):
             if isinstance(node, cst.Lambda):
                 effects.handoffs |= names_in(node.body)
@@ -309,7 +310,10 @@ class EffectReader:
                     inside_await.add(id(node.expression))
                     self._maybe_discarded(node, effects, discardable)
             elif isinstance(node, cst.Call):
-                self._call(node, effects, kept_nodes)
+                if isinstance(node.func, cst.Attribute) and isinstance(node.func.value, cst.Call):
+                    # ``Handler(session=s).run()``: the object lives for this call.
+                    temporaries.add(id(node.func.value))
+                self._call(node, effects, kept_nodes, temporary=id(node) in temporaries)
                 if discardable is not None:
                     discardable |= self._released_in_place(node)
                 if id(node) not in inside_await:
@@ -349,7 +353,14 @@ class EffectReader:
         if produced is not None:
             effects.discarded.append(produced)
 
-    def _call(self, call: cst.Call, effects: Effects, kept_nodes: set[int]) -> None:
+    def _call(
+        self, call: cst.Call, effects: Effects, kept_nodes: set[int], *, temporary: bool = False
+    ) -> None:
+        """What a call does to held names. ``temporary``: the call builds an
+        object only to call one of its methods (``Handler(session=s).run()``);
+        an object of a project class that is dropped at once keeps nothing, so
+        what it is given is lent, not handed over (threads, timers and
+        configured owner classes still take it)."""
         func = call.func
         method = func.attr.value if isinstance(func, cst.Attribute) else ""
         if method and isinstance(func, cst.Attribute):
@@ -370,7 +381,7 @@ class EffectReader:
             for arg in call.args:
                 effects.handoffs |= names_in(arg.value)
                 kept_nodes.update(id(n) for n in escaping_leaves(arg.value))
-        elif method in _CONTAINER_METHODS or self._owns(name, last):
+        elif method in _CONTAINER_METHODS or self._owns(name, last, temporary=temporary):
             for arg in call.args:
                 effects.handoffs |= escaping(arg.value)
                 kept_nodes.update(id(n) for n in escaping_leaves(arg.value))
@@ -407,16 +418,19 @@ class EffectReader:
             return method.parameter
         return None
 
-    def _owns(self, name: str | None, last: str) -> bool:
+    def _owns(self, name: str | None, last: str, *, temporary: bool = False) -> bool:
         """A constructor (``Repository(session)``) or a configured owner class.
 
         Exception constructors are not owners: ``raise Error(conn)`` does not
-        hand ``conn`` to anyone who will release it.
+        hand ``conn`` to anyone who will release it; nor is an object built
+        only to call one of its methods (``temporary``).
         """
         if name is not None:
             qualified = self.scope.module.qualify(name)
             if qualified is not None and self.model.is_owner_class(qualified):
                 return True
+        if temporary:
+            return False
         return is_class_name(last) and not last.endswith(("Error", "Exception", "Warning"))
 
 
