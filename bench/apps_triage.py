@@ -53,7 +53,9 @@ LABELS = BENCH / "apps_labels.json"
 SUMMARY = BENCH / "apps_triage.md"
 VALUES = ("true", "false", "debatable")
 KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-FIRST_STAGES, LAST_STAGES = ("before",), ("after",)
+STAGES = ("before", "after", "unseen-first", "after-18")
+"""The committed stages in the order they were run: issue 14's before and
+after, the first run of the unseen set, and the whole corpus after issue 18."""
 TRIAGE, HELD_OUT, UNSEEN = "triage", "held-out", "unseen"
 LABELLED = (TRIAGE, UNSEEN)
 """The sets whose findings are labelled: the triage set, and the unseen set,
@@ -94,11 +96,8 @@ class Stage:
 
 
 def stage_order(name: str) -> tuple[int, str]:
-    if name in FIRST_STAGES:
-        return (0, name)
-    if name in LAST_STAGES:
-        return (2, name)
-    return (1, name)
+    """Known stages in the order they were run, any other after them."""
+    return (STAGES.index(name), "") if name in STAGES else (len(STAGES), name)
 
 
 def load_stages(results: Path = RESULTS) -> list[Stage]:
