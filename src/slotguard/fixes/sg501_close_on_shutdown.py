@@ -52,7 +52,7 @@ from slotguard.model.lifecycle import Phase
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context, RawFinding
 from slotguard.rules.common import code
-from slotguard.syntax import assigned_names, dotted_name, unwrap_await, walk
+from slotguard.syntax import assigned_names, dotted_name, string_value, unwrap_await, walk
 
 UNSAFE = " (unsafe: its connections are closed there, where they used to stay open)"
 
@@ -268,10 +268,7 @@ def _on_shutdown(context: Context, finding: RawFinding, site: PoolSite) -> Plan 
         if any(hook.phase in (Phase.SHUTDOWN, Phase.LIFESPAN) for hook in found.hooks_of(function))
     ]
     if not hooks:
-        return Unfixable(
-            "no shutdown hook or lifespan of the application is in this module "
-            "(the fix adds the close to one, and writes none)"
-        )
+        return _beside_the_startup_handler(context, finding, site, release)
     hook = hooks[0]
     name = site.shown
     if name in _locally_bound(hook):
@@ -279,6 +276,103 @@ def _on_shutdown(context: Context, finding: RawFinding, site: PoolSite) -> Plan 
     if found.phase_of(hook) is Phase.LIFESPAN:
         return _after_yield(context, finding, hook, site, release)
     return _at_the_end(context, finding, hook, site, release)
+
+
+_NO_SHUTDOWN_HOOK = (
+    "no shutdown hook or lifespan of the application is in this module "
+    "(the fix adds the close to one, and writes none)"
+)
+
+
+def _beside_the_startup_handler(
+    context: Context, finding: RawFinding, site: PoolSite, release: cst.BaseExpression
+) -> Plan | Unfixable:
+    """A module whose application runs a startup handler registered with
+    ``@app.on_event("startup")`` and no shutdown handler: a shutdown handler
+    registered the same way, right after it, closes the pool. The
+    application's own mechanism, spelled as the module spells it; nothing else
+    of the module changes."""
+    found = lifecycle(context.module)
+    module = context.module.tree
+    for index, statement in enumerate(module.body):
+        if not isinstance(statement, cst.FunctionDef):
+            continue
+        decorator = _startup_decorator(statement)
+        function = context.module.function_named(statement.name.value)
+        if decorator is None or function is None:
+            continue
+        if found.phase_of(function) is not Phase.STARTUP:
+            continue
+        name = _free_name(context, f"close_{site.shown.rsplit('.', 1)[-1]}")
+        handler = _shutdown_handler(statement, decorator, name, release)
+
+        def build(
+            statement: cst.FunctionDef = statement, handler: cst.FunctionDef = handler
+        ) -> list[cst.BaseStatement]:
+            return [statement, handler]
+
+        return Plan(
+            code=finding.rule.code,
+            applicability=Applicability.UNSAFE,
+            description=(
+                f"close `{site.shown}` with `{code(release)}` in a new shutdown handler "
+                f"`{name}`, registered like `{statement.name.value}`" + SHUTDOWN_UNSAFE
+            ),
+            block=module,
+            start=index,
+            end=index + 1,
+            build=build,
+        )
+    return Unfixable(_NO_SHUTDOWN_HOOK)
+
+
+def _startup_decorator(function: cst.FunctionDef) -> cst.Decorator | None:
+    """The ``@<app>.on_event("startup")`` decorator of a function, if it is
+    its only decorator."""
+    if len(function.decorators) != 1:
+        return None
+    decorator = function.decorators[0]
+    call = decorator.decorator
+    if not (
+        isinstance(call, cst.Call)
+        and isinstance(call.func, cst.Attribute)
+        and call.func.attr.value == "on_event"
+        and len(call.args) == 1
+        and isinstance(call.args[0].value, cst.SimpleString)
+        and string_value(call.args[0].value) == "startup"
+    ):
+        return None
+    return decorator
+
+
+def _shutdown_handler(
+    startup: cst.FunctionDef, decorator: cst.Decorator, name: str, release: cst.BaseExpression
+) -> cst.FunctionDef:
+    call = decorator.decorator
+    assert isinstance(call, cst.Call)
+    argument = call.args[0]
+    assert isinstance(argument.value, cst.SimpleString)
+    shutdown = cst.SimpleString(argument.value.value.replace("startup", "shutdown"))
+    registration = decorator.with_changes(
+        decorator=call.with_changes(args=[argument.with_changes(value=shutdown)])
+    )
+    template = cst.parse_statement(f"async def {name}() -> None:\n    pass\n")
+    assert isinstance(template, cst.FunctionDef)
+    body = cst.IndentedBlock(
+        body=[cst.SimpleStatementLine([cst.Expr(release)])],
+        indent=startup.body.indent if isinstance(startup.body, cst.IndentedBlock) else None,
+    )
+    blank = [cst.EmptyLine(), cst.EmptyLine()]
+    return template.with_changes(decorators=[registration], body=body, leading_lines=blank)
+
+
+def _free_name(context: Context, wanted: str) -> str:
+    """``wanted``, or ``wanted_2``... if the module already defines it."""
+    taken = set(context.module.definitions)
+    name, number = wanted, 2
+    while name in taken:
+        name, number = f"{wanted}_{number}", number + 1
+    return name
 
 
 def _release_call(site: PoolSite) -> cst.BaseExpression | Unfixable:
