@@ -25,6 +25,7 @@ from slotguard.syntax import (
     assigned_names,
     dotted_name,
     is_class_name,
+    is_nested_scope,
     last_name,
     names_in,
     string_value,
@@ -132,6 +133,7 @@ class EffectReader:
         self.lent: set[str] = set()
         """...except the names it releases itself after the yield."""
         self.releasing_functions = releasing_functions
+        self._helpers: frozenset[str] | None = None
         self.global_names: set[str] = set()
         for node in scope.of_type(cst.Global, cst.Nonlocal):
             assert isinstance(node, cst.Global | cst.Nonlocal)
@@ -194,7 +196,13 @@ class EffectReader:
         if isinstance(node, cst.Assign | cst.AnnAssign | cst.AugAssign | cst.Del):
             effects.sets = assigned_conditions(node)
         if isinstance(node, cst.Assign):
-            self._expression(node.value, effects, kept=True)
+            if self._builds_a_helper(node):
+                # ``summarizer = Summarizer(session=s)``, then only
+                # ``summarizer.run()``: the object is as temporary as a
+                # ``Summarizer(session=s).run()``.
+                self._expression(node.value, effects, kept=True, temporary=node.value)
+            else:
+                self._expression(node.value, effects, kept=True)
             for target in node.targets:
                 self._assign(target.target, node.value, effects)
         elif isinstance(node, cst.AnnAssign):
@@ -292,16 +300,19 @@ class EffectReader:
         *,
         kept: bool = False,
         keep_all: bool = False,
+        temporary: cst.BaseExpression | None = None,
     ) -> None:
         """Calls, yields, walruses and closures inside ``expression``.
 
         ``kept``: the expression's value is assigned, returned or entered, so
         what it holds on to (see ``escaping``) is not thrown away.
+        ``temporary``: a construction whose object lives only for this
+        function's calls of its methods (see ``_builds_a_helper``).
         """
         kept_nodes = {id(n) for n in escaping_leaves(expression)} if kept else set()
         discardable = None if keep_all else kept_nodes
         inside_await: set[int] = set()
-        temporaries: set[int] = set()
+        temporaries: set[int] = {id(temporary)} if temporary is not None else set()
         for node in walk(expression, prune=_is_nested_scope):
             if isinstance(node, cst.Lambda):
                 effects.handoffs |= names_in(node.body)
@@ -417,6 +428,57 @@ class EffectReader:
         if method is not None and method.kind is SymbolKind.RELEASER:
             return method.parameter
         return None
+
+    def _builds_a_helper(self, node: cst.Assign) -> bool:
+        """``helper = Helper(session=s)`` where ``helper`` is a local used
+        only as the receiver of attribute reads and method calls in this
+        function: never passed, returned, stored, rebound or captured by a
+        nested function, so the object dies with the call."""
+        value = node.value
+        if not (isinstance(value, cst.Call) and len(node.targets) == 1):
+            return False
+        target = node.targets[0].target
+        if not isinstance(target, cst.Name) or not is_class_name(last_name(value.func)):
+            return False
+        return target.value in self._attribute_only_locals()
+
+    def _attribute_only_locals(self) -> frozenset[str]:
+        if self._helpers is not None:
+            return self._helpers
+        function = self.scope.function
+        found: frozenset[str] = frozenset()
+        if function is not None:
+            uses: dict[str, int] = {}
+            receivers: dict[str, int] = {}
+            assigned: dict[str, int] = {}
+            for node in walk(function.node.body):
+                if isinstance(node, cst.Name):
+                    uses[node.value] = uses.get(node.value, 0) + 1
+                elif isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name):
+                    receivers[node.value.value] = receivers.get(node.value.value, 0) + 1
+                elif isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name):
+                    assigned[node.target.value] = assigned.get(node.target.value, 0) + 1
+            nested = {
+                id(inner)
+                for scope_node in walk(function.node.body)
+                if is_nested_scope(scope_node)
+                for inner in walk(scope_node)
+            }
+            in_nested = {
+                node.value
+                for node in walk(function.node.body)
+                if isinstance(node, cst.Name) and id(node) in nested
+            }
+            found = frozenset(
+                name
+                for name, count in assigned.items()
+                if count == 1
+                and name not in in_nested
+                and name not in self.global_names
+                and uses.get(name, 0) == 1 + receivers.get(name, 0)
+            )
+        self._helpers = found
+        return found
 
     def _owns(self, name: str | None, last: str, *, temporary: bool = False) -> bool:
         """A constructor (``Repository(session)``) or a configured owner class.
