@@ -51,6 +51,7 @@ UNSEEN = {
     "sg501_asyncpg_pool_per_job_never_closed": "a pool left open holds no checkout",
     "sg501_sqlalchemy_engine_per_call_never_disposed": "a pool left open holds no checkout",
     "sg501_starlette_lifespan_never_closes_pool": "a pool left open holds no checkout",
+    "sg501_starlette_engine_without_shutdown": "a pool left open holds no checkout",
     "sg502_starlette_pool_opened_on_startup": "a pool left open holds no checkout",
 }
 

@@ -284,6 +284,14 @@ SCENARIOS = [
         exhausts=False,
     ),
     _scenario(
+        "sg501_starlette_engine_without_shutdown",
+        "SG501",
+        "unsafe",
+        held=1,
+        pooled=False,
+        exhausts=False,
+    ),
+    _scenario(
         "sg501_sqlalchemy_engine_per_call_never_disposed",
         "SG501",
         "unsafe",
