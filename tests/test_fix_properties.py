@@ -187,6 +187,15 @@ def spliced(engine):
     rows = load(engine, SessionLocal())
     pass  # here
 """,
+    "lent to a helper object": """\
+def spliced():
+    db = SessionLocal()
+    pass  # here
+    handler = Handler(db)
+    handler.run()
+    pass  # here
+    db.close()
+""",
     "next on a dependency": """\
 def spliced():
     db = next(get_db())
