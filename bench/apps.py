@@ -28,9 +28,11 @@ tree's root), the slotguard commit and the corpus commit, per-code counts and
 the number of files not analysed (SG000) apart. No timestamp, so the files can
 be committed and compared between stages.
 
-Two sets: ``triage`` (every finding is labelled in ``bench/apps_labels.json``)
-and ``held-out`` (run, never triaged while the rules are being fixed, so that
-a fix that only fits the triaged trees shows there).
+Three sets: ``triage`` (every finding is labelled in ``bench/apps_labels.json``),
+``held-out`` (run, never triaged while the rules are being fixed, so that
+a fix that only fits the triaged trees shows there) and ``unseen``
+(applications added once the rules were tuned: their first run measures code
+nobody tuned on, and is labelled like the triage set).
 """
 
 from __future__ import annotations
