@@ -52,7 +52,7 @@ from slotguard.results import FileResult, Outcome, Verdict
 from slotguard.view import Footprint
 
 FORMAT = "slotguard-results-cache"
-VERSION = 7
+VERSION = 8
 """Bumped whenever the shape of an entry changes."""
 FILE_NAME = "results.json"
 PROJECT_FILE = "project.json"
@@ -258,6 +258,7 @@ def encode_symbol(symbol: Symbol) -> Json:
         symbol.element,
         symbol.raises,
         symbol.slow,
+        symbol.mixed,
     ]
 
 
@@ -275,9 +276,9 @@ def decode_symbol(data: Json) -> Symbol:
         raise BadEntry("a symbol's fields are plain values") from None
     if found is not None:
         return found
-    if len(values) != 7:
-        raise BadEntry("a symbol has seven fields")
-    kind, type_name, awaited, parameter, element, raises, slow = values
+    if len(values) != 8:
+        raise BadEntry("a symbol has eight fields")
+    kind, type_name, awaited, parameter, element, raises, slow, mixed = values
     known = _SYMBOL_KINDS.get(_string(kind))
     if known is None:
         raise BadEntry(f"no symbol kind {kind!r}")
@@ -289,6 +290,7 @@ def decode_symbol(data: Json) -> Symbol:
         None if element is None else _integer(element),
         _boolean(raises),
         _optional_string(slow),
+        _boolean(mixed),
     )
     return found
 

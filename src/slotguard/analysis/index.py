@@ -54,6 +54,9 @@ class Symbol:
     """For functions and methods: the slow external call it makes, itself or
     through functions it calls, as a message names it ("an LLM call"); with
     ``awaited``, only once awaited (SG4 in the modules that call it)."""
+    mixed: bool = False
+    """For acquirers: some ``return`` gives back something else (another
+    shape, ``None``), so a caller cannot rely on holding the resource."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,6 +89,9 @@ class Produced:
     via_project: bool = False
     """Produced by a project function or method that wraps the library's
     call: its context-manager form, if any, is the project's, unknown here."""
+    mixed: bool = False
+    """A project function that returns the resource on some paths and
+    something else on others (see ``FunctionInfo.returns_something_else``)."""
 
     @property
     def acquires(self) -> bool:
@@ -208,6 +211,31 @@ class FunctionInfo:
         (``return conn, cur`` → 0); None when it is returned alone."""
         found = self._returned()
         return found[1] if found is not None else None
+
+    def returns_something_else(self) -> bool:
+        """Whether a ``return`` of this acquiring function gives back
+        something other than the resource in its place (``return conn, cur``
+        beside ``return session``, ``return None``): a caller's ``with`` or
+        ``close()`` would break on those paths."""
+        found = self._returned()
+        if found is None:
+            return False
+        element = found[1]
+        scope = self.scope
+        for node in scope.of_type(cst.Return):
+            assert isinstance(node, cst.Return)
+            if node.value is None:
+                continue
+            value = node.value
+            if element is None:
+                if _acquired_value(scope, value) is None:
+                    return True
+                continue
+            if not isinstance(value, cst.Tuple) or len(value.elements) <= element:
+                return True
+            if _acquired_value(scope, value.elements[element].value) is None:
+                return True
+        return False
 
     def _returned(self) -> tuple[ResourceType, int | None] | None:
         if self.is_generator:
@@ -1022,7 +1050,14 @@ class Scope:
             if acquired is not None:
                 complete = awaited or not symbol.awaited
                 return Produced(
-                    acquired, expr, call, complete, callee, element=symbol.element, via_project=True
+                    acquired,
+                    expr,
+                    call,
+                    complete,
+                    callee,
+                    element=symbol.element,
+                    via_project=True,
+                    mixed=symbol.mixed,
                 )
         # A function of this module that returns what it acquires.
         function = module.function_named(callee)
@@ -1032,7 +1067,14 @@ class Scope:
                 complete = awaited or not function.is_async
                 element = function.returned_element()
                 return Produced(
-                    returned, expr, call, complete, callee, element=element, via_project=True
+                    returned,
+                    expr,
+                    call,
+                    complete,
+                    callee,
+                    element=element,
+                    via_project=True,
+                    mixed=function.returns_something_else(),
                 )
         return None
 

@@ -81,6 +81,7 @@ def _function_symbol(
             returned.name,
             awaited=function.is_async,
             element=function.returned_element(),
+            mixed=function.returns_something_else(),
             raises=True,
         )
     raising_call = raises.function_raises(function)

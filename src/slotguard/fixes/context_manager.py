@@ -137,12 +137,23 @@ def _place(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> _Place
     if outcome.handed_off:
         # A ``with`` would release it under its new owner's feet.
         return Unfixable(f"`{site.name}` is handed to another owner on some path")
+    if site.produced.mixed:
+        return Unfixable(returns_something_else(site))
     parents = function_parents(context, flow.function.node)
     statement = acquiring_statement(site, parents)
     block = parents.get(id(statement)) if statement is not None else None
     if statement is None or not isinstance(block, cst.IndentedBlock | cst.Module):
         return Unfixable(f"`{site.name} = ...` is not a statement of its own")
     return _Place(site, statement, block, index_of(block, statement))
+
+
+def returns_something_else(site: Site) -> str:
+    """Why an acquisition through a project function that does not always
+    return the resource is not rewritten."""
+    return (
+        f"`{site.produced.callee}()` returns something else on some of its paths, "
+        "which a `with` or a release would break on"
+    )
 
 
 def _finally_plan(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> Plan | None:

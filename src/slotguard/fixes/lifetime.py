@@ -490,11 +490,18 @@ def _escape(
             if isinstance(node, cst.Return | cst.Yield) and isinstance(
                 node.value, cst.BaseExpression
             ):
+                verb = "returned" if isinstance(node, cst.Return) else "yielded"
                 if carries(node.value, watched, plain):
-                    verb = "returned" if isinstance(node, cst.Return) else "yielded"
                     return Unfixable(
                         f"a value loaded through `{name}` is {verb} by "
                         f"`{_first_line(_line_of(statement, node))}`, and {closed}"
+                    )
+                if kind is Kind.POOL and _mentions(node.value, {name}):
+                    # ``return sessionmaker(bind=engine)()``: what is handed
+                    # out draws its connections from the pool later.
+                    return Unfixable(
+                        f"`{name}` goes out with the value {verb} by "
+                        f"`{_first_line(_line_of(statement, node))}`, which may use it later"
                     )
             elif isinstance(node, cst.Assign | cst.AnnAssign | cst.AugAssign):
                 targets = (

@@ -55,6 +55,7 @@ from slotguard.fixes.context_manager import (
     index_of,
     needs_closing,
     reindent_continuations,
+    returns_something_else,
     site_of,
     without_leading_blank_lines,
 )
@@ -111,6 +112,8 @@ def plan_never_released(context: Context, finding: RawFinding) -> Plan | Unfixab
     if outcome.managed:
         return Unfixable("it is released or handed on somewhere already")
     site = outcome.site
+    if site.produced.mixed:
+        return Unfixable(returns_something_else(site))
     parents = function_parents(context, flow.function.node)
     if site.name is not None:
         statement = acquiring_statement(site, parents)
