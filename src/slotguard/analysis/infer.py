@@ -130,6 +130,12 @@ class FunctionInfo:
         self.decorators = [module.qualify(name) or name for name in decorator_names(node)]
         self._scope: Scope | None = None
 
+    @cached_property
+    def body_nodes(self) -> ScopeNodes:
+        """The nodes of the function's body: built once, whatever number of
+        ``Scope`` objects are built over it."""
+        return ScopeNodes(self.node.body)
+
     @property
     def scope(self) -> Scope:
         if self._scope is None:
@@ -499,6 +505,11 @@ class ModuleInfo:
         self._returns[key] = found
         return found
 
+    @cached_property
+    def body_nodes(self) -> ScopeNodes:
+        """The nodes of the module body (functions and classes not entered)."""
+        return ScopeNodes(self.tree)
+
     @property
     def module_scope(self) -> Scope:
         provisional: Scope = _EmptyScope(self)
@@ -618,6 +629,33 @@ class ModuleInfo:
             yield function.scope
 
 
+class ScopeNodes:
+    """Every node of one scope's body, parents first (nested scopes not
+    entered), and those of given types on demand.
+
+    Syntax only, so computed once per body: a function's ``Scope`` is built
+    again each time it is asked for while provisional values are in play
+    (``ModuleInfo._guarded``), and walking the body each time cost more than
+    the inference itself.
+    """
+
+    __slots__ = ("_by_type", "nodes")
+
+    def __init__(self, body: cst.CSTNode) -> None:
+        self.nodes: list[cst.CSTNode] = list(walk_scope(body))
+        self._by_type: dict[tuple[type, ...], list[cst.CSTNode]] = {}
+
+    def of_type(self, *types: type) -> list[cst.CSTNode]:
+        """The nodes of exactly these libcst types, in order (shared: not to
+        be modified)."""
+        found = self._by_type.get(types)
+        if found is None:
+            wanted = frozenset(types)
+            found = [node for node in self.nodes if type(node) in wanted]
+            self._by_type[types] = found
+        return found
+
+
 class Scope:
     """What the names of one function body (or the module body) hold.
 
@@ -639,9 +677,9 @@ class Scope:
         self._produced: dict[int, Produced | None] = {}
         self.instances: dict[str, str] = {}
         """Names bound to an instance of a project class → its qualified name."""
-        self.nodes: list[cst.CSTNode] = list(walk_scope(self.body))
+        self._body_nodes = function.body_nodes if function is not None else module.body_nodes
+        self.nodes: list[cst.CSTNode] = self._body_nodes.nodes
         """Every node of the scope, parents first (nested scopes not entered)."""
-        self._by_type: dict[tuple[type, ...], list[cst.CSTNode]] = {}
         if function is not None:
             self._bind_parameters(function)
         self._bind_body()
@@ -690,12 +728,7 @@ class Scope:
 
     def of_type(self, *types: type) -> list[cst.CSTNode]:
         """The scope's nodes of exactly these libcst types, in order."""
-        found = self._by_type.get(types)
-        if found is None:
-            wanted = frozenset(types)
-            found = [node for node in self.nodes if type(node) in wanted]
-            self._by_type[types] = found
-        return found
+        return self._body_nodes.of_type(*types)
 
     def _bind_body(self) -> None:
         for node in self.of_type(
