@@ -139,10 +139,9 @@ class FunctionInfo:
     @property
     def scope(self) -> Scope:
         if self._scope is None:
-            scope = Scope(self.module, self)
             if not self.module.settled:
-                return scope
-            self._scope = scope
+                return self.module.provisional_scope(self)
+            self._scope = Scope(self.module, self)
         return self._scope
 
     @cached_property
@@ -261,7 +260,10 @@ class ModuleInfo:
         self.definitions: dict[str, FunctionInfo | ClassInfo] = {}
         self._module_annotations: dict[str, cst.BaseExpression] = {}
         self._memo: dict[str, object] = {}
-        self._provisional = 0
+        self._in_play: list[str] = []
+        """The keys ``_guarded`` is computing, outermost first: their
+        provisional values are in play."""
+        self._provisional_scopes: dict[tuple[object, ...], Scope] = {}
         self._returns: dict[int, ResourceType | None] = {}
         self._returning: set[int] = set()
         self._declares_global: set[int] = set()
@@ -276,13 +278,14 @@ class ModuleInfo:
         if key in self._memo:
             return self._memo[key]  # type: ignore[return-value]
         self._memo[key] = provisional
-        self._provisional += 1
+        self._in_play.append(key)
         try:
             value = compute()
         finally:
-            self._provisional -= 1
-        if self._provisional == 0:
+            self._in_play.pop()
+        if not self._in_play:
             self._memo[key] = value
+            self._provisional_scopes.clear()
         else:
             del self._memo[key]
         return value
@@ -297,7 +300,30 @@ class ModuleInfo:
     @property
     def settled(self) -> bool:
         """No provisional value is in play: results may be memoised."""
-        return self._provisional == 0
+        return not self._in_play
+
+    def provisional_scope(self, function: FunctionInfo) -> Scope:
+        """The scope of a function while provisional values are in play (it
+        is not kept on the function then: it may see them).
+
+        Building it again would give the same scope as long as nothing it may
+        read has changed: the keys in play, the values memoised so far (only
+        ever added to, so their number tells them) and the state of
+        ``returned_acquisition``. Lookups through enclosing functions ask for
+        the same scopes over and over, so it is built once per such state.
+        """
+        key = (
+            function,
+            tuple(self._in_play),
+            len(self._memo) - len(self._in_play),
+            len(self._returns),
+            frozenset(self._returning),
+        )
+        scope = self._provisional_scopes.get(key)
+        if scope is None:
+            scope = Scope(self, function)
+            self._provisional_scopes[key] = scope
+        return scope
 
     # -- collection -------------------------------------------------------
 
