@@ -12,7 +12,7 @@ of these explains has no type: slotguard does not guess.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property, partial
 from typing import TypeVar
@@ -38,6 +38,7 @@ from slotguard.syntax import (
     last_name,
     string_value,
     unwrap_await,
+    walk,
     walk_scope,
 )
 
@@ -131,10 +132,10 @@ class FunctionInfo:
         self._scope: Scope | None = None
 
     @cached_property
-    def body_nodes(self) -> ScopeNodes:
-        """The nodes of the function's body: built once, whatever number of
-        ``Scope`` objects are built over it."""
-        return ScopeNodes(self.node.body)
+    def body_nodes(self) -> NodeIndex:
+        """The nodes of the function's body, nested scopes not entered: built
+        once, whatever number of ``Scope`` objects are built over it."""
+        return NodeIndex(walk_scope(self.node.body))
 
     @property
     def scope(self) -> Scope:
@@ -532,9 +533,14 @@ class ModuleInfo:
         return found
 
     @cached_property
-    def body_nodes(self) -> ScopeNodes:
+    def body_nodes(self) -> NodeIndex:
         """The nodes of the module body (functions and classes not entered)."""
-        return ScopeNodes(self.tree)
+        return NodeIndex(walk_scope(self.tree))
+
+    @cached_property
+    def tree_nodes(self) -> NodeIndex:
+        """Every node of the module, nested scopes included."""
+        return NodeIndex(walk(self.tree))
 
     @property
     def module_scope(self) -> Scope:
@@ -655,20 +661,20 @@ class ModuleInfo:
             yield function.scope
 
 
-class ScopeNodes:
-    """Every node of one scope's body, parents first (nested scopes not
-    entered), and those of given types on demand.
+class NodeIndex:
+    """The nodes of a walk (parents first, in source order), and those of
+    given types on demand.
 
-    Syntax only, so computed once per body: a function's ``Scope`` is built
-    again each time it is asked for while provisional values are in play
-    (``ModuleInfo._guarded``), and walking the body each time cost more than
-    the inference itself.
+    Syntax only, so computed once per tree: a function's body
+    (``FunctionInfo.body_nodes``) is read by each ``Scope`` built over it,
+    the whole module (``ModuleInfo.tree_nodes``) by several analyses that
+    each walked it.
     """
 
     __slots__ = ("_by_type", "nodes")
 
-    def __init__(self, body: cst.CSTNode) -> None:
-        self.nodes: list[cst.CSTNode] = list(walk_scope(body))
+    def __init__(self, nodes: Iterable[cst.CSTNode]) -> None:
+        self.nodes: list[cst.CSTNode] = list(nodes)
         self._by_type: dict[tuple[type, ...], list[cst.CSTNode]] = {}
 
     def of_type(self, *types: type) -> list[cst.CSTNode]:
