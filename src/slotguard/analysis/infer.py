@@ -671,21 +671,35 @@ class NodeIndex:
     each walked it.
     """
 
-    __slots__ = ("_by_type", "nodes")
+    __slots__ = ("_by_type", "_positions", "nodes")
 
     def __init__(self, nodes: Iterable[cst.CSTNode]) -> None:
         self.nodes: list[cst.CSTNode] = list(nodes)
         self._by_type: dict[tuple[type, ...], list[cst.CSTNode]] = {}
+        self._positions: dict[type, list[int]] | None = None
 
     def of_type(self, *types: type) -> list[cst.CSTNode]:
         """The nodes of exactly these libcst types, in order (shared: not to
         be modified)."""
         found = self._by_type.get(types)
         if found is None:
-            wanted = frozenset(types)
-            found = [node for node in self.nodes if type(node) in wanted]
+            positions = self._positions_by_type()
+            chosen = [positions[t] for t in set(types) if t in positions]
+            indices = chosen[0] if len(chosen) == 1 else sorted(i for p in chosen for i in p)
+            nodes = self.nodes
+            found = [nodes[i] for i in indices]
             self._by_type[types] = found
         return found
+
+    def _positions_by_type(self) -> dict[type, list[int]]:
+        """Where the nodes of each type are: one pass over the nodes, then
+        each query costs what it finds, not the size of the tree."""
+        if self._positions is None:
+            positions: dict[type, list[int]] = {}
+            for index, node in enumerate(self.nodes):
+                positions.setdefault(type(node), []).append(index)
+            self._positions = positions
+        return self._positions
 
 
 class Scope:
