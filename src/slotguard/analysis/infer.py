@@ -12,7 +12,7 @@ of these explains has no type: slotguard does not guess.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property, partial
 from typing import TypeVar
@@ -39,6 +39,7 @@ from slotguard.syntax import (
     last_name,
     string_value,
     unwrap_await,
+    walk,
     walk_scope,
 )
 
@@ -134,13 +135,18 @@ class FunctionInfo:
         self.decorators = [module.qualify(name) or name for name in decorator_names(node)]
         self._scope: Scope | None = None
 
+    @cached_property
+    def body_nodes(self) -> NodeIndex:
+        """The nodes of the function's body, nested scopes not entered: built
+        once, whatever number of ``Scope`` objects are built over it."""
+        return NodeIndex(walk_scope(self.node.body))
+
     @property
     def scope(self) -> Scope:
         if self._scope is None:
-            scope = Scope(self.module, self)
             if not self.module.settled:
-                return scope
-            self._scope = scope
+                return self.module.provisional_scope(self)
+            self._scope = Scope(self.module, self)
         return self._scope
 
     @cached_property
@@ -284,7 +290,10 @@ class ModuleInfo:
         self.definitions: dict[str, FunctionInfo | ClassInfo] = {}
         self._module_annotations: dict[str, cst.BaseExpression] = {}
         self._memo: dict[str, object] = {}
-        self._provisional = 0
+        self._in_play: list[str] = []
+        """The keys ``_guarded`` is computing, outermost first: their
+        provisional values are in play."""
+        self._provisional_scopes: dict[tuple[object, ...], Scope] = {}
         self._returns: dict[int, ResourceType | None] = {}
         self._returning: set[int] = set()
         self._declares_global: set[int] = set()
@@ -299,13 +308,14 @@ class ModuleInfo:
         if key in self._memo:
             return self._memo[key]  # type: ignore[return-value]
         self._memo[key] = provisional
-        self._provisional += 1
+        self._in_play.append(key)
         try:
             value = compute()
         finally:
-            self._provisional -= 1
-        if self._provisional == 0:
+            self._in_play.pop()
+        if not self._in_play:
             self._memo[key] = value
+            self._provisional_scopes.clear()
         else:
             del self._memo[key]
         return value
@@ -320,7 +330,30 @@ class ModuleInfo:
     @property
     def settled(self) -> bool:
         """No provisional value is in play: results may be memoised."""
-        return self._provisional == 0
+        return not self._in_play
+
+    def provisional_scope(self, function: FunctionInfo) -> Scope:
+        """The scope of a function while provisional values are in play (it
+        is not kept on the function then: it may see them).
+
+        Building it again would give the same scope as long as nothing it may
+        read has changed: the keys in play, the values memoised so far (only
+        ever added to, so their number tells them) and the state of
+        ``returned_acquisition``. Lookups through enclosing functions ask for
+        the same scopes over and over, so it is built once per such state.
+        """
+        key = (
+            function,
+            tuple(self._in_play),
+            len(self._memo) - len(self._in_play),
+            len(self._returns),
+            frozenset(self._returning),
+        )
+        scope = self._provisional_scopes.get(key)
+        if scope is None:
+            scope = Scope(self, function)
+            self._provisional_scopes[key] = scope
+        return scope
 
     # -- collection -------------------------------------------------------
 
@@ -528,6 +561,16 @@ class ModuleInfo:
         self._returns[key] = found
         return found
 
+    @cached_property
+    def body_nodes(self) -> NodeIndex:
+        """The nodes of the module body (functions and classes not entered)."""
+        return NodeIndex(walk_scope(self.tree))
+
+    @cached_property
+    def tree_nodes(self) -> NodeIndex:
+        """Every node of the module, nested scopes included."""
+        return NodeIndex(walk(self.tree))
+
     @property
     def module_scope(self) -> Scope:
         provisional: Scope = _EmptyScope(self)
@@ -647,6 +690,47 @@ class ModuleInfo:
             yield function.scope
 
 
+class NodeIndex:
+    """The nodes of a walk (parents first, in source order), and those of
+    given types on demand.
+
+    Syntax only, so computed once per tree: a function's body
+    (``FunctionInfo.body_nodes``) is read by each ``Scope`` built over it,
+    the whole module (``ModuleInfo.tree_nodes``) by several analyses that
+    each walked it.
+    """
+
+    __slots__ = ("_by_type", "_positions", "nodes")
+
+    def __init__(self, nodes: Iterable[cst.CSTNode]) -> None:
+        self.nodes: list[cst.CSTNode] = list(nodes)
+        self._by_type: dict[tuple[type, ...], list[cst.CSTNode]] = {}
+        self._positions: dict[type, list[int]] | None = None
+
+    def of_type(self, *types: type) -> list[cst.CSTNode]:
+        """The nodes of exactly these libcst types, in order (shared: not to
+        be modified)."""
+        found = self._by_type.get(types)
+        if found is None:
+            positions = self._positions_by_type()
+            chosen = [positions[t] for t in set(types) if t in positions]
+            indices = chosen[0] if len(chosen) == 1 else sorted(i for p in chosen for i in p)
+            nodes = self.nodes
+            found = [nodes[i] for i in indices]
+            self._by_type[types] = found
+        return found
+
+    def _positions_by_type(self) -> dict[type, list[int]]:
+        """Where the nodes of each type are: one pass over the nodes, then
+        each query costs what it finds, not the size of the tree."""
+        if self._positions is None:
+            positions: dict[type, list[int]] = {}
+            for index, node in enumerate(self.nodes):
+                positions.setdefault(type(node), []).append(index)
+            self._positions = positions
+        return self._positions
+
+
 class Scope:
     """What the names of one function body (or the module body) hold.
 
@@ -668,9 +752,9 @@ class Scope:
         self._produced: dict[int, Produced | None] = {}
         self.instances: dict[str, str] = {}
         """Names bound to an instance of a project class → its qualified name."""
-        self.nodes: list[cst.CSTNode] = list(walk_scope(self.body))
+        self._body_nodes = function.body_nodes if function is not None else module.body_nodes
+        self.nodes: list[cst.CSTNode] = self._body_nodes.nodes
         """Every node of the scope, parents first (nested scopes not entered)."""
-        self._by_type: dict[tuple[type, ...], list[cst.CSTNode]] = {}
         if function is not None:
             self._bind_parameters(function)
         self._bind_body()
@@ -719,12 +803,7 @@ class Scope:
 
     def of_type(self, *types: type) -> list[cst.CSTNode]:
         """The scope's nodes of exactly these libcst types, in order."""
-        found = self._by_type.get(types)
-        if found is None:
-            wanted = frozenset(types)
-            found = [node for node in self.nodes if type(node) in wanted]
-            self._by_type[types] = found
-        return found
+        return self._body_nodes.of_type(*types)
 
     def _bind_body(self) -> None:
         for node in self.of_type(

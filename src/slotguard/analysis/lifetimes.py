@@ -337,7 +337,7 @@ class Resources:
         if self._injected is None:
             found: dict[str, cst.Call] = {}
             module = self.module
-            for node in walk(module.tree):
+            for node in module.tree_nodes.of_type(cst.Dict):
                 if not isinstance(node, cst.Dict):
                     continue
                 for element in node.elements:
@@ -446,7 +446,7 @@ class Resources:
         names = {place.rsplit(".", 1)[-1]}
         if stored.held is not None:
             names.add(stored.held.name)
-        for node in walk(self.module.tree):
+        for node in self.module.tree_nodes.of_type(cst.Call):
             if (
                 isinstance(node, cst.Call)
                 and isinstance(node.func, cst.Attribute)

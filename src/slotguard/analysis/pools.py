@@ -1043,7 +1043,7 @@ class _Reader:
         if self._referenced is None:
             definitions = {id(function.node.name) for function in self.module.functions}
             found: set[str] = set()
-            for node in walk(self.module.tree):
+            for node in self.module.tree_nodes.of_type(cst.Name, cst.SimpleString):
                 if type(node) is cst.Name and id(node) not in definitions:
                     assert isinstance(node, cst.Name)
                     found.add(node.value)
@@ -1708,7 +1708,7 @@ def _references(module: ModuleInfo) -> frozenset[str]:
     found: set[str] = set()
     name = module.module_name
     package = module.imports.is_package
-    for node in walk(module.tree):
+    for node in module.tree_nodes.of_type(cst.Import, cst.ImportFrom, cst.Attribute):
         kind = type(node)
         if kind is cst.Import:
             assert isinstance(node, cst.Import)

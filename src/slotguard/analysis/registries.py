@@ -81,8 +81,9 @@ def _registries(module: ModuleInfo) -> Registries:
     for function in [*hooks, *_registered_teardowns(module)]:
         removers.extend(Remover(r, "hook") for r in sorted(_removed_anywhere(module, function)))
     enclosing = {id(f.parent) for f in module.functions if f.parent is not None}
+    removes = any(_is_removal(node) for node in module.tree_nodes.of_type(cst.Call))
     for function in module.functions:
-        removed = _removed_in_finally(module, function)
+        removed = _removed_in_finally(module, function) if removes else set()
         decorator = _decorator_name(module, function, enclosing)
         if decorator is not None:
             removers.extend(Remover(registry, decorator) for registry in sorted(removed))
@@ -136,16 +137,24 @@ def _removal_calls(
 ) -> set[str]:
     found: set[str] = set()
     for node in nodes:
-        if (
-            isinstance(node, cst.Call)
-            and isinstance(node.func, cst.Attribute)
-            and node.func.attr.value == "remove"
-            and isinstance(node.func.value, cst.Name)
-        ):
+        if _is_removal(node):
+            assert isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+            assert isinstance(node.func.value, cst.Name)
             registry = _registry_name(module, function, node.func.value.value)
             if registry is not None:
                 found.add(registry)
     return found
+
+
+def _is_removal(node: cst.CSTNode) -> bool:
+    """``name.remove()``: how a registry is removed. A module without one
+    (most) has no function to look into for it."""
+    return (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and node.func.attr.value == "remove"
+        and isinstance(node.func.value, cst.Name)
+    )
 
 
 def _removed_in_finally(module: ModuleInfo, function: FunctionInfo) -> set[str]:

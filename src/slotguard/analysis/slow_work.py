@@ -517,10 +517,30 @@ class Classes:
         self._names: dict[int, _Names] = {}
         self._attributes: dict[int, dict[str, list[_Candidate]]] = {}
         self._memo: dict[tuple[int, str], str | None] = {}
+        self._open = 0
+        """How many classes are being worked out (``_memoised``,
+        ``_attribute``): while one is, a cycle back into it sees none."""
+        self._call_names: dict[tuple[int, int], tuple[cst.BaseExpression, str | None]] = {}
+        """By callee node and function; with the node, which keeps its id its own."""
 
     def call_name(self, func: cst.BaseExpression, function: FunctionInfo | None) -> str | None:
         """The qualified name of what a call calls: ``httpx.get``, or
-        ``httpx.AsyncClient.post`` for ``client.post`` on a known client."""
+        ``httpx.AsyncClient.post`` for ``client.post`` on a known client.
+
+        The walks ask it twice for each call (to classify the call, to walk
+        its arguments), and a body is walked more than once (for its summary,
+        for the rules). Kept only when no class is being worked out: then all
+        it read is memoised for good, and asking again gives the same answer."""
+        key = (id(func), id(function))
+        known = self._call_names.get(key)
+        if known is not None and known[0] is func:
+            return known[1]
+        found = self._call_name(func, function)
+        if not self._open:
+            self._call_names[key] = (func, found)
+        return found
+
+    def _call_name(self, func: cst.BaseExpression, function: FunctionInfo | None) -> str | None:
         parts: list[str] = []
         node = func
         while isinstance(node, cst.Attribute):
@@ -603,11 +623,15 @@ class Classes:
         if key in self._memo:
             return self._memo[key]
         self._memo[key] = None
-        found = None
-        for is_annotation, expression in candidates:
-            found = self.annotation(expression) if is_annotation else self.of(expression, scope)
-            if found is not None:
-                break
+        self._open += 1
+        try:
+            found = None
+            for is_annotation, expression in candidates:
+                found = self.annotation(expression) if is_annotation else self.of(expression, scope)
+                if found is not None:
+                    break
+        finally:
+            self._open -= 1
         self._memo[key] = found
         return found
 
@@ -686,14 +710,18 @@ class Classes:
         if key in self._memo:
             return self._memo[key]
         self._memo[key] = None
-        found = None
-        for scope, expression, is_annotation in table.get(attribute, []):
-            found = self.annotation(expression) if is_annotation else self.of(expression, scope)
-            if found is not None:
-                break
-        annotation = cls.annotations.get(attribute)
-        if found is None and annotation is not None:
-            found = self.annotation(annotation)
+        self._open += 1
+        try:
+            found = None
+            for scope, expression, is_annotation in table.get(attribute, []):
+                found = self.annotation(expression) if is_annotation else self.of(expression, scope)
+                if found is not None:
+                    break
+            annotation = cls.annotations.get(attribute)
+            if found is None and annotation is not None:
+                found = self.annotation(annotation)
+        finally:
+            self._open -= 1
         self._memo[key] = found
         return found
 

@@ -263,6 +263,8 @@ class _Builder:
         self.points: list[Point] = []
         self.max_points = max_points
         self.contexts: list[_Context] = []
+        self._evaluations: dict[int, tuple[cst.CSTNode, bool, bool, bool]] = {}
+        """What evaluating a node may do (``_evaluation``), by node id."""
         self.entry = self._point(PointKind.ENTRY)
         self.exit = self._point(PointKind.EXIT)
         self.raise_exit = self._point(PointKind.RAISE_EXIT)
@@ -305,14 +307,13 @@ class _Builder:
     ) -> None:
         """Add the exceptional edges of a point evaluating ``evaluated``."""
         has_call, has_await, has_yield = calls, awaits, False
-        if evaluated is not None:
-            policy = self.policy
+        if evaluated is not None and not calls:
+            has_call, has_await, has_yield = self._evaluation(evaluated)
+            has_await = has_await or awaits
+        elif evaluated is not None:
             for node in walk_scope(evaluated):
                 kind = type(node)
-                if kind is cst.Call:
-                    if not has_call and (policy is None or policy.call(node)):  # type: ignore[arg-type]
-                        has_call = True
-                elif kind is cst.Await:
+                if kind is cst.Await:
                     has_await = True
                 elif kind is cst.Yield:
                     has_yield = True
@@ -323,6 +324,27 @@ class _Builder:
         if has_yield:
             self._throw([(point, EdgeKind.THROW)], Category.ERROR)
             self._throw([(point, EdgeKind.THROW)], Category.BASE)
+
+    def _evaluation(self, evaluated: cst.CSTNode) -> tuple[bool, bool, bool]:
+        """Whether evaluating a node makes a call that may raise, awaits,
+        yields: worked out once per node, though a ``finally`` body is built
+        again for each way out of its ``try``."""
+        known = self._evaluations.get(id(evaluated))
+        if known is not None and known[0] is evaluated:
+            return known[1:]
+        has_call = has_await = has_yield = False
+        policy = self.policy
+        for node in walk_scope(evaluated):
+            kind = type(node)
+            if kind is cst.Call:
+                if not has_call and (policy is None or policy.call(node)):  # type: ignore[arg-type]
+                    has_call = True
+            elif kind is cst.Await:
+                has_await = True
+            elif kind is cst.Yield:
+                has_yield = True
+        self._evaluations[id(evaluated)] = (evaluated, has_call, has_await, has_yield)
+        return has_call, has_await, has_yield
 
     def _exit_raises(self, item: cst.WithItem) -> bool:
         return self.policy is None or self.policy.with_exit(item)

@@ -22,6 +22,7 @@ from slotguard.analysis.releasers import released_parameter
 from slotguard.flow.cfg import Point, PointKind
 from slotguard.model.catalog import CLOSED_STATE
 from slotguard.syntax import (
+    SCOPE_TYPES,
     assigned_names,
     dotted_name,
     is_class_name,
@@ -314,6 +315,9 @@ class EffectReader:
         inside_await: set[int] = set()
         temporaries: set[int] = {id(temporary)} if temporary is not None else set()
         for node in walk(expression, prune=_is_nested_scope):
+            kind = type(node)
+            if kind not in _EXPRESSION_EFFECTS:
+                continue
             if isinstance(node, cst.Lambda):
                 effects.handoffs |= names_in(node.body)
             elif isinstance(node, cst.Await):
@@ -496,8 +500,13 @@ class EffectReader:
         return is_class_name(last) and not last.endswith(("Error", "Exception", "Warning"))
 
 
+_EXPRESSION_EFFECTS = frozenset({cst.Lambda, cst.Await, cst.Call, cst.Yield, cst.NamedExpr})
+"""The nodes of an expression ``_expression`` reads (libcst's node classes
+are final: their exact type tells them, without ``isinstance``'s ABC checks)."""
+
+
 def _is_nested_scope(node: cst.CSTNode) -> bool:
-    return isinstance(node, cst.Lambda | cst.FunctionDef | cst.ClassDef)
+    return type(node) in SCOPE_TYPES
 
 
 def _closed_state_of(test: cst.BaseExpression) -> str | None:

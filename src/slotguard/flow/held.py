@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import libcst as cst
@@ -187,7 +187,7 @@ def analyse(module: ModuleInfo, function: FunctionInfo) -> FunctionFlow | None:
         too_large(module).append(function)
         return None
     reader = EffectReader(scope, releasing_functions=releasing_parameters(module))
-    effects = [reader.read(point) for point in graph.points]
+    effects = _read_effects(reader, graph)
     if function.is_generator and not function.lends_what_it_yields:
         # A plain generator hands over what it yields, unless it releases it
         # itself after the yield: then it only lends it.
@@ -198,9 +198,39 @@ def analyse(module: ModuleInfo, function: FunctionInfo) -> FunctionFlow | None:
             for candidate in point_effects.releases
             if _could_release(candidate, module)
         }
-        effects = [reader.read(point) for point in graph.points]
+        effects = _read_effects(reader, graph)
     _keep_relevant_conditions(effects)
     return _Solver(function, graph, effects, _expected_to_raise(function)).solve()
+
+
+def _read_effects(reader: EffectReader, graph: Graph) -> list[Effects]:
+    """What each point does (by ``Point.index``).
+
+    A ``finally`` body is built once for each way out of its ``try``, so one
+    statement can be many points: it is read once, and each further point
+    gets a copy of what it does (the solver edits a point's effects)."""
+    read: dict[tuple[int, PointKind], Effects] = {}
+    found: list[Effects] = []
+    for point in graph.points:
+        key = (id(point.node), point.kind)
+        known = read.get(key)
+        if known is None:
+            read[key] = known = reader.read(point)
+            found.append(known)
+        else:
+            found.append(_copy(known))
+    return found
+
+
+def _copy(effects: Effects) -> Effects:
+    return replace(
+        effects,
+        releases=list(effects.releases),
+        handoffs=set(effects.handoffs),
+        bindings=list(effects.bindings),
+        discarded=list(effects.discarded),
+        sets=dict(effects.sets),
+    )
 
 
 def _keep_relevant_conditions(effects: list[Effects]) -> None:

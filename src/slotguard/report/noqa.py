@@ -18,7 +18,7 @@ import tokenize
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from slotguard.diagnostic import Diagnostic
 
@@ -177,6 +177,14 @@ class Layout:
         return found
 
 
+@lru_cache(maxsize=1)
+def _layout_of(text: str) -> Layout:
+    """The layout of the file checked last: what its comments suppress and
+    which of them suppress nothing are both read from it, and tokenizing
+    the file is most of the cost of either."""
+    return Layout(text)
+
+
 @dataclass(frozen=True, slots=True)
 class Suppressions:
     """What the comments of one file suppress."""
@@ -190,7 +198,7 @@ class Suppressions:
     def of(cls, text: str) -> Suppressions:
         if not _ANY_NOQA.search(text):
             return cls(None, ())
-        layout = Layout(text)
+        layout = _layout_of(text)
         return cls(layout, tuple(codes for _, codes in layout.file_directives()))
 
     def suppresses(self, code: str, line: int) -> bool:
@@ -320,7 +328,7 @@ def unused_noqa(
 
     if not _ANY_NOQA.search(text):
         return []
-    layout = Layout(text)
+    layout = _layout_of(text)
     findings = [d for d in unsuppressed if d.code != _ANALYSIS_ERROR]
     on_line: Mapping[int, set[str]] = _codes_by_target(layout, findings)
     everywhere = {d.code for d in findings}
