@@ -62,8 +62,9 @@ class PoolNeverClosedFix(Fixer):
     applicability = Applicability.UNSAFE
     summary = (
         "Close the pool on the shutdown path the code has: after its last use in the "
-        "function, in the shutdown handler or after the lifespan's `yield`, or in its "
-        "owner's close method."
+        "function, in the shutdown handler or after the lifespan's `yield` (a new "
+        "shutdown handler beside an `on_event(\"startup\")` one), or in its owner's "
+        "close method."
     )
 
     def plan(self, context: Context, finding: RawFinding) -> Plan | Unfixable:
