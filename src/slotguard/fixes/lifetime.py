@@ -496,7 +496,7 @@ def _escape(
                         f"a value loaded through `{name}` is {verb} by "
                         f"`{_first_line(_line_of(statement, node))}`, and {closed}"
                     )
-                if kind is Kind.POOL and _mentions(node.value, {name}):
+                if kind is Kind.POOL and _hands_on(node.value, name):
                     # ``return sessionmaker(bind=engine)()``: what is handed
                     # out draws its connections from the pool later.
                     return Unfixable(
@@ -539,6 +539,21 @@ def _escape(
                     f"a lambda captures {_captured(node.body, name)}, and may run after the block"
                 )
     return None
+
+
+def _hands_on(value: cst.BaseExpression, name: str) -> bool:
+    """Whether a returned or yielded value keeps the pool ``name``: it is the
+    value (or held by it), or it is given to a call inside it
+    (``sessionmaker(bind=engine)()``, ``Repository(engine)``). Data read
+    through it (``await pool.fetchval(...)``) does not keep it."""
+    if name in escaping(value):
+        return True
+    return any(
+        name in escaping(arg.value)
+        for node in walk(value, prune=_is_scope)
+        if isinstance(node, cst.Call)
+        for arg in node.args
+    )
 
 
 def _captured(node: cst.CSTNode, name: str) -> str:
