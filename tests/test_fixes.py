@@ -213,6 +213,7 @@ THROUGH_THE_CLI = [
     "sg108/latin1_with_coding_line.py",
     "sg108/tabs_and_nested_blocks.py",
     "sg108/with_psycopg2_connect.py",
+    "sg501/startup_handler_crlf_tabs.py",
 ]
 
 
