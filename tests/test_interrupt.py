@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,24 @@ def _gone(group: int) -> bool:
     return False
 
 
+@pytest.fixture
+def interruptible() -> Iterator[None]:
+    """Children that take Ctrl-C. A shell starts a background job with
+    SIGINT ignored, and an ignored signal stays ignored across ``exec``:
+    slotguard run from such a job rightly ignores Ctrl-C, which is not what
+    this test is about. A handled one is reset to the default in the child."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.skipif(not hasattr(os, "killpg"), reason="process groups are POSIX")
+@pytest.mark.usefixtures("interruptible")
 def test_ctrl_c_stops_a_parallel_run_every_time(tmp_path: Path) -> None:
     (tmp_path / "slotguard.toml").write_text("")
     for number in range(400):
