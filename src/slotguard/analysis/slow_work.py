@@ -437,13 +437,77 @@ class SlowWork:
 
         found: dict[SlowKind, SlowCall] = {}
         start = _Context(everywhere=True)
+        ended = _after_ending_a_transaction(function)
         for slow in self._walk(function.node.body, function, start, summarise):
+            if slow.kind is SlowKind.SLEEP and not slow.chain and id(slow.node) in ended:
+                continue
             known = found.get(slow.kind)
             if known is None or len(slow.chain) < len(known.chain):
                 found[slow.kind] = replace(slow, regions=())
         if complete:
             self._summaries[key] = found
         return found, complete
+
+
+_ENDING_METHODS = frozenset({"commit", "rollback", "close"})
+
+
+def _after_ending_a_transaction(function: FunctionInfo) -> set[int]:
+    """The calls of a helper that come after a statement of the same block
+    which ends a parameter's transaction (``session.rollback()``, then
+    ``time.sleep(...)`` before a retry): a caller's session handed to the
+    helper holds no connection while such a sleep runs."""
+    params = function.node.params
+    names = {param.name.value for param in (*params.posonly_params, *params.params)}
+    if not names:
+        return set()
+    for node in walk_scope(function.node.body):
+        # ``connection, cursor = session``: the parameter under other names.
+        if (
+            isinstance(node, cst.Assign)
+            and isinstance(node.value, cst.Name)
+            and node.value.value in names
+        ):
+            for target in node.targets:
+                names.update(assigned_names(target.target))
+    after: set[int] = set()
+    for block in walk_scope(function.node.body):
+        if not isinstance(block, cst.IndentedBlock):
+            continue
+        ended = False
+        for statement in block.body:
+            if ended:
+                after.update(
+                    id(node) for node in walk_scope(statement) if isinstance(node, cst.Call)
+                )
+            elif isinstance(statement, cst.SimpleStatementLine) and any(
+                isinstance(node, cst.Call) and _ends_a_transaction(node, names)
+                for node in walk_scope(statement)
+            ):
+                ended = True
+    return after
+
+
+def _ends_a_transaction(call: cst.Call, names: set[str]) -> bool:
+    """``session.rollback()``, ``conn.commit()``, ``conn.close()``, or
+    ``conn.execute("ROLLBACK")`` on one of ``names``."""
+    func = call.func
+    if not (
+        isinstance(func, cst.Attribute)
+        and isinstance(func.value, cst.Name)
+        and func.value.value in names
+    ):
+        return False
+    method = func.attr.value
+    if method in _ENDING_METHODS:
+        return True
+    if method == "execute" and call.args:
+        sql = string_value(call.args[0].value)
+        return sql is not None and sql.strip().rstrip(";").upper() in _ENDING_STATEMENTS
+    return False
+
+
+_ENDING_STATEMENTS = frozenset({"COMMIT", "ROLLBACK", "END", "ABORT"})
 
 
 def _outermost(function: FunctionInfo) -> FunctionInfo:

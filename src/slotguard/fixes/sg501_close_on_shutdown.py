@@ -63,7 +63,7 @@ class PoolNeverClosedFix(Fixer):
     summary = (
         "Close the pool on the shutdown path the code has: after its last use in the "
         "function, in the shutdown handler or after the lifespan's `yield` (a new "
-        "shutdown handler beside an `on_event(\"startup\")` one), or in its owner's "
+        'shutdown handler beside an `on_event("startup")` one), or in its owner\'s '
         "close method."
     )
 
