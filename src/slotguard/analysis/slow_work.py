@@ -32,6 +32,8 @@ import libcst as cst
 from slotguard.analysis.infer import FunctionInfo, ModuleInfo, assignment_names
 from slotguard.analysis.lifetimes import SCHEDULERS
 from slotguard.model.external import (
+    AUTOBEGIN_ENDS,
+    AUTOBEGIN_METHODS,
     AWAITED_WAITS,
     CONNECTING_CONSTRUCTORS,
     STUB_CHANNELS,
@@ -40,6 +42,7 @@ from slotguard.model.external import (
     Bound,
     SlowCalls,
     WaitKind,
+    sql_effect,
 )
 from slotguard.model.vocabulary import Kind
 from slotguard.syntax import (
@@ -449,9 +452,6 @@ class SlowWork:
         return found, complete
 
 
-_ENDING_METHODS = frozenset({"commit", "rollback", "close"})
-
-
 def _after_ending_a_transaction(function: FunctionInfo) -> set[int]:
     """The calls of a helper that come after a statement of the same block
     which ends a parameter's transaction (``session.rollback()``, then
@@ -489,8 +489,9 @@ def _after_ending_a_transaction(function: FunctionInfo) -> set[int]:
 
 
 def _ends_a_transaction(call: cst.Call, names: set[str]) -> bool:
-    """``session.rollback()``, ``conn.commit()``, ``conn.close()``, or
-    ``conn.execute("ROLLBACK")`` on one of ``names``."""
+    """A method that ends a transaction (``session.rollback()``,
+    ``conn.commit()``), or a literal ``ROLLBACK``/``COMMIT`` given to a
+    statement method (``conn.execute("ROLLBACK")``), on one of ``names``."""
     func = call.func
     if not (
         isinstance(func, cst.Attribute)
@@ -499,15 +500,12 @@ def _ends_a_transaction(call: cst.Call, names: set[str]) -> bool:
     ):
         return False
     method = func.attr.value
-    if method in _ENDING_METHODS:
+    if method in AUTOBEGIN_ENDS:
         return True
-    if method == "execute" and call.args:
+    if method in AUTOBEGIN_METHODS and call.args:
         sql = string_value(call.args[0].value)
-        return sql is not None and sql.strip().rstrip(";").upper() in _ENDING_STATEMENTS
+        return sql is not None and sql_effect(sql) is False
     return False
-
-
-_ENDING_STATEMENTS = frozenset({"COMMIT", "ROLLBACK", "END", "ABORT"})
 
 
 def _outermost(function: FunctionInfo) -> FunctionInfo:

@@ -479,6 +479,9 @@ AUTOBEGIN_METHODS = frozenset(
     name for entry in AUTOBEGIN for name in (*entry.begins, *entry.cursor_begins)
 )
 
+AUTOBEGIN_ENDS = frozenset(name for entry in AUTOBEGIN for name in entry.ends)
+"""Methods that end a session's or connection's transaction, of any driver."""
+
 SQL_BEGINS = ("BEGIN", "START TRANSACTION")
 SQL_ENDS = ("COMMIT", "ROLLBACK", "END", "ABORT")
 """Statements, passed to ``execute`` as a literal, that begin or end a
