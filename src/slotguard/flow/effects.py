@@ -11,6 +11,7 @@ and which acquisitions it makes without keeping the result.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -26,7 +27,6 @@ from slotguard.syntax import (
     assigned_names,
     dotted_name,
     is_class_name,
-    is_nested_scope,
     last_name,
     names_in,
     string_value,
@@ -447,42 +447,37 @@ class EffectReader:
         return target.value in self._attribute_only_locals()
 
     def _attribute_only_locals(self) -> frozenset[str]:
-        if self._helpers is not None:
-            return self._helpers
-        function = self.scope.function
-        found: frozenset[str] = frozenset()
-        if function is not None:
-            uses: dict[str, int] = {}
-            receivers: dict[str, int] = {}
-            assigned: dict[str, int] = {}
-            for node in walk(function.node.body):
-                if isinstance(node, cst.Name):
-                    uses[node.value] = uses.get(node.value, 0) + 1
-                elif isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name):
-                    receivers[node.value.value] = receivers.get(node.value.value, 0) + 1
-                elif isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name):
-                    assigned[node.target.value] = assigned.get(node.target.value, 0) + 1
-            nested = {
-                id(inner)
-                for scope_node in walk(function.node.body)
-                if is_nested_scope(scope_node)
-                for inner in walk(scope_node)
+        """Locals assigned once and otherwise only read as ``name.<attribute>``."""
+        if self._helpers is None:
+            scope = self.scope
+            uses: Counter[str] = Counter()
+            for node in scope.of_type(cst.Name):
+                assert isinstance(node, cst.Name)
+                uses[node.value] += 1
+            for node in scope.of_type(cst.Attribute):
+                assert isinstance(node, cst.Attribute)
+                if isinstance(node.value, cst.Name):
+                    uses[node.value.value] -= 1
+            assigned = Counter(
+                node.target.value
+                for node in scope.of_type(cst.AssignTarget)
+                if isinstance(node, cst.AssignTarget) and isinstance(node.target, cst.Name)
+            )
+            captured = {
+                inner.value
+                for nested in scope.of_type(*SCOPE_TYPES)
+                for inner in walk(nested)
+                if isinstance(inner, cst.Name)
             }
-            in_nested = {
-                node.value
-                for node in walk(function.node.body)
-                if isinstance(node, cst.Name) and id(node) in nested
-            }
-            found = frozenset(
+            self._helpers = frozenset(
                 name
                 for name, count in assigned.items()
                 if count == 1
-                and name not in in_nested
+                and uses[name] == 1
+                and name not in captured
                 and name not in self.global_names
-                and uses.get(name, 0) == 1 + receivers.get(name, 0)
             )
-        self._helpers = found
-        return found
+        return self._helpers
 
     def _owns(self, name: str | None, last: str, *, temporary: bool = False) -> bool:
         """A constructor (``Repository(session)``) or a configured owner class.
