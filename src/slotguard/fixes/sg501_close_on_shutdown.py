@@ -48,7 +48,7 @@ from slotguard.fixes.base import Fixer, Plan, Unfixable
 from slotguard.fixes.context_manager import function_parents, index_of, reindent_continuations
 from slotguard.fixes.lifetime import lifetime
 from slotguard.fixes.never_released import Where, callees, finally_plan, with_plan
-from slotguard.model.lifecycle import Phase
+from slotguard.model.lifecycle import SHUTDOWN_COUNTERPARTS, Phase
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context, RawFinding
 from slotguard.rules.common import code
@@ -288,24 +288,31 @@ _NO_SHUTDOWN_HOOK = (
 def _beside_the_startup_handler(
     context: Context, finding: RawFinding, site: PoolSite, release: cst.BaseExpression
 ) -> Plan | Unfixable:
-    """A module whose application runs a startup handler registered with
-    ``@app.on_event("startup")`` and no shutdown handler: a shutdown handler
+    """A module whose application runs a startup handler registered by a
+    decorator that has a shutdown counterpart (``@app.on_event("startup")``,
+    ``SHUTDOWN_COUNTERPARTS``) and no shutdown handler: a shutdown handler
     registered the same way, right after it, closes the pool. The
     application's own mechanism, spelled as the module spells it; nothing else
     of the module changes."""
     found = lifecycle(context.module)
     module = context.module.tree
     for index, statement in enumerate(module.body):
-        if not isinstance(statement, cst.FunctionDef):
+        if not isinstance(statement, cst.FunctionDef) or len(statement.decorators) != 1:
             continue
-        decorator = _startup_decorator(statement)
         function = context.module.function_named(statement.name.value)
-        if decorator is None or function is None:
-            continue
-        if found.phase_of(function) is not Phase.STARTUP:
+        decorator = statement.decorators[0]
+        registration = next(
+            (
+                _shutdown_registration(hook.node)
+                for hook in found.hooks_of(function)
+                if hook.phase is Phase.STARTUP and hook.node is decorator.decorator
+            ),
+            None,
+        )
+        if registration is None:
             continue
         name = _free_name(context, f"close_{site.shown.rsplit('.', 1)[-1]}")
-        handler = _shutdown_handler(statement, decorator, name, release)
+        handler = _shutdown_handler(statement, decorator, registration, name, release)
 
         def build(
             statement: cst.FunctionDef = statement, handler: cst.FunctionDef = handler
@@ -327,49 +334,48 @@ def _beside_the_startup_handler(
     return Unfixable(_NO_SHUTDOWN_HOOK)
 
 
-def _startup_decorator(function: cst.FunctionDef) -> cst.Decorator | None:
-    """The ``@<app>.on_event("startup")`` decorator of a function, if it is
-    its only decorator."""
-    if len(function.decorators) != 1:
-        return None
-    decorator = function.decorators[0]
-    call = decorator.decorator
+def _shutdown_registration(node: cst.CSTNode) -> cst.Call | None:
+    """The startup registration ``node`` (``app.on_event("startup")``) with
+    its event replaced by its shutdown counterpart, if the model knows one."""
     if not (
-        isinstance(call, cst.Call)
-        and isinstance(call.func, cst.Attribute)
-        and call.func.attr.value == "on_event"
-        and len(call.args) == 1
-        and isinstance(call.args[0].value, cst.SimpleString)
-        and string_value(call.args[0].value) == "startup"
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and len(node.args) == 1
+        and isinstance(node.args[0].value, cst.SimpleString)
     ):
         return None
-    return decorator
+    event = node.args[0].value
+    counterpart = SHUTDOWN_COUNTERPARTS.get((node.func.attr.value, string_value(event) or ""))
+    if counterpart is None:
+        return None
+    renamed = cst.SimpleString(event.prefix + event.quote + counterpart + event.quote)
+    return node.with_changes(args=[node.args[0].with_changes(value=renamed)])
 
 
 def _shutdown_handler(
-    startup: cst.FunctionDef, decorator: cst.Decorator, name: str, release: cst.BaseExpression
+    startup: cst.FunctionDef,
+    decorator: cst.Decorator,
+    registration: cst.Call,
+    name: str,
+    release: cst.BaseExpression,
 ) -> cst.FunctionDef:
-    call = decorator.decorator
-    assert isinstance(call, cst.Call)
-    argument = call.args[0]
-    assert isinstance(argument.value, cst.SimpleString)
-    shutdown = cst.SimpleString(argument.value.value.replace("startup", "shutdown"))
-    registration = decorator.with_changes(
-        decorator=call.with_changes(args=[argument.with_changes(value=shutdown)])
-    )
     template = cst.parse_statement(f"async def {name}() -> None:\n    pass\n")
     assert isinstance(template, cst.FunctionDef)
     body = cst.IndentedBlock(
         body=[cst.SimpleStatementLine([cst.Expr(release)])],
         indent=startup.body.indent if isinstance(startup.body, cst.IndentedBlock) else None,
     )
-    blank = [cst.EmptyLine(), cst.EmptyLine()]
-    return template.with_changes(decorators=[registration], body=body, leading_lines=blank)
+    return template.with_changes(
+        decorators=[decorator.with_changes(decorator=registration)],
+        body=body,
+        leading_lines=[cst.EmptyLine(), cst.EmptyLine()],
+    )
 
 
 def _free_name(context: Context, wanted: str) -> str:
-    """``wanted``, or ``wanted_2``... if the module already defines it."""
-    taken = set(context.module.definitions)
+    """``wanted``, or ``wanted_2``... if the module already binds it."""
+    module = context.module
+    taken = {*module.definitions, *module.module_scope.local_names, *module.module_scope.bindings}
     name, number = wanted, 2
     while name in taken:
         name, number = f"{wanted}_{number}", number + 1

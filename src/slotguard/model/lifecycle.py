@@ -68,6 +68,11 @@ HOOK_METHODS: tuple[HookMethod, ...] = (
 arguments (``@app.on_event("startup")``, ``@app.listener("after_server_stop")``)
 names its event first."""
 
+SHUTDOWN_COUNTERPARTS: dict[tuple[str, str], str] = {("on_event", "startup"): "shutdown"}
+"""A startup hook registered by a decorator method with its event, whose
+handlers take no argument (Starlette, FastAPI), and the event a shutdown
+handler registered the same way names (SG501's fix adds one)."""
+
 HOOK_LISTS: dict[str, Phase] = {
     "on_startup": Phase.STARTUP,
     "on_shutdown": Phase.SHUTDOWN,
