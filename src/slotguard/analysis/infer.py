@@ -28,6 +28,7 @@ from slotguard.model.catalog import (
     CONNECTION_BIND_NAMES,
     CONNECTION_METHODS,
     DEPENDENCY_MARKERS,
+    SERVERLESS_URL_SCHEMES,
 )
 from slotguard.model.lifecycle import APPLICATION_MAPPINGS
 from slotguard.model.vocabulary import Kind, Method, ResourceType
@@ -1112,7 +1113,7 @@ class Scope:
                     and (awaited or constructor.awaited is not True)
                     and self._bound_to_a_pool(call, constructor.bound_by)
                     and not self._from_an_unbound_factory(call)
-                    and not _sqlite_url(call)
+                    and not _serverless_url(call)
                 )
                 return Produced(model.type(constructor.produces), expr, call, complete, callee)
         # Calling a factory: ``SessionLocal()``.
@@ -1451,7 +1452,7 @@ def _names_a_connection(expr: cst.BaseExpression) -> bool:
     return "engine" not in last and any(hint in last for hint in CONNECTION_BIND_NAMES)
 
 
-def _sqlite_url(call: cst.Call) -> bool:
+def _serverless_url(call: cst.Call) -> bool:
     """Whether the call is given a SQLite URL written in the code
     (``create_engine("sqlite:///app.db")``, an f-string or a ``.format`` of
     one): a file or memory database holds no server connection slot."""
@@ -1472,7 +1473,7 @@ def _sqlite_url(call: cst.Call) -> bool:
         literal = first.value if isinstance(first, cst.FormattedStringText) else ""
     else:
         literal = string_value(text) or ""
-    return literal.lower().startswith("sqlite")
+    return literal.lower().startswith(SERVERLESS_URL_SCHEMES)
 
 
 def _bound(call: cst.Call, bound_by: tuple[str, ...]) -> bool:

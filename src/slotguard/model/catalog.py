@@ -473,6 +473,10 @@ CONNECTION_METHODS = frozenset({"connection", "get_connection"})
 """Methods that return the connection an object already holds
 (``session.connection()``): a session bound to it borrows it."""
 
+SERVERLESS_URL_SCHEMES = ("sqlite",)
+"""Database URLs (``sqlite:///app.db``, ``sqlite+aiosqlite://``) whose engines
+open a file or memory database: no server connection slot is held."""
+
 CONNECTION_BIND_NAMES = ("conn", "bind")
 """Parts of a name the code gives a connection (``conn``, ``connection``,
 ``db_conn``, ``bind``), when nothing else tells what a session is bound to.
