@@ -46,6 +46,19 @@ def get_db():
     finally:
         db.close()
 
+
+def open_session(ready):
+    if not ready:
+        return None
+    return SessionLocal()
+
+
+def open_pair(use_file):
+    if use_file:
+        connection = open_file_database()
+        return connection, connection.cursor()
+    return SessionLocal()
+
 """
 HERE = "# here"
 """Marks a ``pass`` that generated statements replace."""
@@ -236,6 +249,27 @@ async def spliced(pool: asyncpg.Pool, key):
     pass  # here
     await pool.release(conn)
     pass  # here
+""",
+    "narrowed by a guard": """\
+def spliced(ready):
+    db = open_session(ready)
+    if db is None:
+        pass  # here
+        return None
+    pass  # here
+    db.commit()
+    pass  # here
+""",
+    "narrowed by isinstance": """\
+def spliced(use_file):
+    handle = open_pair(use_file)
+    if isinstance(handle, tuple):
+        pass  # here
+        connection, cursor = handle
+    else:
+        pass  # here
+        handle.commit()
+        pass  # here
 """,
     "release behind a test": """\
 def spliced():

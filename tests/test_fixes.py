@@ -214,6 +214,7 @@ THROUGH_THE_CLI = [
     "sg108/tabs_and_nested_blocks.py",
     "sg108/with_psycopg2_connect.py",
     "sg501/startup_handler_crlf_tabs.py",
+    "sg102/narrowed_crlf_tabs.py",
 ]
 
 

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from slotguard import __version__
-from slotguard.analysis.index import ModuleSummary, Symbol, SymbolKind
+from slotguard.analysis.index import OTHER_SHAPES, ModuleSummary, Symbol, SymbolKind
 from slotguard.diagnostic import Applicability, Diagnostic, Edit, Fix, Related, Span
 from slotguard.facts import Fact
 from slotguard.project import Scan
@@ -52,7 +52,7 @@ from slotguard.results import FileResult, Outcome, Verdict
 from slotguard.view import Footprint
 
 FORMAT = "slotguard-results-cache"
-VERSION = 8
+VERSION = 9
 """Bumped whenever the shape of an entry changes."""
 FILE_NAME = "results.json"
 PROJECT_FILE = "project.json"
@@ -258,7 +258,7 @@ def encode_symbol(symbol: Symbol) -> Json:
         symbol.element,
         symbol.raises,
         symbol.slow,
-        symbol.mixed,
+        ",".join(sorted(symbol.mixed)),
     ]
 
 
@@ -290,9 +290,16 @@ def decode_symbol(data: Json) -> Symbol:
         None if element is None else _integer(element),
         _boolean(raises),
         _optional_string(slow),
-        _boolean(mixed),
+        _shapes(mixed),
     )
     return found
+
+
+def _shapes(value: Json) -> frozenset[str]:
+    shapes = frozenset(_string(value).split(",")) - {""}
+    if not shapes <= set(OTHER_SHAPES):
+        raise BadEntry(f"unknown return shapes {value!r}")
+    return shapes
 
 
 def encode_summary(summary: ModuleSummary) -> Json:

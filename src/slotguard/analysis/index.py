@@ -36,6 +36,16 @@ class SymbolKind(str, enum.Enum):
     matters of it is whether calling it can raise (``raises``)."""
 
 
+NONE_SHAPE = "none"
+FALSY_SHAPE = "falsy"
+TUPLE_SHAPE = "tuple"
+OTHER_SHAPE = "other"
+OTHER_SHAPES = (NONE_SHAPE, FALSY_SHAPE, TUPLE_SHAPE, OTHER_SHAPE)
+"""What an acquiring function may return instead of the resource: ``None``
+(also a bare ``return``), another false constant (``False``, ``0``, ``""``,
+an empty literal), a tuple (``return conn, cur``), or anything else."""
+
+
 @dataclass(frozen=True, slots=True)
 class Symbol:
     kind: SymbolKind
@@ -54,9 +64,10 @@ class Symbol:
     """For functions and methods: the slow external call it makes, itself or
     through functions it calls, as a message names it ("an LLM call"); with
     ``awaited``, only once awaited (SG4 in the modules that call it)."""
-    mixed: bool = False
-    """For acquirers: some ``return`` gives back something else (another
-    shape, ``None``), so a caller cannot rely on holding the resource."""
+    mixed: frozenset[str] = frozenset()
+    """For acquirers: the shapes of what some ``return`` gives back instead
+    of the resource (``None``, a tuple; ``OTHER_SHAPES``), so a caller
+    cannot rely on holding it before a test excludes them."""
 
 
 @dataclass(frozen=True, slots=True)

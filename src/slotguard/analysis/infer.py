@@ -19,7 +19,16 @@ from typing import TypeVar
 
 import libcst as cst
 
-from slotguard.analysis.index import EMPTY_INDEX, ProjectIndex, Symbol, SymbolKind
+from slotguard.analysis.index import (
+    EMPTY_INDEX,
+    FALSY_SHAPE,
+    NONE_SHAPE,
+    OTHER_SHAPE,
+    TUPLE_SHAPE,
+    ProjectIndex,
+    Symbol,
+    SymbolKind,
+)
 from slotguard.analysis.names import ImportMap
 from slotguard.model import Model
 from slotguard.model.catalog import (
@@ -91,9 +100,10 @@ class Produced:
     via_project: bool = False
     """Produced by a project function or method that wraps the library's
     call: its context-manager form, if any, is the project's, unknown here."""
-    mixed: bool = False
+    mixed: frozenset[str] = frozenset()
     """A project function that returns the resource on some paths and
-    something else on others (see ``FunctionInfo.returns_something_else``)."""
+    something else on others: the shapes of what else
+    (``FunctionInfo.returns_something_else``); empty when it always does."""
 
     @property
     def acquires(self) -> bool:
@@ -219,30 +229,37 @@ class FunctionInfo:
         found = self._returned()
         return found[1] if found is not None else None
 
-    def returns_something_else(self) -> bool:
-        """Whether a ``return`` of this acquiring function gives back
-        something other than the resource in its place (``return conn, cur``
-        beside ``return session``, ``return None``): a caller's ``with`` or
-        ``close()`` would break on those paths."""
+    def returns_something_else(self) -> frozenset[str]:
+        """What a ``return`` of this acquiring function gives back other than
+        the resource in its place (``return conn, cur`` beside ``return
+        session``, ``return None``), as shapes (``OTHER_SHAPES``): a caller's
+        ``with`` or ``close()`` would break on those paths, unless a test
+        excludes them first (``if db is None: return``). Empty when every
+        ``return`` gives the resource."""
         found = self._returned()
         if found is None:
-            return False
+            return frozenset()
         element = found[1]
         scope = self.scope
+        shapes: set[str] = set()
         for node in scope.of_type(cst.Return):
             assert isinstance(node, cst.Return)
-            if node.value is None:
-                continue
             value = node.value
+            if value is None:
+                shapes.add(NONE_SHAPE)
+                continue
             if element is None:
                 if _acquired_value(scope, value) is None:
-                    return True
+                    shapes.add(_shape(value))
                 continue
-            if not isinstance(value, cst.Tuple) or len(value.elements) <= element:
-                return True
-            if _acquired_value(scope, value.elements[element].value) is None:
-                return True
-        return False
+            if (
+                not isinstance(value, cst.Tuple)
+                or len(value.elements) <= element
+                or _acquired_value(scope, value.elements[element].value) is None
+            ):
+                # A caller unpacks the tuple: no test of its parts is read.
+                shapes.add(OTHER_SHAPE)
+        return frozenset(shapes)
 
     def _returned(self) -> tuple[ResourceType, int | None] | None:
         if self.is_generator:
@@ -264,6 +281,25 @@ class FunctionInfo:
 
     def __repr__(self) -> str:
         return f"<FunctionInfo {self.name}>"
+
+
+_FALSY_NAMES = frozenset({"False"})
+
+
+def _shape(value: cst.BaseExpression) -> str:
+    if isinstance(value, cst.Name):
+        if value.value == "None":
+            return NONE_SHAPE
+        return FALSY_SHAPE if value.value in _FALSY_NAMES else OTHER_SHAPE
+    if isinstance(value, cst.Integer | cst.Float) and not value.evaluated_value:
+        return FALSY_SHAPE
+    if isinstance(value, cst.SimpleString) and value.evaluated_value in ("", b""):
+        return FALSY_SHAPE
+    if isinstance(value, cst.List | cst.Dict | cst.Set) and not value.elements:
+        return FALSY_SHAPE
+    if isinstance(value, cst.Tuple):
+        return TUPLE_SHAPE if value.elements else FALSY_SHAPE
+    return OTHER_SHAPE
 
 
 class ModuleInfo:

@@ -1060,3 +1060,29 @@ def _block_comments(block: cst.BaseSuite) -> bool:
     if not isinstance(block, cst.IndentedBlock):
         return False
     return _has_comment(block.header) or _comments(block.footer)
+
+
+def protected(region: list[cst.BaseStatement], release: cst.BaseExpression, indent: str) -> cst.Try:
+    """``region`` in a ``try`` whose ``finally`` runs ``release``, one level
+    deeper. Blank lines above its first statement go above the ``try``;
+    comments stay with their statement."""
+    region = list(region)
+    above: Sequence[cst.EmptyLine] = ()
+    first = region[0] if region else None
+    if isinstance(first, cst.SimpleStatementLine | cst.BaseCompoundStatement):
+        lines = list(first.leading_lines)
+        blank = 0
+        while blank < len(lines) and lines[blank].comment is None:
+            blank += 1
+        above = lines[:blank]
+        region[0] = first.with_changes(leading_lines=lines[blank:])
+    moved = [reindent_continuations(part, indent) for part in region]
+    return cst.Try(
+        body=cst.IndentedBlock(
+            without_leading_blank_lines(moved or [cst.SimpleStatementLine([cst.Pass()])])
+        ),
+        finalbody=cst.Finally(
+            body=cst.IndentedBlock([cst.SimpleStatementLine([cst.Expr(release)])])
+        ),
+        leading_lines=above,
+    )

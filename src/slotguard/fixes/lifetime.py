@@ -126,13 +126,18 @@ def lifetime(
     first: Sequence[cst.BaseStatement] = (),
     callees: dict[str, cst.FunctionDef] | None = None,
     extend: bool = True,
+    ignored: frozenset[int] = frozenset(),
 ) -> Lifetime | Unfixable:
     """The lifetime of ``name``, acquired by ``block.body[index]``, or why no
     block can end it. ``first``: what the new block starts with, before the
     statements that follow the acquisition (an acquisition written inline:
     its statement, where it is replaced by ``name``; a loop: its body).
     ``extend``: the block may take the following statements that use the
-    resource; else it ends with the acquiring statement."""
+    resource; else it ends with the acquiring statement. ``index`` -1: the
+    resource is held from the start of ``block`` (a branch where a test
+    showed the value is the resource); ``ignored``: ``id`` of nodes whose
+    reads do not see the resource (the branches where it is something
+    else)."""
     plain = Plain.of(kind, function)
     later = list(block.body[index + 1 :]) if extend else []
     derived, loaded = _derived([*first, *later], name, plain)
@@ -149,8 +154,10 @@ def lifetime(
     escape = _escape(body, watched, plain, name, kind, callees or {})
     if escape is not None:
         return escape
-    region = {id(node) for statement in block.body[index : end + 1] for node in walk(statement)}
-    used = _used_outside(function, block.body[index], region, watched, parents)
+    opening = block.body[index] if index >= 0 else block
+    held = block.body[max(index, 0) : end + 1]
+    region = {id(node) for statement in held for node in walk(statement)}
+    used = _used_outside(function, opening, region | ignored, watched, parents)
     if used is not None:
         user, statement = used
         what = f"`{name}`" if user == name else f"`{user}`, loaded through `{name}`,"
@@ -400,7 +407,7 @@ def _stores(root: cst.CSTNode) -> set[int]:
 
 def _used_outside(
     function: cst.FunctionDef,
-    acquisition: cst.BaseStatement,
+    acquisition: cst.CSTNode,
     region: set[int],
     names: set[str],
     parents: dict[int, cst.CSTNode],
@@ -619,7 +626,7 @@ def _keeps(function: cst.FunctionDef, parameter: str) -> bool:
                 return True
         elif isinstance(node, cst.Assign):
             if parameter in escaping(node.value) and any(
-                not isinstance(target.target, cst.Name) for target in node.targets
+                not _local_target(target.target) for target in node.targets
             ):
                 return True
         elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
@@ -630,6 +637,15 @@ def _keeps(function: cst.FunctionDef, parameter: str) -> bool:
         elif isinstance(node, cst.Lambda | cst.FunctionDef) and node is not function:
             return parameter in {n.value for n in name_nodes(node)}
     return False
+
+
+def _local_target(target: cst.BaseAssignTargetExpression) -> bool:
+    """A name, or names unpacked from the value (``conn, cur = pair``): the
+    value stays in the function."""
+    if isinstance(target, cst.Tuple | cst.List):
+        # ``*rest`` included: a starred element's value is its name.
+        return all(isinstance(element.value, cst.Name) for element in target.elements)
+    return isinstance(target, cst.Name)
 
 
 def _local_names(body: Iterable[cst.BaseStatement]) -> set[str]:

@@ -54,13 +54,14 @@ from slotguard.fixes.context_manager import (
     function_parents,
     index_of,
     needs_closing,
+    protected,
     reindent_continuations,
-    returns_something_else,
     site_of,
     without_leading_blank_lines,
 )
 from slotguard.fixes.imports import usable_spelling
 from slotguard.fixes.lifetime import lifetime, name_nodes
+from slotguard.fixes.narrowed import plan_narrowed
 from slotguard.flow.held import FunctionFlow, Site
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context, RawFinding
@@ -113,7 +114,7 @@ def plan_never_released(context: Context, finding: RawFinding) -> Plan | Unfixab
         return Unfixable("it is released or handed on somewhere already")
     site = outcome.site
     if site.produced.mixed:
-        return Unfixable(returns_something_else(site))
+        return plan_narrowed(context, finding.rule.code, flow, outcome)
     parents = function_parents(context, flow.function.node)
     if site.name is not None:
         statement = acquiring_statement(site, parents)
@@ -350,19 +351,6 @@ def finally_plan(
     statement, block, index, name = where.statement, where.block, where.index, where.name
 
     def build() -> list[cst.BaseStatement]:
-        region = [*where.opening, *block.body[index + 1 : end]]
-        above: Sequence[cst.EmptyLine] = ()
-        first = region[0] if region else None
-        if isinstance(first, cst.SimpleStatementLine | cst.BaseCompoundStatement):
-            # Blank lines above what was the first statement go above the
-            # ``try``; comments stay with their statement.
-            lines = list(first.leading_lines)
-            blank = 0
-            while blank < len(lines) and lines[blank].comment is None:
-                blank += 1
-            above = lines[:blank]
-            region[0] = first.with_changes(leading_lines=lines[blank:])
-        moved = [reindent_continuations(part, indent) for part in region]
         acquired: cst.BaseStatement
         if kept is not None:
             acquired = kept
@@ -373,16 +361,8 @@ def finally_plan(
                 [cst.Assign([cst.AssignTarget(cst.Name(name))], acquisition)],
                 leading_lines=statement.leading_lines,
             )
-        protected = cst.Try(
-            body=cst.IndentedBlock(
-                without_leading_blank_lines(moved or [cst.SimpleStatementLine([cst.Pass()])])
-            ),
-            finalbody=cst.Finally(
-                body=cst.IndentedBlock([cst.SimpleStatementLine([cst.Expr(release)])])
-            ),
-            leading_lines=above,
-        )
-        return [acquired, protected]
+        region = [*where.opening, *block.body[index + 1 : end]]
+        return [acquired, protected(region, release, indent)]
 
     return Plan(
         code=code_,

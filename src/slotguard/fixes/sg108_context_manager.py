@@ -5,7 +5,7 @@ connection to the garbage collector closes it (as SG104's fix does)."""
 from __future__ import annotations
 
 from slotguard.fixes.base import Fixer, Plan, Unfixable
-from slotguard.fixes.context_manager import plan_context_manager
+from slotguard.fixes.narrowed import plan_acquisition
 from slotguard.fixes.sg104_release_explicitly import WithDoesNotReleaseFix, is_with_item
 from slotguard.rules.base import Context, RawFinding
 
@@ -19,4 +19,4 @@ class PreferContextManagerFix(Fixer):
     def plan(self, context: Context, finding: RawFinding) -> Plan | Unfixable:
         if is_with_item(context, finding.node):
             return WithDoesNotReleaseFix().plan(context, finding)
-        return plan_context_manager(context, finding, wants_context_manager=True)
+        return plan_acquisition(context, finding, wants_context_manager=True)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from slotguard.fixes.base import Fixer, Plan, Unfixable
-from slotguard.fixes.context_manager import plan_context_manager
+from slotguard.fixes.narrowed import plan_acquisition
 from slotguard.rules.base import Context, RawFinding
 
 
@@ -16,4 +16,4 @@ class ReleaseSkippedOnExceptionFix(Fixer):
     )
 
     def plan(self, context: Context, finding: RawFinding) -> Plan | Unfixable:
-        return plan_context_manager(context, finding)
+        return plan_acquisition(context, finding)
