@@ -337,3 +337,65 @@ def test_fixing_twice_changes_nothing_the_second_time(project: Path) -> None:
     assert "fixed 0 findings in 0 files" in err
     assert {path: path.stat().st_ino for path in project.glob("*.py")} == identities
     assert code == 0
+
+
+FACTORY = """\
+from sqlalchemy.orm import sessionmaker
+
+SessionLocal = sessionmaker()
+
+
+def open_session(ready):
+    if not ready:
+        return None
+    return SessionLocal()
+
+
+def open_pair(use_file):
+    if use_file:
+        connection = open_file_database()
+        return connection, connection.cursor()
+    return SessionLocal()
+"""
+CALLERS = """\
+from factory import open_pair, open_session
+
+
+def guarded(ready):
+    db = open_session(ready)
+    if db is None:
+        return
+    db.commit()
+
+
+def untested(use_file):
+    db = open_pair(use_file)
+    if db is None:
+        return
+    db.commit()
+"""
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["uncached", "from-the-cache"])
+def test_what_a_factory_of_another_module_may_return_decides_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cached: bool
+) -> None:
+    """The shapes a project function returns besides the resource travel in
+    its module's summary (and the cache): a test of `None` is enough after
+    one factory, not after the one that may return a tuple."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "factory.py").write_text(FACTORY)
+    (tmp_path / "callers.py").write_text(CALLERS)
+    caching = [] if cached else ["--no-cache"]
+    if cached:
+        # Summaries written by a first run, read back by the fix.
+        assert CliRunner().invoke(cli, ["check", "."]).exit_code == 1
+    result = CliRunner().invoke(cli, ["fix", "--unsafe-fixes", *caching, "."])
+    fixed = read(tmp_path / "callers.py")
+    assert "    try:\n        db.commit()\n    finally:\n        db.close()\n" in fixed
+    assert fixed.count("db.close()") == 1
+    # Where it is after the rewrite above it.
+    assert (
+        "callers.py:15:10: SG102 not fixable: `open_pair()` may return a tuple instead, "
+        "and no test of `db` after it rules that out"
+    ) in result.stderr
