@@ -45,7 +45,10 @@ collector would have, later. The fix declines when something would still use
 the session, or an object loaded through it, after that point (a closed
 session detaches its objects: a lazy attribute raises
 `DetachedInstanceError`), or when either leaves the function meanwhile
-(returned, yielded, stored, captured); the `fix` summary says which. A bare
+(returned, yielded, stored, captured); the `fix` summary says which. A
+session from a project function that may return something else (`None`, a
+tuple) is closed in a `finally` only where the test right after the call
+shows it is the session (`if db is None: return`). A bare
 acquisition that is released correctly is the opt-in SG108's, whose fix is
 the context-manager form.
 

@@ -38,7 +38,10 @@ async def load(pool, key):
 
 ## Fix safety
 Safe where the region from the acquisition to the release is a single block:
-it is wrapped in the context manager.
+it is wrapped in the context manager. Unsafe where it comes from a project
+function that may return something else (`None`, a `(connection, cursor)`
+tuple) and the test right after the call tells which: the branch where it is
+the resource gets a `finally` that releases it.
 
 ## At runtime
 `pytest --slotguard-leaks=fail` fails a test that takes the leaking path,
