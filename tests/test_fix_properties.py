@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 from slotguard.config import Config
+from slotguard.facts import Fact
 from slotguard.fixer import fix_source
 from slotguard.parse import parse
 from slotguard.settings import Settings
@@ -32,9 +33,14 @@ import asyncpg
 import psycopg2
 from psycopg2 import pool as pg2pool
 from psycopg_pool import ConnectionPool
-from sqlalchemy.orm import Session, sessionmaker
+from celery import Celery
+from sqlalchemy import create_engine
+from starlette.applications import Starlette
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 SessionLocal = sessionmaker()
+Registry = scoped_session(SessionLocal)
+celery = Celery("jobs")
 legacy_pool = pg2pool.ThreadedConnectionPool(1, 10, "dbname=app")
 modern_pool = ConnectionPool("dbname=app")
 
@@ -271,6 +277,50 @@ def spliced(use_file):
         handle.commit()
         pass  # here
 """,
+    "engine made per call": """\
+def spliced(url):
+    engine = create_engine(url)
+    pass  # here
+    with engine.connect() as conn:
+        pass  # here
+        conn.exec_driver_sql("select 1")
+    pass  # here
+""",
+    "pool made per call": """\
+async def spliced(dsn):
+    pool = await asyncpg.create_pool(dsn)
+    pass  # here
+    await pool.fetchval("select 1")
+    pass  # here
+""",
+    "registry in a task": """\
+@celery.task
+def spliced():
+    pass  # here
+    Registry.execute("select 1")
+    pass  # here
+    Registry.commit()
+""",
+    "session entered for no_autoflush": """\
+def spliced(engine):
+    with Session(engine).no_autoflush as session:
+        pass  # here
+        session.execute("select 1")
+    pass  # here
+""",
+    "engine kept by the module": """\
+shared_engine = create_engine("postgresql://localhost/app")
+app = Starlette()
+
+
+@app.on_event("startup")
+async def spliced():
+    pass  # here
+    with shared_engine.connect() as conn:
+        pass  # here
+        conn.exec_driver_sql("select 1")
+    pass  # here
+""",
     "release behind a test": """\
 def spliced():
     db = SessionLocal()
@@ -286,6 +336,9 @@ SETTINGS = Settings.from_config(Config(), extend_select=["SG108"], use_cache=Fal
 """The default rules and SG108: most patterns are correct code written by
 hand, which only the opt-in SG108 rewrites."""
 PATH = Path("spliced.py")
+ALONE: tuple[Fact, ...] = ()
+"""The module is the whole run: the findings the run settles (SG106, SG501)
+are made and fixed too."""
 
 
 def is_marker(statement: cst.BaseStatement) -> bool:
@@ -389,7 +442,7 @@ def spliced_modules(draw: st.DrawFn) -> tuple[str, bool]:
 def test_fix_output_parses_and_a_second_fix_changes_nothing(case: tuple[str, bool]) -> None:
     source, unsafe = case
     data = source.encode()
-    result = fix_source(data, PATH, SETTINGS, PATH.name, unsafe=unsafe)
+    result = fix_source(data, PATH, SETTINGS, PATH.name, unsafe=unsafe, run_facts=ALONE)
     if result.error is not None:
         with pytest.raises(SourceError):
             parse(source)
@@ -403,7 +456,9 @@ def test_fix_output_parses_and_a_second_fix_changes_nothing(case: tuple[str, boo
     parse(result.text)
     if compiles(source):
         compile(result.text, PATH.name, "exec")
-    again = fix_source(result.text.encode(), PATH, SETTINGS, PATH.name, unsafe=unsafe)
+    again = fix_source(
+        result.text.encode(), PATH, SETTINGS, PATH.name, unsafe=unsafe, run_facts=ALONE
+    )
     assert again.error is None and not again.changed, again.text
 
 
@@ -412,5 +467,5 @@ def test_every_pattern_is_fixed_on_its_own(name: str) -> None:
     """Without filler each pattern is a fixture case: the property test
     above is not vacuous."""
     source = splice(PATTERNS[name], [], [0] * (PATTERNS[name].count(HERE) - 1))
-    result = fix_source(source.encode(), PATH, SETTINGS, PATH.name, unsafe=True)
+    result = fix_source(source.encode(), PATH, SETTINGS, PATH.name, unsafe=True, run_facts=ALONE)
     assert result.changed, f"{name} was not fixed"
