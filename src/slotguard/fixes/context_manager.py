@@ -160,7 +160,7 @@ def _finally_plan(context: Context, flow: FunctionFlow, outcome: SiteOutcome) ->
     place = _place(context, flow, outcome)
     if isinstance(place, Unfixable):
         return None
-    return _release_in_finally(context, place.site, place.block, place.index)
+    return release_in_finally(context, place.site, place.block, place.index)
 
 
 def _with_plan(context: Context, flow: FunctionFlow, outcome: SiteOutcome) -> Plan | Unfixable:
@@ -798,14 +798,15 @@ def _obstacle(site: Site, statement: cst.BaseStatement, *, released_later: bool)
     return Unfixable(f"`{site.name}` is bound to something else by `{head}` before its release")
 
 
-def _release_in_finally(
+def release_in_finally(
     context: Context,
     site: Site,
     block: cst.IndentedBlock | cst.Module,
     index: int,
 ) -> Plan | None:
     """Without a context manager to use (or a safe one): the statements
-    after the acquisition go into a ``try`` whose ``finally`` releases it,
+    after the acquisition (``block.body[index]``; -1: from the start of
+    ``block``) go into a ``try`` whose ``finally`` releases it,
     either a new one around the statements up to a trailing release (or a
     trailing ``if`` that only tests the resource before releasing it), or the
     later ``try``/``finally`` that already releases it, if it has no

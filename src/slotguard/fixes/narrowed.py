@@ -35,6 +35,7 @@ released where it used to stay open.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import libcst as cst
@@ -54,6 +55,7 @@ from slotguard.fixes.context_manager import (
     index_of,
     plan_context_manager,
     protected,
+    release_in_finally,
     returns_something_else,
     site_of,
 )
@@ -123,6 +125,10 @@ def plan_narrowed(
             f"`{site.produced.callee}()` may return {spelled} instead, "
             f"and no test of `{name}` after it rules that out"
         )
+    # A release the code already writes there moves into a ``finally``.
+    moved = release_in_finally(context, site, narrowed.block, narrowed.index)
+    if moved is not None:
+        return dataclasses.replace(moved, code=code_)
     if resource.is_async and not flow.function.is_async:
         return Unfixable("the resource is asynchronous but the function is not")
     life = lifetime(
