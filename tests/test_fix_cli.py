@@ -399,3 +399,59 @@ def test_what_a_factory_of_another_module_may_return_decides_the_fix(
         "callers.py:15:10: SG102 not fixable: `open_pair()` may return a tuple instead, "
         "and no test of `db` after it rules that out"
     ) in result.stderr
+
+
+MODELS = """\
+from sqlalchemy import Column, Integer
+from sqlalchemy.orm import declarative_base, relationship
+
+Base = declarative_base()
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    id = Column(Integer, primary_key=True)
+    total = Column(Integer)
+    lines = relationship("Line")
+"""
+VIEWS = """\
+from sqlalchemy.orm import sessionmaker
+
+from models import Order
+
+SessionLocal = sessionmaker()
+
+
+def totals():
+    db = SessionLocal()
+    return [order.total for order in db.query(Order)]
+
+
+def lines():
+    db = SessionLocal()
+    return [order.lines for order in db.query(Order)]
+"""
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["uncached", "from-the-cache"])
+def test_columns_of_a_model_in_another_module_are_plain_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cached: bool
+) -> None:
+    """A module that only declares mapped classes is read for its columns
+    (the prefilter lets it through; its summary names them): the values of
+    columns may be returned from a block that closes the session, the
+    objects of a relationship may not."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models.py").write_text(MODELS)
+    (tmp_path / "views.py").write_text(VIEWS)
+    caching = [] if cached else ["--no-cache"]
+    if cached:
+        assert CliRunner().invoke(cli, ["check", "."]).exit_code == 1
+    result = CliRunner().invoke(cli, ["fix", "--unsafe-fixes", *caching, "."])
+    fixed = read(tmp_path / "views.py")
+    assert "        return [order.total for order in db.query(Order)]\n" in fixed
+    assert "    db = SessionLocal()\n    return [order.lines for order in" in fixed
+    assert (
+        "SG102 not fixable: a value loaded through `db` is returned by "
+        "`return [order.lines for order in db.query(Order)]`"
+    ) in result.stderr

@@ -200,3 +200,23 @@ def test_imports_written_unusually_still_let_the_file_through(
     filtered, unfiltered, _ = _both_ways(monkeypatch, [path], settings)
     _assert_same(filtered, unfiltered)
     assert {d.code for d in filtered} >= {"SG101"}
+
+
+@pytest.mark.parametrize(
+    ("source", "through"),
+    [
+        (b"class Order(Base):\n    total = Column(Integer)\n", True),
+        (b"class Order(Base):\n    total = sa.Column(sa.Integer)\n", True),
+        (b"class Order(db.Model):\n    total = db.Column(db.Integer)\n", True),
+        (b"class Order(Base):\n    total: Mapped[int]\n", True),
+        (b"class Order(Base):\n    total: Mapped[int] = mapped_column()\n", True),
+        (b"class Order(Base):\n    total = deferred(Column(Text))\n", True),
+        (b"orders = Table('orders', meta,\n    Column('id', Integer),\n)\n", False),
+        (b"total = Column(Integer)\n", False),
+        (b"class Form:\n    total = IntegerField()\n", False),
+    ],
+)
+def test_a_module_that_declares_columns_is_let_through(source: bytes, through: bool) -> None:
+    """Its summary says which attributes are columns (the fix of a module
+    that imports it may let their values outlive a session)."""
+    assert may_have_findings(source, Settings()) is through

@@ -52,7 +52,7 @@ from slotguard.results import FileResult, Outcome, Verdict
 from slotguard.view import Footprint
 
 FORMAT = "slotguard-results-cache"
-VERSION = 9
+VERSION = 10
 """Bumped whenever the shape of an entry changes."""
 FILE_NAME = "results.json"
 PROJECT_FILE = "project.json"

@@ -14,6 +14,10 @@ applies to is not parsed at all:
 - an import of a library whose calls are slow (``httpx``, ``openai``,
   ``boto3``, ...): the file may wrap them for the rest of the project, and
   its summary says which of its functions are slow;
+- a column declared in a class body (``total = Column(Integer)``,
+  ``note: Mapped[str]``): the file's summary says which attributes of its
+  mapped classes are columns, plain data that a fix may let outlive the
+  session (``slotguard.analysis.columns``);
 - a name another module of the project exports (the project index);
 - application state (``app.state.pool``) when the project types some.
 
@@ -28,7 +32,7 @@ from functools import cache
 
 from slotguard.analysis.index import EMPTY_INDEX, ProjectIndex
 from slotguard.model import Model
-from slotguard.model.catalog import DEPENDENCY_MARKERS
+from slotguard.model.catalog import COLUMN_FACTORIES, DEPENDENCY_MARKERS, MAPPED_ANNOTATION
 from slotguard.model.external import WRAPPED_SLOW_LIBRARIES
 from slotguard.project import STATE_READ, import_statements
 
@@ -72,10 +76,20 @@ def _imports_slow_calls(data: bytes) -> bool:
     return any(name.split(".", 1)[0] in WRAPPED_SLOW_LIBRARIES for name in imported_names(data))
 
 
+_COLUMN_DECLARATION = re.compile(
+    rb"^[ \t]+\w+[ \t]*(?::[^=\n]*)?=[ \t]*(?:\w+\.)*(?:"
+    + b"|".join(sorted(name.encode() for name in COLUMN_FACTORIES))
+    + rb")[ \t]*\(|^[ \t]+\w+[ \t]*:[ \t]*(?:\w+\.)*"
+    + MAPPED_ANNOTATION.encode()
+    + rb"\[",
+    re.MULTILINE,
+)
+
+
 def may_have_findings(data: bytes, model: Model, index: ProjectIndex = EMPTY_INDEX) -> bool:
     if _imports_the_model(data, model) or _MARKER_CALL.search(data) is not None:
         return True
-    if _imports_slow_calls(data):
+    if _imports_slow_calls(data) or _COLUMN_DECLARATION.search(data) is not None:
         return True
     names = _words(model.name_triggers())
     if names is not None and names.search(data) is not None:

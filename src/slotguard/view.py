@@ -79,7 +79,12 @@ def _meaningful(symbol: Symbol) -> bool:
     """Whether using the symbol can give a name a type by itself, not only a
     call that may raise. Classes and instances depend on their methods
     (``Table``); kinds added later count until said otherwise."""
-    return symbol.kind not in (SymbolKind.FUNCTION, SymbolKind.CLASS, SymbolKind.INSTANCE)
+    return symbol.kind not in (
+        SymbolKind.FUNCTION,
+        SymbolKind.CLASS,
+        SymbolKind.INSTANCE,
+        SymbolKind.COLUMN,
+    )
 
 
 class View(ProjectIndex):

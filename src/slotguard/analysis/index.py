@@ -34,6 +34,10 @@ class SymbolKind(str, enum.Enum):
     FUNCTION = "function"
     """Any other function, class (``Name``) or method (``Class.name``): what
     matters of it is whether calling it can raise (``raises``)."""
+    COLUMN = "column"
+    """A column attribute of a mapped class (``Class.name``): what an instance
+    loaded by a session gives for it is plain data, not an ORM object that a
+    closed session would detach (``slotguard.analysis.columns``)."""
 
 
 NONE_SHAPE = "none"
@@ -120,7 +124,7 @@ class ProjectIndex:
         return {
             qualified.rsplit(".", 1)[-1]
             for qualified, symbol in self._symbols.items()
-            if symbol.kind is not SymbolKind.FUNCTION
+            if symbol.kind not in (SymbolKind.FUNCTION, SymbolKind.COLUMN)
         }
 
     def __bool__(self) -> bool:

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+from slotguard.analysis.columns import column_names
 from slotguard.analysis.index import ModuleSummary, Symbol, SymbolKind
 from slotguard.analysis.infer import ClassInfo, FunctionInfo, ModuleInfo
 from slotguard.analysis.raising import Raising, raising
 from slotguard.analysis.releasers import released_parameter
 from slotguard.analysis.slow_work import SlowKind, SlowWork, slow_work
 from slotguard.model.external import SLOW_LIBRARIES, SlowCalls
+
+COLUMN = Symbol(SymbolKind.COLUMN)
 
 
 def summarise(module: ModuleInfo, calls: SlowCalls | None = None) -> ModuleSummary | None:
@@ -26,6 +29,8 @@ def summarise(module: ModuleInfo, calls: SlowCalls | None = None) -> ModuleSumma
     for name, definition in module.definitions.items():
         if isinstance(definition, ClassInfo):
             symbols[name] = Symbol(SymbolKind.CLASS, raises=raises.class_raises(definition))
+            for column in column_names(definition.node):
+                symbols.setdefault(f"{name}.{column}", COLUMN)
             for method_name, method in definition.methods.items():
                 symbols[f"{name}.{method_name}"] = _function_symbol(module, method, raises, slow)
             continue

@@ -27,11 +27,12 @@ their results are data too. A session's results may be ORM objects, except a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import libcst as cst
 
+from slotguard.analysis.columns import IsColumn, entities, loaded
 from slotguard.analysis.escapes import escaping
 from slotguard.fixes.base import Unfixable
 from slotguard.model.catalog import SELF_RETURNING_METHODS
@@ -85,12 +86,21 @@ class Plain:
     statements: frozenset[str] = frozenset()
     """Names bound to raw SQL (``query = text("...")``): a session runs it
     into plain rows."""
+    entities: Mapping[str, cst.BaseExpression] = field(default_factory=dict)
+    """Names holding instances of a mapped class, and the class
+    (``slotguard.analysis.columns``)."""
+    is_column: IsColumn | None = None
+    """Whether a class has a column of a name: an instance's column is plain."""
 
     @classmethod
-    def of(cls, kind: Kind, scope: cst.CSTNode | None = None) -> Plain:
+    def of(
+        cls, kind: Kind, scope: cst.CSTNode | None = None, is_column: IsColumn | None = None
+    ) -> Plain:
         methods = SESSION_PLAIN_METHODS if kind is Kind.SESSION else ROW_METHODS
         if scope is None:
             return cls(methods)
+        if kind is not Kind.SESSION:
+            is_column = None
         raw: set[str] = set()
         other: set[str] = set()
         for node in walk(scope):
@@ -102,7 +112,20 @@ class Plain:
                 other |= set(assigned_names(node.target))
             elif isinstance(node, cst.AsName):
                 other |= set(assigned_names(node.name))
-        return cls(methods, frozenset(raw - other))
+        held = entities(scope) if is_column is not None else {}
+        return cls(methods, frozenset(raw - other), held, is_column)
+
+    def column_read(self, node: cst.BaseExpression) -> bool:
+        """``order.total``, ``db.query(Order).first().total``: a column of an
+        instance the session loaded, plain data once read."""
+        if self.is_column is None or not isinstance(node, cst.Attribute):
+            return False
+        base = node.value
+        if isinstance(base, cst.Name):
+            entity = self.entities.get(base.value)
+        else:
+            entity = loaded(base, iterated=False, single=True)
+        return entity is not None and self.is_column(entity, node.attr.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +150,7 @@ def lifetime(
     callees: dict[str, cst.FunctionDef] | None = None,
     extend: bool = True,
     ignored: frozenset[int] = frozenset(),
+    is_column: IsColumn | None = None,
 ) -> Lifetime | Unfixable:
     """The lifetime of ``name``, acquired by ``block.body[index]``, or why no
     block can end it. ``first``: what the new block starts with, before the
@@ -137,8 +161,9 @@ def lifetime(
     resource is held from the start of ``block`` (a branch where a test
     showed the value is the resource); ``ignored``: ``id`` of nodes whose
     reads do not see the resource (the branches where it is something
-    else)."""
-    plain = Plain.of(kind, function)
+    else); ``is_column``: which attributes of the project's mapped classes
+    are columns, whose values are plain data."""
+    plain = Plain.of(kind, function, is_column)
     later = list(block.body[index + 1 :]) if extend else []
     derived, loaded = _derived([*first, *later], name, plain)
     end = index
@@ -274,6 +299,8 @@ def carries(expression: cst.BaseExpression, names: set[str], plain: Plain) -> bo
                 stack.append((node.elt, frozenset(inner)))
         elif isinstance(node, cst.Call) and _is_constructor(node):
             stack.extend((arg.value, known) for arg in node.args)
+        elif plain.column_read(node):
+            continue
         elif _chain_carries(node, known, plain):
             return True
     return False

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from slotguard.analysis.columns import column_test
 from slotguard.analysis.index import (
     FALSY_SHAPE,
     NONE_SHAPE,
@@ -139,6 +140,7 @@ def plan_narrowed(
         resource.kind,
         parents,
         ignored=narrowed.ignored,
+        is_column=column_test(context.module),
     )
     if isinstance(life, Unfixable):
         return life

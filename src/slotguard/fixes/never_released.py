@@ -45,6 +45,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from slotguard.analysis.columns import column_test
 from slotguard.analysis.infer import FunctionInfo
 from slotguard.diagnostic import Applicability
 from slotguard.fixes.base import Plan, Unfixable
@@ -140,6 +141,7 @@ def plan_never_released(context: Context, finding: RawFinding) -> Plan | Unfixab
         parents,
         first=where.opening,
         callees=callees(context, flow.function),
+        is_column=column_test(context.module),
     )
     if isinstance(life, Unfixable):
         return life

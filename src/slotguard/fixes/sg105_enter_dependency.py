@@ -32,6 +32,7 @@ from collections.abc import Sequence
 
 import libcst as cst
 
+from slotguard.analysis.columns import column_test
 from slotguard.analysis.infer import FunctionInfo
 from slotguard.diagnostic import Applicability
 from slotguard.fixes.base import Fixer, Plan, Unfixable
@@ -134,6 +135,7 @@ def _advanced(
         parents,
         first=where.opening,
         callees=callees(context, function),
+        is_column=column_test(context.module),
     )
     if isinstance(life, Unfixable):
         return life

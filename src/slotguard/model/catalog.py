@@ -528,3 +528,39 @@ so ``conn = conn.execution_options(...)`` and ``with engine.connect()
 .execution_options(...) as conn`` still hold (and release) the same connection."""
 
 BUILTIN = Catalog(types=TYPES, constructors=CONSTRUCTORS)
+
+COLUMN_FACTORIES = frozenset({"Column", "mapped_column", "column_property", "deferred"})
+"""What declares a column attribute in a mapped class's body (SQLAlchemy's,
+Flask-SQLAlchemy's ``db.Column``): an instance gives plain data for it.
+``relationship()``, ``association_proxy()``, properties and the rest give
+objects of the session, or anything."""
+MAPPED_ANNOTATION = "Mapped"
+"""``name: Mapped[int]`` (SQLAlchemy 2.0): a column unless its value is
+something else (``relationship()``)."""
+ENTITY_QUERIES = frozenset({"query"})
+"""Session methods whose argument is the mapped class they load (``db.query(User)``)."""
+ENTITY_GETTERS = frozenset({"get", "get_one"})
+"""Session methods that load one instance of their first argument (``db.get(User, 1)``)."""
+QUERY_REFINERS = frozenset(
+    {
+        "filter",
+        "filter_by",
+        "where",
+        "order_by",
+        "group_by",
+        "having",
+        "limit",
+        "offset",
+        "distinct",
+        "join",
+        "outerjoin",
+        "options",
+        "execution_options",
+        "populate_existing",
+        "yield_per",
+        "all",
+    }
+)
+"""Query methods that keep loading the same class (its rows, or a list of them)."""
+QUERY_SINGLES = frozenset({"first", "one", "one_or_none"})
+"""Query methods that give one instance (or None)."""
