@@ -45,7 +45,9 @@ collector would have, later. The fix declines when something would still use
 the session, or an object loaded through it, after that point (a closed
 session detaches its objects: a lazy attribute raises
 `DetachedInstanceError`), or when either leaves the function meanwhile
-(returned, yielded, stored, captured); the `fix` summary says which. A
+(returned, yielded, stored, captured); the `fix` summary says which. The
+value of a column of a mapped class, read in the block (`order.total`), is
+plain data, and may. A
 session from a project function that may return something else (`None`, a
 tuple) is closed in a `finally` only where the test right after the call
 shows it is the session (`if db is None: return`). A bare
