@@ -124,6 +124,13 @@ SCENARIOS = [
         in_transaction=True,
     ),
     _scenario(
+        "sg102_sqlalchemy_orm_column_values",
+        "SG102",
+        "unsafe",
+        held=ITERATIONS,
+        in_transaction=True,
+    ),
+    _scenario(
         "sg201_sqlalchemy_session_or_file_pair",
         "SG201",
         "unsafe",
