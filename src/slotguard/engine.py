@@ -8,7 +8,8 @@ file of the project is taken through, as far as it needs to go:
 
 1. its bytes, unless its size, modification time and inode are those the
    cache knows (then its digest and its imports come from the cache);
-2. the prefilter (``slotguard.prefilter``), on bytes;
+2. the prefilter (``slotguard.prefilter``), on bytes (a file it stops that
+   declares columns of mapped classes is deferred instead);
 3. the screen (``slotguard.screen``), on the ``ast`` tree of the syntax
    check: a file with nothing the analysis could use is *deferred*;
 4. libcst and the rules, for the files the screen lets through and for the
@@ -226,7 +227,12 @@ def _examine(task: Task, settings: Settings) -> Examined:
         return Examined(Outcome(verdict, footprint, result), syntax_ok)
 
     if not may_have_findings(task.data, settings, index):
-        return done(Verdict.STOPPED, _unanalysed(task, settings))
+        if not prefilter.declares_columns(task.data):
+            return done(Verdict.STOPPED, _unanalysed(task, settings))
+        if task.screen:
+            # Its summary tells which attributes are columns: it is analysed
+            # if an analysed module imports it.
+            return done(Verdict.DEFERRED, _unanalysed(task, settings))
     try:
         text = decode(task.data).text
     except SourceError as error:

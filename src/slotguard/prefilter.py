@@ -14,12 +14,14 @@ applies to is not parsed at all:
 - an import of a library whose calls are slow (``httpx``, ``openai``,
   ``boto3``, ...): the file may wrap them for the rest of the project, and
   its summary says which of its functions are slow;
-- a column declared in a class body (``total = Column(Integer)``,
-  ``note: Mapped[str]``): the file's summary says which attributes of its
-  mapped classes are columns, plain data that a fix may let outlive the
-  session (``slotguard.analysis.columns``);
 - a name another module of the project exports (the project index);
 - application state (``app.state.pool``) when the project types some.
+
+A file none of them applies to is still analysed when an analysed module
+imports it and it declares columns in a class body (``declares_columns``:
+``total = Column(Integer)``, ``note: Mapped[str]``): its summary says which
+attributes of its mapped classes are columns, plain data that a fix may let
+outlive the session (``slotguard.analysis.columns``).
 
 Everything here works on bytes with regular expressions and never imports
 libcst.
@@ -86,10 +88,15 @@ _COLUMN_DECLARATION = re.compile(
 )
 
 
+def declares_columns(data: bytes) -> bool:
+    """Whether a class body may declare a column of a mapped class."""
+    return _COLUMN_DECLARATION.search(data) is not None
+
+
 def may_have_findings(data: bytes, model: Model, index: ProjectIndex = EMPTY_INDEX) -> bool:
     if _imports_the_model(data, model) or _MARKER_CALL.search(data) is not None:
         return True
-    if _imports_slow_calls(data) or _COLUMN_DECLARATION.search(data) is not None:
+    if _imports_slow_calls(data):
         return True
     names = _words(model.name_triggers())
     if names is not None and names.search(data) is not None:
