@@ -8,11 +8,13 @@ fixtures (before the acquisition, between it and the release, inside the
 - fixing the output again changes nothing.
 
 Bounds: 90 examples of about ten statements each, which run in about 30
-seconds here (two or three checks of a small module per example).
+seconds here (two or three checks of a small module per example);
+``SLOTGUARD_FIX_EXAMPLES=600`` runs more, locally.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import hypothesmith
@@ -431,7 +433,7 @@ def spliced_modules(draw: st.DrawFn) -> tuple[str, bool]:
 
 @pytest.mark.filterwarnings("ignore::SyntaxWarning")
 @settings(
-    max_examples=90,
+    max_examples=int(os.environ.get("SLOTGUARD_FIX_EXAMPLES", "90")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     # hypothesmith's target() hill-climbing costs most of the time, for
