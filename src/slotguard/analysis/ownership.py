@@ -17,7 +17,7 @@ import libcst as cst
 
 from slotguard.analysis.infer import FunctionInfo, ModuleInfo
 from slotguard.model import Model
-from slotguard.model.catalog import BUILTIN, RECLAIMING_HARNESSES
+from slotguard.model.catalog import BUILTIN, PATCHERS, PATCHING_FIXTURES, RECLAIMING_HARNESSES
 from slotguard.model.lifecycle import (
     COMMAND_DECORATORS,
     MANAGEMENT_COMMAND_BASES,
@@ -71,6 +71,59 @@ def in_a_test(function: FunctionInfo | None) -> bool:
             return True
         function = function.parent
     return False
+
+
+def mocked_by_the_test(function: FunctionInfo, callee: str) -> bool:
+    """Whether test code acquires through a project function ``callee`` (as
+    spelled there) while it patches names of the function's module
+    (``@patch("app.db.sessionmaker")``, ``with patch("app.db.create_engine")``,
+    ``mocker.patch(...)``), or the function itself where the test uses it:
+    what the function returns is made of mocks, not a connection."""
+    if not in_a_test(function):
+        return False
+    module = function.module
+    qualified = module.qualify(callee)
+    if qualified is None or "." not in qualified:
+        return False
+    home = qualified.rsplit(".", 1)[0] + "."
+    used_here = f"{module.module_name}.{callee}"
+    # Patching the function where it is defined changes nothing for a test
+    # that imported it before.
+    return any(
+        (target.startswith(home) and target != qualified) or target == used_here
+        for target in _patch_targets(function)
+    )
+
+
+def _patch_targets(function: FunctionInfo) -> set[str]:
+    """The dotted names the test function, its class or a function around
+    it patches, by decorator or by a call in its body."""
+    module = function.module
+    nodes: list[cst.CSTNode] = []
+    current: FunctionInfo | None = function
+    while current is not None:
+        nodes.extend(decorator.decorator for decorator in current.node.decorators)
+        nodes.append(current.node.body)
+        if current.cls is not None:
+            nodes.extend(decorator.decorator for decorator in current.cls.node.decorators)
+        current = current.parent
+    targets: set[str] = set()
+    for root in nodes:
+        for node in walk(root):
+            if not isinstance(node, cst.Call) or not node.args:
+                continue
+            func = node.func
+            patcher = module.qualify(dotted_name(func) or "") in PATCHERS or (
+                isinstance(func, cst.Attribute)
+                and func.attr.value == "patch"
+                and last_name(func.value) in PATCHING_FIXTURES
+            )
+            first = node.args[0].value
+            if patcher and isinstance(first, cst.SimpleString):
+                value = first.evaluated_value
+                if isinstance(value, str):
+                    targets.add(value)
+    return targets
 
 
 _TEST_DIRECTORIES = frozenset({"test", "tests", "testing"})

@@ -37,6 +37,7 @@ from slotguard.analysis.infer import FunctionInfo, ModuleInfo
 from slotguard.analysis.ownership import (
     builds_a_context_manager,
     in_a_test,
+    mocked_by_the_test,
     reclaimed_kinds,
     runs_once_per_process,
 )
@@ -117,7 +118,12 @@ def _judge_module(module: ModuleInfo) -> list[Judged]:
     for flow in flows(module):
         finally_releases = _FinallyReleases(flow)
         for outcome in flow.outcomes:
-            if outcome.site.type.kind in reclaimed:
+            site = outcome.site
+            if site.type.kind in reclaimed:
+                continue
+            if site.produced.via_project and mocked_by_the_test(
+                flow.function, site.produced.callee
+            ):
                 continue
             verdict = _judge(flow, outcome, finally_releases)
             if verdict is not None:

@@ -564,3 +564,8 @@ QUERY_REFINERS = frozenset(
 """Query methods that keep loading the same class (its rows, or a list of them)."""
 QUERY_SINGLES = frozenset({"first", "one", "one_or_none"})
 """Query methods that give one instance (or None)."""
+
+PATCHERS = frozenset({"unittest.mock.patch", "mock.patch"})
+"""What replaces a name of another module for a test (``@patch("app.db.create_engine")``);
+pytest-mock's ``mocker.patch`` too (``PATCHING_FIXTURES``)."""
+PATCHING_FIXTURES = frozenset({"mocker"})
