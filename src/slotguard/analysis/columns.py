@@ -73,12 +73,12 @@ def _declares_a_column(value: cst.BaseExpression) -> bool:
     return isinstance(value, cst.Call) and last_name(value.func) in COLUMN_FACTORIES
 
 
-def entities(scope: cst.CSTNode) -> dict[str, cst.BaseExpression]:
+def entities(*scopes: cst.CSTNode) -> dict[str, cst.BaseExpression]:
     """The names of ``scope`` bound only to instances of one mapped class
     (its expression, as written in the query), and to nothing else: from a
     query that gives one (``.first()``, ``db.get(...)``), or as the items of
     one that gives many, directly or through a name bound to it."""
-    bindings = list(_bindings(scope))
+    bindings = [binding for scope in scopes for binding in _bindings(scope)]
     many = _only(
         (target, loaded(value, False, False))
         for target, value, iterated in bindings

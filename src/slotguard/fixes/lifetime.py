@@ -28,7 +28,7 @@ their results are data too. A session's results may be ORM objects, except a
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import libcst as cst
 
@@ -93,14 +93,10 @@ class Plain:
     """Whether a class has a column of a name: an instance's column is plain."""
 
     @classmethod
-    def of(
-        cls, kind: Kind, scope: cst.CSTNode | None = None, is_column: IsColumn | None = None
-    ) -> Plain:
+    def of(cls, kind: Kind, scope: cst.CSTNode | None = None) -> Plain:
         methods = SESSION_PLAIN_METHODS if kind is Kind.SESSION else ROW_METHODS
         if scope is None:
             return cls(methods)
-        if kind is not Kind.SESSION:
-            is_column = None
         raw: set[str] = set()
         other: set[str] = set()
         for node in walk(scope):
@@ -112,8 +108,7 @@ class Plain:
                 other |= set(assigned_names(node.target))
             elif isinstance(node, cst.AsName):
                 other |= set(assigned_names(node.name))
-        held = entities(scope) if is_column is not None else {}
-        return cls(methods, frozenset(raw - other), held, is_column)
+        return cls(methods, frozenset(raw - other))
 
     def column_read(self, node: cst.BaseExpression) -> bool:
         """``order.total``, ``db.query(Order).first().total``: a column of an
@@ -163,8 +158,12 @@ def lifetime(
     reads do not see the resource (the branches where it is something
     else); ``is_column``: which attributes of the project's mapped classes
     are columns, whose values are plain data."""
-    plain = Plain.of(kind, function, is_column)
+    plain = Plain.of(kind, function)
     later = list(block.body[index + 1 :]) if extend else []
+    if is_column is not None and kind is Kind.SESSION:
+        # What a name holds where the resource is: its bindings in the
+        # statements from the acquisition on, not in other branches.
+        plain = replace(plain, entities=entities(*first, *later), is_column=is_column)
     derived, loaded = _derived([*first, *later], name, plain)
     end = index
     for position, statement in enumerate(later, start=index + 1):
