@@ -53,9 +53,10 @@ LABELS = BENCH / "apps_labels.json"
 SUMMARY = BENCH / "apps_triage.md"
 VALUES = ("true", "false", "debatable")
 KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-STAGES = ("before", "after", "unseen-first", "after-18")
+STAGES = ("before", "after", "unseen-first", "after-18", "after-18-fixes")
 """The committed stages in the order they were run: issue 14's before and
-after, the first run of the unseen set, and the whole corpus after issue 18."""
+after, the first run of the unseen set, the whole corpus after issue 18's
+first round, and after its fix-coverage round."""
 TRIAGE, HELD_OUT, UNSEEN = "triage", "held-out", "unseen"
 LABELLED = (TRIAGE, UNSEEN)
 """The sets whose findings are labelled: the triage set, and the unseen set,
