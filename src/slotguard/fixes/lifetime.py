@@ -38,7 +38,15 @@ from slotguard.fixes.base import Unfixable
 from slotguard.model.catalog import SELF_RETURNING_METHODS
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.common import code
-from slotguard.syntax import SCOPE_NODES, assigned_names, is_class_name, last_name, walk
+from slotguard.syntax import (
+    SCOPE_NODES,
+    assigned_names,
+    children,
+    is_class_name,
+    last_name,
+    walk,
+    walk_scope,
+)
 
 ROW_METHODS = frozenset(
     {
@@ -703,3 +711,36 @@ def _first_line(node: cst.CSTNode, limit: int = 60) -> str:
         node = node.with_changes(leading_lines=())
     line = cst.Module(body=[]).code_for_node(node).strip().split("\n")[0].rstrip()
     return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def endless_loop(statements: Sequence[cst.CSTNode]) -> cst.While | None:
+    """A ``while True:`` among ``statements`` (or in their blocks) that no
+    ``break`` or ``return`` leaves: a block around it ends only with an
+    exception, so entering the resource there still holds it for the loop."""
+    for statement in statements:
+        for node in walk_scope(statement):
+            if (
+                isinstance(node, cst.While)
+                and _always_true(node.test)
+                and not any(True for _ in _own_exits(node.body))
+            ):
+                return node
+    return None
+
+
+def _always_true(test: cst.BaseExpression) -> bool:
+    if isinstance(test, cst.Name):
+        return test.value == "True"
+    return isinstance(test, cst.Integer) and test.value not in ("0", "0x0", "0o0", "0b0")
+
+
+def _own_exits(node: cst.CSTNode) -> Iterator[cst.Break | cst.Return]:
+    """The ``break`` and ``return`` statements that leave the loop whose body
+    is ``node``."""
+    for child in children(node):
+        if isinstance(child, cst.Return | cst.Break):
+            yield child
+        elif isinstance(child, cst.For | cst.While):
+            yield from (each for each in _own_exits(child) if isinstance(each, cst.Return))
+        elif not isinstance(child, cst.FunctionDef | cst.ClassDef | cst.Lambda):
+            yield from _own_exits(child)

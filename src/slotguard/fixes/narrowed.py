@@ -60,7 +60,7 @@ from slotguard.fixes.context_manager import (
     returns_something_else,
     site_of,
 )
-from slotguard.fixes.lifetime import lifetime, name_nodes
+from slotguard.fixes.lifetime import endless_loop, lifetime, name_nodes
 from slotguard.flow.held import FunctionFlow, SiteOutcome, releases
 from slotguard.rules.base import Context, RawFinding
 from slotguard.rules.common import code
@@ -146,6 +146,12 @@ def plan_narrowed(
         return life
     start = narrowed.index + 1
     held = list(narrowed.block.body[start : life.end])
+    endless = endless_loop(held)
+    if endless is not None:
+        return Unfixable(
+            f"the new block would hold `{name}` through the endless "
+            f"`while {code(endless.test)}:` loop, as now: release it before the loop"
+        )
     already = _already_managed(flow, outcome, held)
     if already is not None:
         return already

@@ -40,7 +40,7 @@ whenever the garbage collector got to it), and code moves into a new block.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import libcst as cst
@@ -61,13 +61,13 @@ from slotguard.fixes.context_manager import (
     without_leading_blank_lines,
 )
 from slotguard.fixes.imports import usable_spelling
-from slotguard.fixes.lifetime import lifetime, name_nodes
+from slotguard.fixes.lifetime import endless_loop, lifetime, name_nodes
 from slotguard.fixes.narrowed import plan_narrowed
 from slotguard.flow.held import FunctionFlow, Site
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context, RawFinding
 from slotguard.rules.common import code
-from slotguard.syntax import children, dotted_name, unwrap_await, walk_scope
+from slotguard.syntax import dotted_name, unwrap_await
 
 UNSAFE = " (unsafe: it is released there, where it used to stay open)"
 
@@ -145,7 +145,7 @@ def plan_never_released(context: Context, finding: RawFinding) -> Plan | Unfixab
     )
     if isinstance(life, Unfixable):
         return life
-    endless = _endless_loop(where.block.body[where.index + 1 : life.end])
+    endless = endless_loop(where.block.body[where.index + 1 : life.end])
     if endless is not None:
         return Unfixable(
             f"the new block would hold `{where.name}` through the endless "
@@ -237,39 +237,6 @@ def _entering(
     if release is None:
         return Unfixable(resource.with_note)
     return _Finally(cst.Await(release) if resource.is_async else release)
-
-
-def _endless_loop(statements: Sequence[cst.CSTNode]) -> cst.While | None:
-    """A ``while True:`` among ``statements`` (or in their blocks) that no
-    ``break`` or ``return`` leaves: a block around it ends only with an
-    exception, so entering the resource there still holds it for the loop."""
-    for statement in statements:
-        for node in walk_scope(statement):
-            if (
-                isinstance(node, cst.While)
-                and _always_true(node.test)
-                and not any(True for _ in _own_exits(node.body))
-            ):
-                return node
-    return None
-
-
-def _always_true(test: cst.BaseExpression) -> bool:
-    if isinstance(test, cst.Name):
-        return test.value == "True"
-    return isinstance(test, cst.Integer) and test.value not in ("0", "0x0", "0o0", "0b0")
-
-
-def _own_exits(node: cst.CSTNode) -> Iterator[cst.Break | cst.Return]:
-    """The ``break`` and ``return`` statements that leave the loop whose body
-    is ``node``."""
-    for child in children(node):
-        if isinstance(child, cst.Return | cst.Break):
-            yield child
-        elif isinstance(child, cst.For | cst.While):
-            yield from (each for each in _own_exits(child) if isinstance(each, cst.Return))
-        elif not isinstance(child, cst.FunctionDef | cst.ClassDef | cst.Lambda):
-            yield from _own_exits(child)
 
 
 def _release(site: Site, name: str) -> cst.Call | None:
