@@ -397,7 +397,7 @@ def test_what_a_factory_of_another_module_may_return_decides_the_fix(
     # Where it is after the rewrite above it.
     assert (
         "callers.py:15:10: SG102 not fixable: `open_pair()` may return a tuple instead, "
-        "and no test of `db` after it rules that out"
+        "and `db is None` does not rule that out"
     ) in result.stderr
 
 

@@ -16,7 +16,8 @@ of kind ``COLUMN``); inherited columns are not looked for (then the attribute
 counts as loaded, as before).
 
 A name holds instances of a class where it is bound from a query of that
-class and nothing else in the function binds it: ``for row in
+class and nothing else binds it (nor fills it, for a list) in the statements
+the resource is held over: ``for row in
 db.query(Order).filter(...):``, ``[o.id for o in db.query(Order).all()]``,
 ``order = db.query(Order).first()``, ``order = db.get(Order, 1)``.
 """
@@ -74,7 +75,7 @@ def _declares_a_column(value: cst.BaseExpression) -> bool:
 
 
 def entities(*scopes: cst.CSTNode) -> dict[str, cst.BaseExpression]:
-    """The names of ``scope`` bound only to instances of one mapped class
+    """The names of ``scopes`` bound only to instances of one mapped class
     (its expression, as written in the query), and to nothing else: from a
     query that gives one (``.first()``, ``db.get(...)``), or as the items of
     one that gives many, directly or through a name bound to it."""
@@ -105,12 +106,29 @@ def _only(
     return {name: entity for name, entity in found.items() if name not in other}
 
 
+_FILLERS = frozenset(
+    {"append", "extend", "insert", "add", "update", "setdefault", "appendleft", "extendleft"}
+)
+"""Methods that put more in a collection: a list of one class's instances
+may then hold anything."""
+
+
 def _bindings(scope: cst.CSTNode) -> Iterator[tuple[cst.BaseExpression, cst.BaseExpression, bool]]:
-    """(target, value, whether the target takes each item of the value)."""
+    """(target, value, whether the target takes each item of the value). A
+    collection filled in place (``rows.extend(...)``, ``rows[0] = ...``)
+    counts as bound to something unknown."""
     for node in walk(scope):
         if isinstance(node, cst.Assign):
             for target in node.targets:
+                if isinstance(target.target, cst.Subscript):
+                    yield target.target.value, _UNKNOWN, False
                 yield target.target, node.value, False
+        elif (
+            isinstance(node, cst.Call)
+            and isinstance(node.func, cst.Attribute)
+            and node.func.attr.value in _FILLERS
+        ):
+            yield node.func.value, _UNKNOWN, False
         elif isinstance(node, cst.AnnAssign | cst.AugAssign):
             yield node.target, node.value or _UNKNOWN, False
         elif isinstance(node, cst.NamedExpr):

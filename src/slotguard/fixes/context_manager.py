@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from slotguard.analysis.infer import FunctionInfo
 from slotguard.diagnostic import Applicability
 from slotguard.fixes.base import Plan, Unfixable
 from slotguard.fixes.imports import usable_spelling
@@ -1087,3 +1088,18 @@ def protected(region: list[cst.BaseStatement], release: cst.BaseExpression, inde
         ),
         leading_lines=above,
     )
+
+
+def callees(context: Context, function: FunctionInfo) -> dict[str, cst.FunctionDef]:
+    """The module's functions by name, and the methods of the function's
+    class as ``.name``: what ``lifetime`` looks into for a function that
+    keeps what it is given."""
+    found = {
+        function.name: function.node
+        for function in context.module.functions
+        if function.cls is None and function.parent is None
+    }
+    cls = function.cls
+    if cls is not None:
+        found.update({f".{name}": method.node for name, method in cls.methods.items()})
+    return found

@@ -79,10 +79,16 @@ CONTAINER_METHODS = frozenset(
 
 
 CALLS_AT_ONCE = frozenset(
-    {"sorted", "sort", "min", "max", "map", "filter", "reduce", "groupby", "any", "all", "sum"}
+    {"sorted", "sort", "min", "max", "reduce", "groupby", "any", "all", "sum"}
 )
 """Functions and methods that call the function they are given before they
 return, and keep nothing of it."""
+
+LAZY_CALLS = frozenset(
+    {"map", "filter", "zip", "iter", "reversed", "enumerate", "islice", "chain", "starmap"}
+)
+"""Functions whose result reads their arguments later, as it is iterated:
+it holds on to what they hold (``map(str, rows)``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +299,12 @@ def carries(expression: cst.BaseExpression, names: set[str], plain: Plain) -> bo
             stack.extend(((node.left, known), (node.right, known)))
         elif isinstance(node, cst.NamedExpr | cst.StarredElement):
             stack.append((node.value, known))
-        elif isinstance(node, cst.ListComp | cst.SetComp | cst.GeneratorExp | cst.DictComp):
+        elif isinstance(node, cst.GeneratorExp):
+            # Evaluated as it is iterated, after the block maybe: what it
+            # reads is read then.
+            if _mentions(node, set(known)):
+                return True
+        elif isinstance(node, cst.ListComp | cst.SetComp | cst.DictComp):
             inner = set(known)
             clause: cst.CompFor | None = node.for_in
             while clause is not None:
@@ -305,12 +316,23 @@ def carries(expression: cst.BaseExpression, names: set[str], plain: Plain) -> bo
             else:
                 stack.append((node.elt, frozenset(inner)))
         elif isinstance(node, cst.Call) and _is_constructor(node):
+            # ``list(o.total for o in rows)`` runs the generator at once.
+            stack.extend((_eager(arg.value), known) for arg in node.args)
+        elif isinstance(node, cst.Call) and last_name(node.func) in LAZY_CALLS:
             stack.extend((arg.value, known) for arg in node.args)
         elif plain.column_read(node):
             continue
         elif _chain_carries(node, known, plain):
             return True
     return False
+
+
+def _eager(value: cst.BaseExpression) -> cst.BaseExpression:
+    """A generator expression a constructor consumes at once, as the list
+    comprehension it amounts to there."""
+    if isinstance(value, cst.GeneratorExp):
+        return cst.ListComp(elt=value.elt, for_in=value.for_in)
+    return value
 
 
 def _is_constructor(call: cst.Call) -> bool:

@@ -36,6 +36,7 @@ released where it used to stay open.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import libcst as cst
@@ -52,6 +53,7 @@ from slotguard.diagnostic import Applicability
 from slotguard.fixes.base import Plan, Unfixable
 from slotguard.fixes.context_manager import (
     acquiring_statement,
+    callees,
     function_parents,
     index_of,
     plan_context_manager,
@@ -61,6 +63,8 @@ from slotguard.fixes.context_manager import (
     site_of,
 )
 from slotguard.fixes.lifetime import endless_loop, lifetime, name_nodes
+from slotguard.flow.cfg import Point
+from slotguard.flow.effects import Effects
 from slotguard.flow.held import FunctionFlow, SiteOutcome, releases
 from slotguard.rules.base import Context, RawFinding
 from slotguard.rules.common import code
@@ -120,12 +124,15 @@ def plan_narrowed(
     if OTHER_SHAPE in shapes:
         return declined
     narrowed = _narrowing(block, index_of(block, statement), name, shapes)
-    if narrowed is None:
+    if isinstance(narrowed, str):
         spelled = " or ".join(_SPELLED[shape] for shape in OTHER_SHAPES if shape in shapes)
-        return Unfixable(
-            f"`{site.produced.callee}()` may return {spelled} instead, "
-            f"and no test of `{name}` after it rules that out"
-        )
+        return Unfixable(f"`{site.produced.callee}()` may return {spelled} instead, and {narrowed}")
+    start = narrowed.index + 1
+    # Where it is the resource, nothing may take it over: a new release
+    # would close it under its new owner.
+    handed = _handed_on(flow, outcome, narrowed.block.body[start:])
+    if handed is not None:
+        return handed
     # A release the code already writes there moves into a ``finally``.
     moved = release_in_finally(context, site, narrowed.block, narrowed.index)
     if moved is not None:
@@ -139,12 +146,12 @@ def plan_narrowed(
         name,
         resource.kind,
         parents,
+        callees=callees(context, flow.function),
         ignored=narrowed.ignored,
         is_column=column_test(context.module),
     )
     if isinstance(life, Unfixable):
         return life
-    start = narrowed.index + 1
     held = list(narrowed.block.body[start : life.end])
     endless = endless_loop(held)
     if endless is not None:
@@ -152,7 +159,7 @@ def plan_narrowed(
             f"the new block would hold `{name}` through the endless "
             f"`while {code(endless.test)}:` loop, as now: release it before the loop"
         )
-    already = _already_managed(flow, outcome, held)
+    already = _released_there(flow, outcome, held)
     if already is not None:
         return already
     own = cst.Call(cst.Attribute(cst.Name(name), cst.Name(resource.release_methods[0])))
@@ -160,6 +167,9 @@ def plan_narrowed(
     indent = context.tree.default_indent
 
     def build() -> list[cst.BaseStatement]:
+        if not held:
+            # Nothing uses it there: released at once.
+            return [cst.SimpleStatementLine([cst.Expr(release)])]
         return [protected(held, release, indent)]
 
     where = "true" if narrowed.outcome else "false"
@@ -167,8 +177,10 @@ def plan_narrowed(
         code=code_,
         applicability=Applicability.UNSAFE,
         description=(
-            f"release `{name}` with `{code(release)}` in a `finally` where "
-            f"`{code(narrowed.test, 40)}` is {where}" + UNSAFE
+            f"release `{name}` with `{code(release)}` "
+            + ("in a `finally` " if held else "at once (nothing uses it there) ")
+            + f"where `{code(narrowed.test, 40)}` is {where}"
+            + UNSAFE
         ),
         block=narrowed.block,
         start=start,
@@ -179,20 +191,19 @@ def plan_narrowed(
 
 def _narrowing(
     block: cst.IndentedBlock | cst.Module, index: int, name: str, shapes: _Shapes
-) -> _Narrowed | None:
+) -> _Narrowed | str:
     """The test of ``name`` right after ``block.body[index]``, if one of its
     sides rules out every shape in ``shapes`` (and the other holds only
-    them). A statement in between could raise with the resource held, a
-    path no release in the branch would cover."""
-    if index + 1 >= len(block.body):
-        return None
-    statement = block.body[index + 1]
+    them); else why not. A statement in between could raise with the
+    resource held, a path no release in the branch would cover."""
+    statement = block.body[index + 1] if index + 1 < len(block.body) else None
     if not isinstance(statement, cst.If) or not _mentions(statement.test, name):
-        return None
+        return f"no test of `{name}` right after it tells which"
     test, body, orelse = statement.test, statement.body, statement.orelse
+    not_a_block = f"the branch where `{code(test, 40)}` shows it is the resource is not a block"
     if shapes <= _excluded(test, name, True):
         if not isinstance(body, cst.IndentedBlock):
-            return None
+            return not_a_block
         ignored = _ids(test) | (_ids(orelse) if orelse is not None else frozenset())
         return _Narrowed(test, True, body, -1, ignored)
     if shapes <= _excluded(test, name, False):
@@ -200,7 +211,8 @@ def _narrowing(
             return _Narrowed(test, False, orelse.body, -1, _ids(test) | _ids(body))
         if orelse is None and _leaves(body):
             return _Narrowed(test, False, block, index + 1, frozenset())
-    return None
+        return not_a_block
+    return f"`{code(test, 40)}` does not rule that out"
 
 
 def _excluded(test: cst.BaseExpression, name: str, outcome: bool) -> _Shapes:
@@ -229,16 +241,10 @@ def _excluded(test: cst.BaseExpression, name: str, outcome: bool) -> _Shapes:
         and _is_name(test.func, "isinstance")
         and len(test.args) == 2
         and _is_name(test.args[0].value, name)
-        and "tuple" in _class_names(test.args[1].value)
+        and _is_name(test.args[1].value, "tuple")
     ):
         return frozenset({TUPLE_SHAPE})
     return _NOTHING
-
-
-def _class_names(expression: cst.BaseExpression) -> set[str]:
-    if isinstance(expression, cst.Tuple):
-        return {e.value.value for e in expression.elements if isinstance(e.value, cst.Name)}
-    return {expression.value} if isinstance(expression, cst.Name) else set()
 
 
 def _is_name(node: cst.CSTNode, name: str) -> bool:
@@ -264,21 +270,35 @@ def _ids(node: cst.CSTNode) -> frozenset[int]:
     return frozenset(id(each) for each in walk(node))
 
 
-def _already_managed(
-    flow: FunctionFlow, outcome: SiteOutcome, held: list[cst.BaseStatement]
-) -> Unfixable | None:
-    """Why the held statements cannot take a ``finally`` that releases:
-    they release the resource already, or hand it on."""
-    inside = {id(node) for statement in held for node in walk(statement)}
-    names = outcome.names
-    resource = outcome.site.type
+def _points_in(
+    flow: FunctionFlow, statements: Sequence[cst.BaseStatement]
+) -> Iterator[tuple[Point, Effects]]:
+    inside = {id(node) for statement in statements for node in walk(statement)}
     for point in flow.graph.points:
-        if point.node is None or id(point.node) not in inside:
-            continue
-        effects = flow.effects[point.index]
-        if any(releases(candidate, names, resource) for candidate in effects.releases):
-            return Unfixable(f"`{code(point.node, 40)}` releases it already on some path")
-        handed = names & effects.handoffs
+        if point.node is not None and id(point.node) in inside:
+            yield point, flow.effects[point.index]
+
+
+def _handed_on(
+    flow: FunctionFlow, outcome: SiteOutcome, statements: Sequence[cst.BaseStatement]
+) -> Unfixable | None:
+    """Why the statements' resource cannot get a new release: one of them
+    hands it on (returns it, stores it, gives it to a new owner)."""
+    for _, effects in _points_in(flow, statements):
+        handed = outcome.names & effects.handoffs
         if handed:
             return Unfixable(f"`{sorted(handed)[0]}` is handed to another owner on some path")
+    return None
+
+
+def _released_there(
+    flow: FunctionFlow, outcome: SiteOutcome, statements: Sequence[cst.BaseStatement]
+) -> Unfixable | None:
+    """Why the held statements cannot take a ``finally`` that releases: one
+    of them releases it already, in a way that cannot move there."""
+    resource = outcome.site.type
+    for point, effects in _points_in(flow, statements):
+        if any(releases(candidate, outcome.names, resource) for candidate in effects.releases):
+            assert point.node is not None
+            return Unfixable(f"`{code(point.node, 40)}` releases it already on some path")
     return None

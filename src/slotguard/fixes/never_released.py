@@ -46,11 +46,11 @@ from dataclasses import dataclass
 import libcst as cst
 
 from slotguard.analysis.columns import column_test
-from slotguard.analysis.infer import FunctionInfo
 from slotguard.diagnostic import Applicability
 from slotguard.fixes.base import Plan, Unfixable
 from slotguard.fixes.context_manager import (
     acquiring_statement,
+    callees,
     declaration,
     function_parents,
     index_of,
@@ -342,21 +342,6 @@ def finally_plan(
         end=end,
         build=build,
     )
-
-
-def callees(context: Context, function: FunctionInfo) -> dict[str, cst.FunctionDef]:
-    """The module's functions by name, and the methods of the function's
-    class as ``.name``: what ``lifetime`` looks into for a function that
-    keeps what it is given."""
-    found = {
-        function.name: function.node
-        for function in context.module.functions
-        if function.cls is None and function.parent is None
-    }
-    cls = function.cls
-    if cls is not None:
-        found.update({f".{name}": method.node for name, method in cls.methods.items()})
-    return found
 
 
 # -- an acquisition written inside a statement ------------------------------------

@@ -37,13 +37,14 @@ from slotguard.analysis.infer import FunctionInfo
 from slotguard.diagnostic import Applicability
 from slotguard.fixes.base import Fixer, Plan, Unfixable
 from slotguard.fixes.context_manager import (
+    callees,
     function_parents,
     index_of,
     without_leading_blank_lines,
 )
 from slotguard.fixes.imports import usable_spelling
 from slotguard.fixes.lifetime import Lifetime, lifetime
-from slotguard.fixes.never_released import Where, callees, inline, with_plan
+from slotguard.fixes.never_released import Where, inline, with_plan
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context, RawFinding
 from slotguard.rules.common import code

@@ -45,9 +45,14 @@ from slotguard.analysis.infer import FunctionInfo
 from slotguard.analysis.pools import PoolSite, StorageKind, lifecycle, ownership
 from slotguard.diagnostic import Applicability
 from slotguard.fixes.base import Fixer, Plan, Unfixable
-from slotguard.fixes.context_manager import function_parents, index_of, reindent_continuations
+from slotguard.fixes.context_manager import (
+    callees,
+    function_parents,
+    index_of,
+    reindent_continuations,
+)
 from slotguard.fixes.lifetime import lifetime
-from slotguard.fixes.never_released import Where, callees, finally_plan, with_plan
+from slotguard.fixes.never_released import Where, finally_plan, with_plan
 from slotguard.model.lifecycle import SHUTDOWN_COUNTERPARTS, Phase
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.base import Context, RawFinding
