@@ -11,6 +11,7 @@ managed form, SPEC section 1).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import libcst as cst
@@ -73,12 +74,16 @@ def in_a_test(function: FunctionInfo | None) -> bool:
     return False
 
 
-def mocked_by_the_test(function: FunctionInfo, callee: str) -> bool:
-    """Whether test code acquires through a project function ``callee`` (as
-    spelled there) while it patches names of the function's module
-    (``@patch("app.db.sessionmaker")``, ``with patch("app.db.create_engine")``,
-    ``mocker.patch(...)``), or the function itself where the test uses it:
-    what the function returns is made of mocks, not a connection."""
+def mocked_by_the_test(function: FunctionInfo, callee: str, call: cst.CSTNode) -> bool:
+    """Whether test code acquires, by ``call``, through a project function
+    ``callee`` (as spelled there) while it patches what the function builds
+    the connection with: a name of the function's module that the model
+    knows (``@patch("app.db.sessionmaker")``, ``with patch("app.db.create_engine"):``
+    around the call, ``mocker.patch("app.db.psycopg2.connect")`` before it), or
+    the function itself where the test uses it (``@patch("tests.test_x.open_db")``).
+    What the function returns is then made of mocks, not a connection.
+    Patching its settings, its logger, or the function where it is defined
+    (the test imported it before) changes nothing of that."""
     if not in_a_test(function):
         return False
     module = function.module
@@ -87,43 +92,75 @@ def mocked_by_the_test(function: FunctionInfo, callee: str) -> bool:
         return False
     home = qualified.rsplit(".", 1)[0] + "."
     used_here = f"{module.module_name}.{callee}"
-    # Patching the function where it is defined changes nothing for a test
-    # that imported it before.
-    return any(
-        (target.startswith(home) and target != qualified) or target == used_here
-        for target in _patch_targets(function)
-    )
+    known = _known_names(module.model)
+    for target in _patch_targets(function, call):
+        if target == used_here:
+            return True
+        if target.startswith(home) and target.removeprefix(home).split(".", 1)[0] in known:
+            return True
+    return False
 
 
-def _patch_targets(function: FunctionInfo) -> set[str]:
-    """The dotted names the test function, its class or a function around
-    it patches, by decorator or by a call in its body."""
+@functools.cache
+def _known_names(model: Model) -> frozenset[str]:
+    """The names a module may import from the model's libraries: their top
+    packages, and the last part of every name the model gives a meaning to."""
+    return model.libraries() | {name.rsplit(".", 1)[-1] for name in model.qualified_names()}
+
+
+def _patch_targets(function: FunctionInfo, call: cst.CSTNode) -> set[str]:
+    """The dotted names patched where ``call`` runs: by a decorator of the
+    test function, its class or a function around it; by a ``with`` around
+    the call; by a call of the function's own body before it."""
     module = function.module
-    nodes: list[cst.CSTNode] = []
+    targets: set[str] = set()
     current: FunctionInfo | None = function
     while current is not None:
-        nodes.extend(decorator.decorator for decorator in current.node.decorators)
-        nodes.append(current.node.body)
+        for decorator in current.node.decorators:
+            targets |= _patched(module, decorator.decorator)
         if current.cls is not None:
-            nodes.extend(decorator.decorator for decorator in current.cls.node.decorators)
+            for decorator in current.cls.node.decorators:
+                targets |= _patched(module, decorator.decorator)
         current = current.parent
-    targets: set[str] = set()
-    for root in nodes:
-        for node in walk(root):
-            if not isinstance(node, cst.Call) or not node.args:
-                continue
-            func = node.func
-            patcher = module.qualify(dotted_name(func) or "") in PATCHERS or (
-                isinstance(func, cst.Attribute)
-                and func.attr.value == "patch"
-                and last_name(func.value) in PATCHING_FIXTURES
-            )
-            first = node.args[0].value
-            if patcher and isinstance(first, cst.SimpleString):
-                value = first.evaluated_value
-                if isinstance(value, str):
-                    targets.add(value)
+    order = {id(node): position for position, node in enumerate(walk(function.node.body))}
+    at = order.get(id(call), -1)
+    entered: set[int] = set()
+    for node in walk(function.node.body, prune=_is_scope):
+        if isinstance(node, cst.With):
+            entered.update(id(item.item) for item in node.items)
+            if any(each is call for each in walk(node.body)):
+                for item in node.items:
+                    targets |= _patched(module, item.item)
+        elif (
+            isinstance(node, cst.Call) and id(node) not in entered and order.get(id(node), at) < at
+        ):
+            targets |= _patched(module, node, directly=True)
     return targets
+
+
+def _patched(module: ModuleInfo, node: cst.CSTNode, *, directly: bool = False) -> set[str]:
+    """The targets of the patch calls in ``node`` (only ``node`` itself where
+    ``directly``)."""
+    found: set[str] = set()
+    for each in [node] if directly else walk(node):
+        if not isinstance(each, cst.Call) or not each.args:
+            continue
+        func = each.func
+        patcher = module.qualify(dotted_name(func) or "") in PATCHERS or (
+            isinstance(func, cst.Attribute)
+            and func.attr.value == "patch"
+            and last_name(func.value) in PATCHING_FIXTURES
+        )
+        first = each.args[0].value
+        if patcher and isinstance(first, cst.SimpleString):
+            value = first.evaluated_value
+            if isinstance(value, str):
+                found.add(value)
+    return found
+
+
+def _is_scope(node: cst.CSTNode) -> bool:
+    return isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Lambda)
 
 
 _TEST_DIRECTORIES = frozenset({"test", "tests", "testing"})

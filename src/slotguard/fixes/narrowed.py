@@ -23,14 +23,21 @@ resource releases itself (``session.close()``): what the project's function
 hands back is known only by its type, so its own context manager is not
 relied on, as for every acquisition through a project function.
 
+Where the code there already releases it at the end, and an early exit or
+an exception skips that release, the release moves into the ``finally``
+instead (``context_manager.release_in_finally``): safe, as for any
+acquisition, since it runs where it ran before, and on the paths that
+skipped it. Otherwise the fix is unsafe, like the never-released fix: the
+resource is now released where it used to stay open; where nothing uses it
+in that code, it is released at once.
+
 The fix declines when no such test follows the call (a statement in
 between could raise with the resource held: a path the new ``finally``
-would not cover), when the held code already releases it or hands it on,
-and for every reason the
-never-released fix declines (``slotguard.fixes.lifetime``): the resource,
-or what was loaded through it, used after the new block or leaving the
-function. It is unsafe for the same reason as that fix: the resource is now
-released where it used to stay open.
+would not cover), when the code where it is the resource hands it on
+(returns it, stores it) or releases it in a way that cannot move, and for
+every reason the never-released fix declines (``slotguard.fixes.lifetime``):
+the resource, or what was loaded through it, used after the new block,
+kept by a function of the module, or leaving the function.
 """
 
 from __future__ import annotations

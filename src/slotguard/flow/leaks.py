@@ -121,8 +121,9 @@ def _judge_module(module: ModuleInfo) -> list[Judged]:
             site = outcome.site
             if site.type.kind in reclaimed:
                 continue
-            if site.produced.via_project and mocked_by_the_test(
-                flow.function, site.produced.callee
+            produced = site.produced
+            if produced.via_project and mocked_by_the_test(
+                flow.function, produced.callee, produced.call
             ):
                 continue
             verdict = _judge(flow, outcome, finally_releases)

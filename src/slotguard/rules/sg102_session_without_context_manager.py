@@ -47,7 +47,7 @@ session detaches its objects: a lazy attribute raises
 `DetachedInstanceError`), or when either leaves the function meanwhile
 (returned, yielded, stored, captured); the `fix` summary says which. The
 value of a column of a mapped class, read in the block (`order.total`), is
-plain data, and may. A
+plain data, which may be used after it. A
 session from a project function that may return something else (`None`, a
 tuple) is closed in a `finally` only where the test right after the call
 shows it is the session (`if db is None: return`). A bare
