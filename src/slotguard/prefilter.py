@@ -88,8 +88,15 @@ _COLUMN_DECLARATION = re.compile(
 )
 
 
+_COLUMN_WORDS = tuple(name.encode() for name in (*sorted(COLUMN_FACTORIES), MAPPED_ANNOTATION))
+
+
 def declares_columns(data: bytes) -> bool:
-    """Whether a class body may declare a column of a mapped class."""
+    """Whether a class body may declare a column of a mapped class. (Asked of
+    every file the prefilter stops: a search for the words first, which is
+    several times cheaper than the expression over a file without them.)"""
+    if not any(word in data for word in _COLUMN_WORDS):
+        return False
     return _COLUMN_DECLARATION.search(data) is not None
 
 
