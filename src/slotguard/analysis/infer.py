@@ -283,14 +283,11 @@ class FunctionInfo:
         return f"<FunctionInfo {self.name}>"
 
 
-_FALSY_NAMES = frozenset({"False"})
-
-
 def _shape(value: cst.BaseExpression) -> str:
     if isinstance(value, cst.Name):
         if value.value == "None":
             return NONE_SHAPE
-        return FALSY_SHAPE if value.value in _FALSY_NAMES else OTHER_SHAPE
+        return FALSY_SHAPE if value.value == "False" else OTHER_SHAPE
     if isinstance(value, cst.Integer | cst.Float) and not value.evaluated_value:
         return FALSY_SHAPE
     if isinstance(value, cst.SimpleString) and value.evaluated_value in ("", b""):
