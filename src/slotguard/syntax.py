@@ -90,6 +90,24 @@ def children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
                     yield item
 
 
+CONTAINER_METHODS = frozenset(
+    {
+        "append",
+        "appendleft",
+        "extend",
+        "extendleft",
+        "add",
+        "insert",
+        "put",
+        "put_nowait",
+        "setdefault",
+        "update",
+        "push",
+    }
+)
+"""Methods that store their arguments in the object they are called on
+(lists, deques, sets, dicts, queues, stacks)."""
+
 SCOPE_TYPES = frozenset({cst.FunctionDef, cst.ClassDef, cst.Lambda})
 SCOPE_NODES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
 

@@ -38,7 +38,7 @@ from slotguard.model.catalog import (
     QUERY_REFINERS,
     QUERY_SINGLES,
 )
-from slotguard.syntax import assigned_names, dotted_name, last_name, walk
+from slotguard.syntax import CONTAINER_METHODS, assigned_names, dotted_name, last_name, walk
 
 IsColumn = Callable[[cst.BaseExpression, str], bool]
 """Whether the class an expression names has a column of that name."""
@@ -106,13 +106,6 @@ def _only(
     return {name: entity for name, entity in found.items() if name not in other}
 
 
-_FILLERS = frozenset(
-    {"append", "extend", "insert", "add", "update", "setdefault", "appendleft", "extendleft"}
-)
-"""Methods that put more in a collection: a list of one class's instances
-may then hold anything."""
-
-
 def _bindings(scope: cst.CSTNode) -> Iterator[tuple[cst.BaseExpression, cst.BaseExpression, bool]]:
     """(target, value, whether the target takes each item of the value). A
     collection filled in place (``rows.extend(...)``, ``rows[0] = ...``)
@@ -126,7 +119,7 @@ def _bindings(scope: cst.CSTNode) -> Iterator[tuple[cst.BaseExpression, cst.Base
         elif (
             isinstance(node, cst.Call)
             and isinstance(node.func, cst.Attribute)
-            and node.func.attr.value in _FILLERS
+            and node.func.attr.value in CONTAINER_METHODS
         ):
             yield node.func.value, _UNKNOWN, False
         elif isinstance(node, cst.AnnAssign | cst.AugAssign):

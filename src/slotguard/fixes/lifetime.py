@@ -39,7 +39,9 @@ from slotguard.model.catalog import SELF_RETURNING_METHODS
 from slotguard.model.vocabulary import Kind
 from slotguard.rules.common import code
 from slotguard.syntax import (
+    CONTAINER_METHODS,
     SCOPE_NODES,
+    always_true,
     assigned_names,
     children,
     is_class_name,
@@ -71,12 +73,6 @@ values: what they return is still there once the connection is closed."""
 
 SESSION_PLAIN_METHODS = frozenset({"count"})
 """Methods of a session's queries whose result is never an ORM object."""
-
-CONTAINER_METHODS = frozenset(
-    {"append", "extend", "add", "insert", "update", "setdefault", "appendleft", "put", "put_nowait"}
-)
-"""Methods that keep their argument in the object they are called on."""
-
 
 CALLS_AT_ONCE = frozenset(
     {"sorted", "sort", "min", "max", "reduce", "groupby", "any", "all", "sum"}
@@ -181,7 +177,7 @@ def lifetime(
     derived, loaded = _derived([*first, *later], name, plain)
     end = index
     for position, statement in enumerate(later, start=index + 1):
-        if _mentions(statement, derived):
+        if mentions(statement, derived):
             end = position
     body = [*first, *block.body[index + 1 : end + 1]]
     for statement in body:
@@ -234,7 +230,7 @@ def _derived(
     while changed:
         changed = False
         for targets, value in flows:
-            if _mentions(value, derived) and not targets <= derived:
+            if mentions(value, derived) and not targets <= derived:
                 derived |= targets
                 changed = True
             if carries(value, loaded, plain) and not targets <= loaded:
@@ -302,7 +298,7 @@ def carries(expression: cst.BaseExpression, names: set[str], plain: Plain) -> bo
         elif isinstance(node, cst.GeneratorExp):
             # Evaluated as it is iterated, after the block maybe: what it
             # reads is read then.
-            if _mentions(node, set(known)):
+            if mentions(node, set(known)):
                 return True
         elif isinstance(node, cst.ListComp | cst.SetComp | cst.DictComp):
             inner = set(known)
@@ -428,7 +424,7 @@ def name_nodes(node: cst.CSTNode) -> Iterator[cst.Name]:
             yield sub
 
 
-def _mentions(node: cst.CSTNode, names: set[str]) -> bool:
+def mentions(node: cst.CSTNode, names: set[str]) -> bool:
     return any(name.value in names for name in name_nodes(node))
 
 
@@ -588,7 +584,7 @@ def _escape(
                 if reason is not None:
                     return Unfixable(reason)
             elif isinstance(node, cst.FunctionDef | cst.ClassDef):
-                if _mentions(node, watched):
+                if mentions(node, watched):
                     return Unfixable(
                         f"`{_first_line(node)}` captures {_captured(node, name)}, "
                         "and may run after the block"
@@ -596,7 +592,7 @@ def _escape(
             elif (
                 isinstance(node, cst.Lambda)
                 and id(node) not in arguments
-                and _mentions(node.body, watched)
+                and mentions(node.body, watched)
             ):
                 return Unfixable(
                     f"a lambda captures {_captured(node.body, name)}, and may run after the block"
@@ -620,7 +616,7 @@ def _hands_on(value: cst.BaseExpression, name: str) -> bool:
 
 
 def _captured(node: cst.CSTNode, name: str) -> str:
-    return f"`{name}`" if _mentions(node, {name}) else f"what `{name}` loaded"
+    return f"`{name}`" if mentions(node, {name}) else f"what `{name}` loaded"
 
 
 def _kept_by_call(
@@ -743,17 +739,11 @@ def endless_loop(statements: Sequence[cst.CSTNode]) -> cst.While | None:
         for node in walk_scope(statement):
             if (
                 isinstance(node, cst.While)
-                and _always_true(node.test)
+                and always_true(node.test)
                 and not any(True for _ in _own_exits(node.body))
             ):
                 return node
     return None
-
-
-def _always_true(test: cst.BaseExpression) -> bool:
-    if isinstance(test, cst.Name):
-        return test.value == "True"
-    return isinstance(test, cst.Integer) and test.value not in ("0", "0x0", "0o0", "0b0")
 
 
 def _own_exits(node: cst.CSTNode) -> Iterator[cst.Break | cst.Return]:

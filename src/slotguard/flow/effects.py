@@ -23,6 +23,7 @@ from slotguard.analysis.releasers import released_parameter
 from slotguard.flow.cfg import Point, PointKind
 from slotguard.model.catalog import CLOSED_STATE
 from slotguard.syntax import (
+    CONTAINER_METHODS,
     SCOPE_TYPES,
     assigned_names,
     dotted_name,
@@ -33,22 +34,6 @@ from slotguard.syntax import (
     unwrap_await,
     walk,
 )
-
-_CONTAINER_METHODS = frozenset(
-    {
-        "append",
-        "appendleft",
-        "extend",
-        "add",
-        "insert",
-        "put",
-        "put_nowait",
-        "setdefault",
-        "update",
-        "push",
-    }
-)
-"""Store their arguments' values: what is passed is kept by the container."""
 
 _DEFERRING_METHODS = frozenset(
     {
@@ -396,7 +381,7 @@ class EffectReader:
             for arg in call.args:
                 effects.handoffs |= names_in(arg.value)
                 kept_nodes.update(id(n) for n in escaping_leaves(arg.value))
-        elif method in _CONTAINER_METHODS or self._owns(name, last, temporary=temporary):
+        elif method in CONTAINER_METHODS or self._owns(name, last, temporary=temporary):
             for arg in call.args:
                 effects.handoffs |= escaping(arg.value)
                 kept_nodes.update(id(n) for n in escaping_leaves(arg.value))
@@ -535,16 +520,12 @@ def refinements(test: cst.BaseExpression) -> tuple[frozenset[str], frozenset[str
     if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
         when_true, when_false = refinements(test.expression)
         return when_false, when_true
-    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
-        target = test.comparisons[0]
-        left, right = test.left, target.comparator
-        if isinstance(left, cst.NamedExpr) and isinstance(left.target, cst.Name):
-            left = left.target
-        if isinstance(left, cst.Name) and isinstance(right, cst.Name) and right.value == "None":
-            if isinstance(target.operator, cst.IsNot | cst.NotEqual):
-                return frozenset(), frozenset([left.value])
-            if isinstance(target.operator, cst.Is | cst.Equal):
-                return frozenset([left.value]), frozenset()
+    compared = compared_with_none(test)
+    if compared is not None:
+        name, none_if_true = compared
+        return (
+            (frozenset([name]), frozenset()) if none_if_true else (frozenset(), frozenset([name]))
+        )
     if isinstance(test, cst.BooleanOperation):
         left_true, left_false = refinements(test.left)
         right_true, right_false = refinements(test.right)
@@ -554,6 +535,25 @@ def refinements(test: cst.BaseExpression) -> tuple[frozenset[str], frozenset[str
     if isinstance(test, cst.Call) and last_name(test.func) == "bool" and len(test.args) == 1:
         return refinements(test.args[0].value)
     return frozenset(), frozenset()
+
+
+def compared_with_none(test: cst.BaseExpression) -> tuple[str, bool] | None:
+    """``x is None`` (or ``==``): ``("x", True)``; ``x is not None`` (or
+    ``!=``): ``("x", False)``; the name, and whether it is None where the
+    test is true. None for any other test."""
+    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
+        return None
+    target = test.comparisons[0]
+    left, right = test.left, target.comparator
+    if isinstance(left, cst.NamedExpr) and isinstance(left.target, cst.Name):
+        left = left.target
+    if not (isinstance(left, cst.Name) and isinstance(right, cst.Name) and right.value == "None"):
+        return None
+    if isinstance(target.operator, cst.Is | cst.Equal):
+        return left.value, True
+    if isinstance(target.operator, cst.IsNot | cst.NotEqual):
+        return left.value, False
+    return None
 
 
 def negate(key: str) -> str:
