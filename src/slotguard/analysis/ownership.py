@@ -26,7 +26,7 @@ from slotguard.model.lifecycle import (
     SERVING_CALLS,
 )
 from slotguard.model.vocabulary import Kind
-from slotguard.syntax import always_true, dotted_name, last_name, walk
+from slotguard.syntax import always_true, dotted_name, last_name, walk, walk_scope
 
 # Only the libraries of the built-in table: a wrapper the configuration adds
 # lives in the user's own package, which is exactly the code to check.
@@ -125,7 +125,7 @@ def _patch_targets(function: FunctionInfo, call: cst.CSTNode) -> set[str]:
     order = {id(node): position for position, node in enumerate(walk(function.node.body))}
     at = order.get(id(call), -1)
     entered: set[int] = set()
-    for node in walk(function.node.body, prune=_is_scope):
+    for node in walk_scope(function.node.body):
         if isinstance(node, cst.With):
             entered.update(id(item.item) for item in node.items)
             if any(each is call for each in walk(node.body)):
@@ -157,10 +157,6 @@ def _patched(module: ModuleInfo, node: cst.CSTNode, *, directly: bool = False) -
             if isinstance(value, str):
                 found.add(value)
     return found
-
-
-def _is_scope(node: cst.CSTNode) -> bool:
-    return isinstance(node, cst.FunctionDef | cst.ClassDef | cst.Lambda)
 
 
 _TEST_DIRECTORIES = frozenset({"test", "tests", "testing"})

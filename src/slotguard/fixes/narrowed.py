@@ -69,9 +69,9 @@ from slotguard.fixes.context_manager import (
     returns_something_else,
     site_of,
 )
-from slotguard.fixes.lifetime import endless_loop, lifetime, name_nodes
+from slotguard.fixes.lifetime import endless_loop, lifetime, mentions
 from slotguard.flow.cfg import Point
-from slotguard.flow.effects import Effects
+from slotguard.flow.effects import Effects, compared_with_none
 from slotguard.flow.held import FunctionFlow, SiteOutcome, releases
 from slotguard.rules.base import Context, RawFinding
 from slotguard.rules.common import code
@@ -204,7 +204,7 @@ def _narrowing(
     them); else why not. A statement in between could raise with the
     resource held, a path no release in the branch would cover."""
     statement = block.body[index + 1] if index + 1 < len(block.body) else None
-    if not isinstance(statement, cst.If) or not _mentions(statement.test, name):
+    if not isinstance(statement, cst.If) or not mentions(statement.test, {name}):
         return f"no test of `{name}` right after it tells which"
     test, body, orelse = statement.test, statement.body, statement.orelse
     not_a_block = f"the branch where `{code(test, 40)}` shows it is the resource is not a block"
@@ -232,16 +232,10 @@ def _excluded(test: cst.BaseExpression, name: str, outcome: bool) -> _Shapes:
     if isinstance(test, cst.Name):
         # The resource is an object without ``__bool__`` or ``__len__``: true.
         return frozenset({NONE_SHAPE, FALSY_SHAPE}) if test.value == name and outcome else _NOTHING
-    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
-        target = test.comparisons[0]
-        if not (_is_name(test.left, name) and _is_name(target.comparator, "None")):
-            return _NOTHING
-        operator = target.operator
-        if isinstance(operator, cst.Is | cst.Equal):
-            return frozenset({NONE_SHAPE}) if not outcome else _NOTHING
-        if isinstance(operator, cst.IsNot | cst.NotEqual):
-            return frozenset({NONE_SHAPE}) if outcome else _NOTHING
-        return _NOTHING
+    compared = compared_with_none(test)
+    if compared is not None:
+        tested, none_if_true = compared
+        return frozenset({NONE_SHAPE}) if tested == name and outcome != none_if_true else _NOTHING
     if (
         not outcome
         and isinstance(test, cst.Call)
@@ -267,10 +261,6 @@ def _leaves(body: cst.BaseSuite) -> bool:
     elif body.body and isinstance(body.body[-1], cst.SimpleStatementLine):
         last = body.body[-1].body[-1]
     return isinstance(last, cst.Return | cst.Raise | cst.Break | cst.Continue)
-
-
-def _mentions(node: cst.CSTNode, name: str) -> bool:
-    return any(each.value == name for each in name_nodes(node))
 
 
 def _ids(node: cst.CSTNode) -> frozenset[int]:
