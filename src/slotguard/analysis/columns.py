@@ -175,7 +175,12 @@ def _names_a_class(expression: cst.BaseExpression) -> bool:
 
 def column_test(module: ModuleInfo) -> IsColumn:
     """``is_column`` for the classes ``module`` sees: its own, by their
-    bodies, and those of other modules, by their summaries."""
+    bodies, and those of other modules, by their summaries (one per module,
+    shared by the fixes that ask)."""
+    return module.cached("column-test", lambda: _column_test(module))
+
+
+def _column_test(module: ModuleInfo) -> IsColumn:
     own: dict[str, frozenset[str]] = {}
 
     def is_column(entity: cst.BaseExpression, attribute: str) -> bool:
